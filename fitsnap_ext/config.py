@@ -1,0 +1,517 @@
+"""Parse a FitSNAP-format deck (INI) into one frozen, validated `Settings` object.
+
+The deck keeps FitSNAP's sections and keys; every key is checked, and every error names the deck file,
+the line and the key. `-k SECTION KEY VALUE` overrides are applied before validation.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from itertools import combinations_with_replacement
+from pathlib import Path
+
+from .errors import DeckError
+
+STRESS_UNITS = ("bar", "kbar", "GPa", "eV/A3")
+
+
+@dataclass(frozen=True)
+class RawValue:
+    value: str
+    line: int | None  # None for command-line overrides
+
+
+class RawDeck:
+    """Sections → {key: RawValue}, with line numbers; tracks which keys were read."""
+
+    def __init__(self, path: Path, sections: dict[str, dict[str, RawValue]], key_case: dict):
+        self.path = path
+        self.sections = sections
+        self._key_case = key_case  # (section, lower key) -> key as written
+        self._used: set[tuple[str, str]] = set()
+
+    @classmethod
+    def read(cls, path: Path) -> "RawDeck":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise DeckError(f"cannot read deck: {exc.strerror}", path=path) from None
+        sections: dict[str, dict[str, RawValue]] = {}
+        key_case = {}
+        current = None
+        for lineno, raw in enumerate(text.splitlines(), start=1):
+            line = raw.split("#", 1)[0].split(";", 1)[0].strip() if not raw.lstrip().startswith("[") else raw.strip()
+            if not line:
+                continue
+            m = re.fullmatch(r"\[\s*([A-Za-z_][A-Za-z0-9_]*)\s*\]\s*(#.*)?", line)
+            if m:
+                current = m.group(1).upper()
+                if current in sections:
+                    raise DeckError(f"section [{current}] appears twice", path, lineno)
+                sections[current] = {}
+                continue
+            if current is None:
+                raise DeckError(f"line outside any [SECTION]: {raw.strip()!r}", path, lineno)
+            if "=" not in line:
+                raise DeckError(f"expected 'key = value', got {raw.strip()!r}", path, lineno, current)
+            key, value = (s.strip() for s in line.split("=", 1))
+            if not key:
+                raise DeckError("empty key", path, lineno, current)
+            lkey = key.lower()
+            if lkey in sections[current]:
+                raise DeckError("key given twice", path, lineno, current, key)
+            sections[current][lkey] = RawValue(value, lineno)
+            key_case[(current, lkey)] = key
+        return cls(path, sections, key_case)
+
+    def override(self, section: str, key: str, value: str) -> None:
+        """Apply a `-k SECTION KEY VALUE` override (creates the section/key if absent)."""
+        section = section.upper()
+        self.sections.setdefault(section, {})[key.lower()] = RawValue(value, None)
+        self._key_case[(section, key.lower())] = key
+
+    def has(self, section: str, key: str | None = None) -> bool:
+        if key is None:
+            return section in self.sections
+        return key.lower() in self.sections.get(section, {})
+
+    def error(self, message: str, section: str, key: str | None = None) -> DeckError:
+        line = None
+        if key is not None and self.has(section, key):
+            line = self.sections[section][key.lower()].line
+        return DeckError(message, self.path, line, section, key)
+
+    def get(self, section: str, key: str, kind=str, default=None, required=False):
+        """Value of `key` converted by `kind` (str, int, float, bool, list), or `default`."""
+        self._used.add((section, key.lower()))
+        raw = self.sections.get(section, {}).get(key.lower())
+        if raw is None:
+            if required:
+                raise self.error("required key is missing", section, key)
+            return default
+        text = raw.value
+        try:
+            if kind is bool:
+                low = text.lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if kind is int:
+                f = float(text)
+                if not f.is_integer():
+                    raise ValueError
+                return int(f)
+            if kind is float:
+                f = float(text)
+                if not math.isfinite(f):
+                    raise ValueError
+                return f
+            if kind is list:
+                return text.split()
+            return text
+        except ValueError:
+            name = {bool: "a boolean (0/1)", int: "an integer", float: "a finite number"}.get(kind, str(kind))
+            raise self.error(f"{text!r} is not {name}", section, key) from None
+
+    def items(self, section: str):
+        """All (key as written, RawValue) pairs of a section, marking them used."""
+        for lkey, raw in self.sections.get(section, {}).items():
+            self._used.add((section, lkey))
+            yield self._key_case[(section, lkey)], raw
+
+    def check_unused(self, known_sections) -> None:
+        for section, keys in self.sections.items():
+            if section not in known_sections:
+                first = min((r.line for r in keys.values() if r.line), default=None)
+                raise DeckError(f"unknown section [{section}]", self.path, first)
+            for lkey in keys:
+                if (section, lkey) not in self._used:
+                    raise self.error("unknown key", section, self._key_case[(section, lkey)])
+
+
+# ----------------------------------------------------------------------------------------------
+# Section dataclasses
+
+
+@dataclass(frozen=True)
+class BispectrumSettings:
+    """[BISPECTRUM]: the `compute snap` descriptor (FitSNAP keys and defaults)."""
+
+    types: tuple[str, ...]
+    twojmax: int
+    rcutfac: float
+    rfac0: float
+    rmin0: float
+    wj: tuple[float, ...]
+    radelem: tuple[float, ...]
+    bzeroflag: bool
+    quadraticflag: bool
+    chemflag: bool
+    wselfallflag: bool
+    bnormflag: bool
+    switchflag: bool
+    switchinnerflag: bool
+    sinner: tuple[float, ...]
+    dinner: tuple[float, ...]
+
+    @property
+    def numtypes(self) -> int:
+        return len(self.types)
+
+    @property
+    def blist(self) -> list[tuple[int, int, int]]:
+        """(j1, j2, j) triples of the linear bispectrum components, in LAMMPS' order."""
+        out = []
+        for j1 in range(self.twojmax + 1):
+            for j2 in range(j1 + 1):
+                for j in range(abs(j1 - j2), min(self.twojmax, j1 + j2) + 1, 2):
+                    if j >= j1:
+                        out.append((j1, j2, j))
+        return out
+
+    @property
+    def n_linear(self) -> int:
+        """Linear bispectrum components per element (times numtypes³ with chemflag)."""
+        n = len(self.blist)
+        return n * self.numtypes ** 3 if self.chemflag else n
+
+    @property
+    def ncoeff(self) -> int:
+        """Descriptor columns per element that `compute snap` returns (linear + quadratic)."""
+        n = self.n_linear
+        return n + n * (n + 1) // 2 if self.quadraticflag else n
+
+    def coefficient_labels(self) -> list[str]:
+        """Labels of one element's coefficients as FitSNAP writes them: B[0] then B[i, j1, j2, j]."""
+        lin = [f"B[{i}, {j1}, {j2}, {j}]" for i, (j1, j2, j) in enumerate(self.blist * (self.numtypes ** 3 if self.chemflag else 1), 1)]
+        labels = ["B[0]"] + lin
+        if self.quadraticflag:
+            idx = len(lin) + 1
+            for a, b in combinations_with_replacement(range(len(lin)), 2):
+                labels.append(f"B[{idx}] = B{a + 1}*B{b + 1}")
+                idx += 1
+        return labels
+
+    def compute_snap_args(self) -> str:
+        """Keyword tail for `compute snap` (after rcutfac rfac0 twojmax radelem... wj...)."""
+        args = [f"{self.rcutfac!r}", f"{self.rfac0!r}", str(self.twojmax)]
+        args += [repr(r) for r in self.radelem] + [repr(w) for w in self.wj]
+        args += [f"rmin0 {self.rmin0!r}", f"bzeroflag {int(self.bzeroflag)}",
+                 f"quadraticflag {int(self.quadraticflag)}", f"switchflag {int(self.switchflag)}",
+                 f"bnormflag {int(self.bnormflag)}", f"wselfallflag {int(self.wselfallflag)}"]
+        if self.chemflag:
+            args.append(f"chem {self.numtypes} " + " ".join(str(i) for i in range(self.numtypes)))
+        if self.switchinnerflag:
+            args.append("switchinnerflag 1 sinner " + " ".join(map(repr, self.sinner))
+                        + " dinner " + " ".join(map(repr, self.dinner)))
+        return " ".join(args)
+
+
+@dataclass(frozen=True)
+class CalculatorSettings:
+    """[CALCULATOR]: which rows enter the fit."""
+
+    calculator: str = "LAMMPSSNAP"
+    energy: bool = True
+    force: bool = True
+    stress: bool = True
+    nonlinear: bool = False
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """[SOLVER] (+ [RIDGE]): the fitting method."""
+
+    solver: str = "SVD"
+    alpha: float = 1e-6       # ridge penalty, [RIDGE] alpha
+    rcond: float = 1e-13      # singular values below rcond*max are dropped (FitSNAP's lstsq cutoff)
+    compute_testerrs: bool = True
+    detailed_errors: bool = True
+
+
+@dataclass(frozen=True)
+class ScraperSettings:
+    """[SCRAPER]: the data format and the unit its stresses are in."""
+
+    scraper: str = "JSON"
+    stress_unit: str = "bar"
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """One [GROUPS] row: split sizes (fractions < 1 or counts) and row weights."""
+
+    name: str
+    training_size: float
+    testing_size: float
+    eweight: float
+    fweight: float
+    vweight: float
+
+
+@dataclass(frozen=True)
+class GroupsSettings:
+    groups: tuple[GroupSettings, ...]
+    smartweights: bool = False
+    random_sampling: bool = False
+    random_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """[REFERENCE]: the pair style subtracted from the targets and overlaid in the `.mod`."""
+
+    units: str = "metal"
+    atom_style: str = "atomic"
+    pair_style: str = "zero 10.0"
+    pair_coeffs: tuple[str, ...] = ("* * ",)
+
+    @property
+    def commands(self) -> list[str]:
+        return [f"pair_style {self.pair_style}"] + [f"pair_coeff {c}" for c in self.pair_coeffs]
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """[OUTFILE] + [EXTRAS]: output names (relative to the current directory, like FitSNAP)."""
+
+    potential: str = "fitsnap_potential"
+    metrics: str = "fitsnap_metrics.md"
+    dump_descriptors: bool = False
+    dump_truth: bool = False
+    dump_weights: bool = False
+    dump_dataframe: bool = False
+    descriptors_file: str = "Descriptors.npy"
+    truth_file: str = "Truth-Ref.npy"
+    weights_file: str = "Weights.npy"
+    dataframe_file: str = "FitSNAP.df"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a fit needs, built from one deck."""
+
+    deck: Path
+    bispectrum: BispectrumSettings
+    calculator: CalculatorSettings
+    solver: SolverSettings
+    scraper: ScraperSettings
+    data_path: Path
+    groups: GroupsSettings
+    eshift: dict = field(default_factory=dict)
+    reference: ReferenceSettings = ReferenceSettings()
+    output: OutputSettings = OutputSettings()
+    properties: dict = field(default_factory=dict)  # raw [PROPERTIES] keys, validated by the property engine
+
+
+KNOWN_SECTIONS = ("BISPECTRUM", "CALCULATOR", "ESHIFT", "SOLVER", "RIDGE", "SCRAPER", "PATH", "OUTFILE",
+                  "REFERENCE", "GROUPS", "EXTRAS", "MEMORY", "PROPERTIES")
+SOLVERS = ("SVD", "RIDGE")
+
+
+def _per_type(raw: RawDeck, key: str, ntypes: int, default: str) -> tuple[float, ...]:
+    """A per-element list (`wj = 1.0 0.9`); one value is broadcast."""
+    values = raw.get("BISPECTRUM", key, list, default.split())
+    try:
+        floats = tuple(float(v) for v in values)
+    except ValueError:
+        raise raw.error(f"{' '.join(values)!r} is not a list of numbers", "BISPECTRUM", key) from None
+    if len(floats) == 1:
+        floats = floats * ntypes
+    if len(floats) != ntypes:
+        raise raw.error(f"needs {ntypes} values (one per element), got {len(floats)}", "BISPECTRUM", key)
+    return floats
+
+
+def _bispectrum(raw: RawDeck) -> BispectrumSettings:
+    s = "BISPECTRUM"
+    if not raw.has(s):
+        raise DeckError("missing section [BISPECTRUM]", raw.path)
+    types = tuple(raw.get(s, "type", list, required=True))
+    numtypes = raw.get(s, "numTypes", int, len(types))
+    if numtypes != len(types):
+        raise raw.error(f"numTypes = {numtypes} but {len(types)} elements in 'type'", s, "numTypes")
+    twoj = raw.get(s, "twojmax", list, ["6"])
+    try:
+        twojs = [int(v) for v in twoj]
+    except ValueError:
+        raise raw.error(f"{' '.join(twoj)!r} is not an integer", s, "twojmax") from None
+    if len(set(twojs)) != 1:
+        raise raw.error("per-element twojmax values must be equal (LAMMPS uses one 2J)", s, "twojmax")
+    if twojs[0] < 0:
+        raise raw.error("must be >= 0", s, "twojmax")
+    out = dict(
+        types=types, twojmax=twojs[0],
+        rcutfac=raw.get(s, "rcutfac", float, 4.67637), rfac0=raw.get(s, "rfac0", float, 0.99363),
+        rmin0=raw.get(s, "rmin0", float, 0.0),
+        wj=_per_type(raw, "wj", numtypes, "1.0"), radelem=_per_type(raw, "radelem", numtypes, "0.5"),
+        bzeroflag=raw.get(s, "bzeroflag", bool, False), quadraticflag=raw.get(s, "quadraticflag", bool, False),
+        chemflag=raw.get(s, "chemflag", bool, False), wselfallflag=raw.get(s, "wselfallflag", bool, False),
+        bnormflag=raw.get(s, "bnormflag", bool, False), switchflag=raw.get(s, "switchflag", bool, True),
+        switchinnerflag=raw.get(s, "switchinnerflag", bool, False),
+    )
+    out["sinner"] = _per_type(raw, "sinner", numtypes, "0.9") if out["switchinnerflag"] else ()
+    out["dinner"] = _per_type(raw, "dinner", numtypes, "0.1") if out["switchinnerflag"] else ()
+    if out["rcutfac"] <= 0:
+        raise raw.error("must be > 0", s, "rcutfac")
+    if not 0 < out["rfac0"] <= 1:
+        raise raw.error("must be in (0, 1]", s, "rfac0")
+    if out["chemflag"] and out["quadraticflag"]:
+        raise raw.error("quadratic explicit-multi-element SNAP is not supported by LAMMPS", s, "chemflag")
+    for key in ("bikflag", "dgradflag"):
+        if raw.get(s, key, bool, False):
+            raise raw.error("set by fitsnap_ext itself (per-atom descriptors for networks); remove it", s, key)
+    return BispectrumSettings(**out)
+
+
+def _groups(raw: RawDeck) -> GroupsSettings:
+    s = "GROUPS"
+    if not raw.has(s):
+        raise DeckError("missing section [GROUPS]", raw.path)
+    columns = raw.get(s, "group_sections", list, "name training_size testing_size eweight fweight vweight".split())
+    types = raw.get(s, "group_types", list, ["str"] + ["float"] * (len(columns) - 1))
+    if len(types) != len(columns):
+        raise raw.error(f"{len(columns)} columns but {len(types)} group_types", s, "group_types")
+    if columns[0] != "name":
+        raise raw.error("first column must be 'name'", s, "group_sections")
+    allowed = {"name", "size", "training_size", "testing_size", "eweight", "fweight", "vweight"}
+    for c in columns:
+        if c not in allowed:
+            raise raw.error(f"unknown column {c!r} (known: {', '.join(sorted(allowed))})", s, "group_sections")
+    if "size" in columns and "training_size" in columns:
+        raise raw.error("give 'size' or 'training_size', not both", s, "group_sections")
+    smart = raw.get(s, "smartweights", bool, False)
+    random_sampling = raw.get(s, "random_sampling", bool, False)
+    seed = raw.get(s, "random_seed", int, 0)
+    meta = {"group_sections", "group_types", "smartweights", "random_sampling", "random_seed", "boltz"}
+    if raw.get(s, "BOLTZ", float, 0.0):
+        raise raw.error("Boltzmann weighting is not supported; give explicit weights", s, "BOLTZ")
+    groups = []
+    for key, rv in list(raw.items(s)):
+        if key.lower() in meta:
+            continue
+        values = rv.value.split()
+        if len(values) != len(columns) - 1:
+            raise DeckError(f"expected {len(columns) - 1} values ({' '.join(columns[1:])}), got {len(values)}",
+                            raw.path, rv.line, s, key)
+        row = {}
+        for col, val in zip(columns[1:], values):
+            try:
+                row[col] = float(val)
+            except ValueError:
+                raise DeckError(f"{val!r} is not a number (column {col})", raw.path, rv.line, s, key) from None
+            if not math.isfinite(row[col]) or row[col] < 0:
+                raise DeckError(f"column {col} must be a finite number >= 0, got {val}", raw.path, rv.line, s, key)
+        train = row.get("training_size", row.get("size", 1.0))
+        groups.append(GroupSettings(key, train, row.get("testing_size", 0.0),
+                                    row.get("eweight", 1.0), row.get("fweight", 1.0), row.get("vweight", 1.0)))
+    if not groups:
+        raise DeckError("no groups listed", raw.path, None, s)
+    return GroupsSettings(tuple(groups), smart, random_sampling, seed)
+
+
+def _reference(raw: RawDeck) -> ReferenceSettings:
+    s = "REFERENCE"
+    units = raw.get(s, "units", str, "metal").lower()
+    if units != "metal":
+        raise raw.error("only 'metal' units are supported (eV, Å, ps, bar)", s, "units")
+    pair_style = raw.get(s, "pair_style", str, "zero 10.0")
+    coeffs = []
+    for key, rv in list(raw.items(s)):
+        m = re.fullmatch(r"pair_coeff(\d*)", key.lower())
+        if m:
+            coeffs.append((int(m.group(1) or 0), rv.value))
+        elif key.lower() not in ("units", "atom_style", "pair_style"):
+            raise DeckError("unknown key", raw.path, rv.line, s, key)
+    coeffs = tuple(v for _, v in sorted(coeffs)) or ("* *",)
+    return ReferenceSettings(units, raw.get(s, "atom_style", str, "atomic").lower(), pair_style, coeffs)
+
+
+def load_settings(deck: str | Path, overrides: list[tuple[str, str, str]] = ()) -> Settings:
+    """Read and validate a deck; `overrides` are (SECTION, KEY, VALUE) triples from `-k`."""
+    deck = Path(deck).resolve()
+    raw = RawDeck.read(deck)
+    for section, key, value in overrides:
+        raw.override(section, key, value)
+    for name in ("MEMORY",):  # accepted for FitSNAP compatibility: memory here scales per rank, see README
+        raw.get(name, "memory", int, 0)
+        raw.get(name, "override", bool, False)
+
+    bispectrum = _bispectrum(raw)
+    c = "CALCULATOR"
+    calculator = CalculatorSettings(
+        calculator=raw.get(c, "calculator", str, "LAMMPSSNAP").upper(),
+        energy=raw.get(c, "energy", bool, True), force=raw.get(c, "force", bool, True),
+        stress=raw.get(c, "stress", bool, True), nonlinear=raw.get(c, "nonlinear", bool, False))
+    if calculator.calculator != "LAMMPSSNAP":
+        raise raw.error("only LAMMPSSNAP is supported", c, "calculator")
+    if not (calculator.energy or calculator.force or calculator.stress):
+        raise DeckError("energy, force and stress are all off: nothing to fit", deck, None, c)
+
+    s = "SOLVER"
+    solver_name = raw.get(s, "solver", str, "SVD").upper()
+    if solver_name not in SOLVERS:
+        raise raw.error(f"unknown solver {solver_name!r} (known: {', '.join(SOLVERS)})", s, "solver")
+    if calculator.nonlinear:
+        raise raw.error("nonlinear models are not available in this version", c, "nonlinear")
+    alpha = raw.get("RIDGE", "alpha", float, 1e-6)
+    if alpha < 0:
+        raise raw.error("must be >= 0", "RIDGE", "alpha")
+    solver = SolverSettings(solver_name, alpha, raw.get(s, "rcond", float, 1e-13),
+                            raw.get(s, "compute_testerrs", bool, True), raw.get(s, "detailed_errors", bool, True))
+
+    sc = "SCRAPER"
+    scraper_name = raw.get(sc, "scraper", str, "JSON").upper()
+    if scraper_name not in ("JSON", "XYZ"):
+        raise raw.error(f"unknown scraper {scraper_name!r} (known: JSON, XYZ)", sc, "scraper")
+    if scraper_name == "XYZ" and calculator.stress and not raw.has(sc, "stress_unit"):
+        raise raw.error("XYZ data needs its stress unit declared (stress_unit = bar | kbar | GPa | eV/A3)",
+                        sc, "stress_unit")
+    stress_unit = raw.get(sc, "stress_unit", str, "bar")
+    if stress_unit not in STRESS_UNITS:
+        raise raw.error(f"unknown unit {stress_unit!r} (known: {', '.join(STRESS_UNITS)})", sc, "stress_unit")
+    scraper = ScraperSettings(scraper_name, stress_unit)
+
+    data_path = deck.parent / raw.get("PATH", "dataPath", str, "JSON")
+    raw.get("PATH", "groupFile", str)  # FitSNAP's legacy group file; groups come from [GROUPS]
+    if raw.has("PATH", "groupFile"):
+        raise raw.error("group files are not supported; list groups in [GROUPS]", "PATH", "groupFile")
+
+    eshift = {}
+    for key, rv in list(raw.items("ESHIFT")):
+        if key not in bispectrum.types:
+            raise DeckError(f"element {key!r} is not in [BISPECTRUM] type", deck, rv.line, "ESHIFT", key)
+        eshift[key] = raw.get("ESHIFT", key, float)
+
+    o, e = "OUTFILE", "EXTRAS"
+    output_style = raw.get(o, "output_style", str, "SNAP").upper()
+    if output_style != "SNAP":
+        raise raw.error("only SNAP output is supported", o, "output_style")
+    metrics_style = raw.get(o, "metrics_style", str, "MD").upper()
+    if metrics_style != "MD":
+        raise raw.error("only MD metrics are supported (a .csv is always written beside)", o, "metrics_style")
+    output = OutputSettings(
+        potential=raw.get(o, "potential", str, "fitsnap_potential"),
+        metrics=raw.get(o, "metrics", str, "fitsnap_metrics.md"),
+        dump_descriptors=raw.get(e, "dump_descriptors", bool, False),
+        dump_truth=raw.get(e, "dump_truth", bool, False),
+        dump_weights=raw.get(e, "dump_weights", bool, False),
+        dump_dataframe=raw.get(e, "dump_dataframe", bool, False),
+        descriptors_file=raw.get(o, "descriptors", str, "Descriptors.npy"),
+        truth_file=raw.get(o, "truth", str, "Truth-Ref.npy"),
+        weights_file=raw.get(o, "weights", str, "Weights.npy"),
+        dataframe_file=raw.get(o, "dataframe", str, "FitSNAP.df"))
+    for key in ("apply_transpose", "only_test", "multinode_testing"):
+        if raw.get(e, key, bool, False):
+            raise raw.error("not supported by fitsnap_ext (its solver never forms AᵀA)", e, key)
+
+    properties = {key: rv.value for key, rv in raw.items("PROPERTIES")}
+    settings = Settings(deck=deck, bispectrum=bispectrum, calculator=calculator, solver=solver,
+                        scraper=scraper, data_path=data_path, groups=_groups(raw), eshift=eshift,
+                        reference=_reference(raw), output=output, properties=properties)
+    raw.check_unused(KNOWN_SECTIONS)
+    return settings

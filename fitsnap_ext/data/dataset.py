@@ -1,0 +1,121 @@
+"""Groups of configurations → training/testing entries with their row weights.
+
+The data path holds one folder of FitSNAP JSON files per group (scraper JSON) or one extended-XYZ
+file per group, `<group>.xyz` or `<group>.extxyz` (scraper XYZ). The split follows FitSNAP: sizes below 1
+(or exactly 1.0) are fractions of the group, larger ones counts; without random sampling the first
+configurations (sorted by file name / file order) train and the last ones test.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import GroupSettings, Settings
+from ..errors import DataError
+from .frame import Frame
+
+@dataclass
+class Entry:
+    """A configuration in the fit: the frame, its split and its row weights."""
+
+    frame: Frame
+    test: bool
+    eweight: float
+    fweight: float
+    vweight: float
+    index: int = 0  # position in the deck's order (groups, then configurations)
+
+
+def _split_counts(group: GroupSettings, n: int) -> tuple[int, int]:
+    def count(size: float, is_training: bool) -> int:
+        if size < 1 or (size == 1.0 and is_training):
+            return n if size == 1.0 else (0 if size == 0 else max(1, int(size * n + 0.5)))
+        if not float(size).is_integer():
+            raise DataError(f"group {group.name}: size {size} is neither a fraction < 1 nor a count")
+        return int(size)
+
+    train = count(group.training_size, True)
+    test = count(group.testing_size, False)
+    if train + test > n:
+        test = max(0, n - train)
+    return train, test
+
+
+def _group_frames(settings: Settings, group: GroupSettings) -> list[Frame]:
+    root = settings.data_path
+    if settings.scraper.scraper == "JSON":
+        from .fitsnap_json import read_fitsnap_json
+
+        folder = root / group.name
+        if not folder.is_dir():
+            raise DataError(f"group {group.name!r}: folder not found", folder)
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == ".json")
+        frames = [read_fitsnap_json(p, group.name) for p in files]
+    else:
+        from .extxyz import read_extxyz
+
+        candidates = [root / f"{group.name}{ext}" for ext in (".xyz", ".extxyz")]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            raise DataError(f"group {group.name!r}: no {group.name}.xyz or {group.name}.extxyz", root)
+        frames = read_extxyz(path, settings.scraper.stress_unit, group=group.name)
+    if not frames:
+        raise DataError(f"group {group.name!r} has no configurations", root / group.name)
+    return frames
+
+
+def _validate(frame: Frame, settings: Settings, index: int) -> None:
+    calc = settings.calculator
+    where = dict(path=frame.source or frame.group, index=index)
+    unknown = sorted(set(frame.symbols) - set(settings.bispectrum.types))
+    if unknown:
+        raise DataError(f"element(s) {', '.join(unknown)} not in [BISPECTRUM] type "
+                        f"({' '.join(settings.bispectrum.types)})", **where)
+    if frame.energy is None or not math.isfinite(frame.energy):
+        raise DataError(f"energy is missing or not finite ({frame.energy})", **where)
+    if calc.force:
+        if frame.forces is None or frame.forces.shape != (frame.natoms, 3):
+            shape = None if frame.forces is None else frame.forces.shape
+            raise DataError(f"forces have shape {shape}, expected ({frame.natoms}, 3)", **where)
+        if not np.all(np.isfinite(frame.forces)):
+            atom = int(np.argwhere(~np.isfinite(frame.forces))[0, 0])
+            raise DataError(f"non-finite force on atom {atom}", **where)
+    if calc.stress:
+        if frame.stress is None or not np.all(np.isfinite(frame.stress)):
+            raise DataError("stress is missing or not finite", **where)
+    if not np.all(np.isfinite(frame.positions)) or not np.all(np.isfinite(frame.cell)):
+        raise DataError("non-finite positions or cell", **where)
+    if frame.volume < 1e-8:
+        raise DataError("cell has zero volume", **where)
+
+
+def load_entries(settings: Settings) -> list[Entry]:
+    """Read every group, split it and attach weights (FitSNAP's semantics, incl. smartweights)."""
+    groups = settings.groups
+    rng = random.Random(groups.random_seed)
+    entries: list[Entry] = []
+    for group in groups.groups:
+        frames = _group_frames(settings, group)
+        order = list(range(len(frames)))
+        if groups.random_sampling:
+            rng.shuffle(order)
+        n_train, n_test = _split_counts(group, len(frames))
+        if n_train + n_test == 0:
+            raise DataError(f"group {group.name!r}: training and testing sizes select no configuration",
+                            settings.data_path)
+        for rank, i in enumerate(order[:n_train + n_test]):
+            frame = frames[i]
+            _validate(frame, settings, i)
+            for el in frame.symbols:
+                frame.energy += settings.eshift.get(el, 0.0)
+            test = rank >= n_train
+            e, f, v = group.eweight, group.fweight, group.vweight
+            if groups.smartweights:
+                size = n_test if test else n_train
+                e, f, v = e / size, f / size / (3 * frame.natoms), v / size / 6
+            entries.append(Entry(frame, test, e, f, v, len(entries)))
+    return entries

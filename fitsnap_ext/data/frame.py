@@ -1,0 +1,44 @@
+"""One atomic configuration with its reference labels (metal units: eV, Å, bar)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """A labelled configuration.
+
+    `cell` rows are the lattice vectors (Å); `stress` is the 3×3 stress tensor in **bar** with the
+    LAMMPS/VASP sign convention (positive = compressive pressure, i.e. pressure = trace/3);
+    `energy` is the total energy (eV). Missing labels are None.
+    """
+
+    symbols: list[str]
+    positions: np.ndarray            # (N, 3) Å
+    cell: np.ndarray                 # (3, 3) Å, rows are lattice vectors
+    energy: float | None = None      # eV (total)
+    forces: np.ndarray | None = None  # (N, 3) eV/Å
+    stress: np.ndarray | None = None  # (3, 3) bar, pressure-positive
+    pbc: tuple[bool, bool, bool] = (True, True, True)
+    group: str = ""
+    source: str = ""                 # file (and index) it came from, for error messages
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.positions = np.asarray(self.positions, dtype=float).reshape(-1, 3)
+        self.cell = np.asarray(self.cell, dtype=float).reshape(3, 3)
+        if self.forces is not None:
+            self.forces = np.asarray(self.forces, dtype=float).reshape(-1, 3)
+        if self.stress is not None:
+            self.stress = np.asarray(self.stress, dtype=float).reshape(3, 3)
+        self.symbols = [str(s) for s in self.symbols]
+
+    @property
+    def natoms(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def volume(self) -> float:
+        return abs(float(np.linalg.det(self.cell)))

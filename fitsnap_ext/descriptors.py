@@ -1,0 +1,120 @@
+"""`compute snap` rows for each configuration: the linear system's A, b and weights.
+
+Row layout per configuration (FitSNAP's): one energy row (bispectrum sums / N against (E − E_ref)/N),
+3N force rows (against F − F_ref), 6 stress rows in bar (xx yy zz yz xz xy, against σ − σ_ref).
+Columns per element: a constant (the fraction of atoms of that element; absent with bzeroflag) then the
+`compute snap` components. The reference potential's part is subtracted inside LAMMPS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Settings
+from .data.dataset import Entry
+from .errors import DataError, LammpsError
+from .lammps_session import LammpsSession
+
+EV_PER_A3_TO_BAR = 1.6021765e6  # FitSNAP's factor; LAMMPS' own is 1.6021765e6 too
+ENERGY, FORCE, STRESS = 0, 1, 2
+KIND_NAMES = ("Energy", "Force", "Stress")
+VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
+
+
+@dataclass
+class Rows:
+    """Rows of the linear system held by this rank (unweighted A, target b, weights w)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    w: np.ndarray
+    kind: np.ndarray    # ENERGY / FORCE / STRESS per row
+    entry: np.ndarray   # index of the Entry each row comes from
+
+    @classmethod
+    def empty(cls, ncols: int) -> "Rows":
+        return cls(np.zeros((0, ncols)), np.zeros(0), np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64))
+
+    @classmethod
+    def concatenate(cls, parts: list["Rows"], ncols: int) -> "Rows":
+        if not parts:
+            return cls.empty(ncols)
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("a", "b", "w", "kind", "entry")))
+
+
+def n_columns(settings: Settings) -> int:
+    bs = settings.bispectrum
+    return bs.numtypes * (bs.ncoeff + (0 if bs.bzeroflag else 1))
+
+
+class SnapCalculator:
+    """Turns entries into rows with one reused LAMMPS instance (on this rank alone)."""
+
+    def __init__(self, settings: Settings, session: LammpsSession | None = None):
+        self.settings = settings
+        self.session = session or LammpsSession()
+
+    def close(self):
+        self.session.close()
+
+    def setup(self, entry: Entry):
+        """Place the configuration and define the reference potential and `compute snap`."""
+        s = self.settings
+        placed = self.session.place(entry.frame, list(s.bispectrum.types), s.reference.units,
+                                    s.reference.atom_style)
+        self.session.commands(s.reference.commands)
+        self.session.commands(["neighbor 1.0e-20 bin", "neigh_modify one 10000"])
+        return placed
+
+    def rows(self, entry: Entry) -> Rows:
+        s, bs, calc = self.settings, self.settings.bispectrum, self.settings.calculator
+        frame = entry.frame
+        try:
+            placed = self.setup(entry)
+            self.session.commands([f"compute snap all snap {bs.compute_snap_args()}", "run 0"])
+            snap = self.session.compute_array("snap")
+        except LammpsError as exc:
+            raise LammpsError(f"{frame.source or frame.group} (configuration {entry.index}): {exc}") from None
+        n, nt, nc = frame.natoms, bs.numtypes, bs.ncoeff
+        if snap.shape != (1 + 3 * n + 6, nt * nc + 1):
+            raise LammpsError(f"compute snap returned shape {snap.shape}, expected {(1 + 3 * n + 6, nt * nc + 1)}")
+        if not np.all(np.isfinite(snap)):
+            raise DataError("compute snap gave non-finite values (atoms on top of each other?)",
+                            frame.source, entry.index)
+        ref = snap[:, -1]
+        parts_a, parts_b, parts_w, kinds = [], [], [], []
+
+        def add_constant(block, const):
+            if bs.bzeroflag:
+                return block
+            block = block.reshape(len(block), nt, nc)
+            return np.concatenate([const.reshape(len(block), nt, 1), block], axis=2).reshape(len(block), -1)
+
+        if calc.energy:
+            counts = np.array([frame.symbols.count(t) for t in bs.types], dtype=float) / n
+            parts_a.append(add_constant(snap[:1, :-1] / n, counts[None, :]))
+            parts_b.append([(frame.energy - ref[0]) / n])
+            parts_w.append([entry.eweight])
+            kinds.append([ENERGY])
+        if calc.force:
+            rot = placed.rotation
+            forces = frame.forces @ rot.T
+            parts_a.append(add_constant(snap[1:1 + 3 * n, :-1], np.zeros((3 * n, nt))))
+            parts_b.append(forces.ravel() - ref[1:1 + 3 * n])
+            parts_w.append(np.full(3 * n, entry.fweight))
+            kinds.append(np.full(3 * n, FORCE))
+        if calc.stress:
+            rot = placed.rotation
+            stress = rot @ frame.stress @ rot.T
+            volume = abs(np.linalg.det(placed.cell))
+            virial = snap[1 + 3 * n:, :-1] * (EV_PER_A3_TO_BAR / volume)
+            parts_a.append(add_constant(virial, np.zeros((6, nt))))
+            parts_b.append(stress[VOIGT] - ref[1 + 3 * n:])
+            parts_w.append(np.full(6, entry.vweight))
+            kinds.append(np.full(6, STRESS))
+        a = np.concatenate(parts_a)
+        return Rows(a, np.concatenate([np.asarray(p, float) for p in parts_b]),
+                    np.concatenate([np.asarray(p, float) for p in parts_w]),
+                    np.concatenate([np.asarray(k, np.int8) for k in kinds]),
+                    np.full(len(a), entry.index, dtype=np.int64))

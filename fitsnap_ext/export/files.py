@@ -1,0 +1,29 @@
+"""Write a set of output files all-or-nothing: temp files first, renamed only when all are written."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_all(files: dict[str, "str | bytes | callable"]) -> list[Path]:
+    """Write {path: text | bytes | writer(path)}; on any failure no target file is created or changed."""
+    temps = []
+    try:
+        for target, content in files.items():
+            target = Path(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+            temps.append((tmp, target))
+            if callable(content):
+                content(tmp)
+            elif isinstance(content, bytes):
+                tmp.write_bytes(content)
+            else:
+                tmp.write_text(content)
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, target in temps:
+        os.replace(tmp, target)
+    return [t for _, t in temps]

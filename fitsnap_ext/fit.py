@@ -1,0 +1,187 @@
+"""A fit from a deck: read → descriptors (per rank) → solve (reduced over ranks) → metrics → files.
+
+Each stage is a plain call with explicit inputs. Rank 0 reads the data and hands each rank its share
+(balanced by atom count); every rank computes its own rows with its own LAMMPS instance; the solver
+reduces the rows to a small R factor; rank 0 writes every output file at the end, all-or-nothing.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import Settings
+from .data.dataset import Entry, load_entries
+from .descriptors import KIND_NAMES, Rows, SnapCalculator, n_columns
+from .errors import FitsnapError
+from .export.files import write_all
+from .export.snap import snap_files
+from .metrics import ErrorRow, csv_table, markdown_table, merge_sums, residual_sums
+from .models.linear import LinearSNAP
+from .parallel import collective, split_by_atoms
+
+
+class Progress:
+    """Timestamped stage lines on rank 0 only (stdout, flushed: batch logs show them live)."""
+
+    def __init__(self, comm, stream=None):
+        self.rank = comm.rank
+        self.stream = stream or sys.stdout
+        self.t0 = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if self.rank == 0:
+            print(f"[{time.perf_counter() - self.t0:8.2f} s] {message}", file=self.stream, flush=True)
+
+
+@dataclass
+class FitResult:
+    coef: np.ndarray
+    errors: list[ErrorRow]
+    files: list[Path] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    n_configs: int = 0
+
+
+def output_paths(settings: Settings) -> list[Path]:
+    """Every file a fit writes (relative to the current directory, as FitSNAP does)."""
+    pot, metrics, out = settings.output.potential, settings.output.metrics, settings.output
+    paths = [f"{pot}.snapcoeff", f"{pot}.snapparam", f"{pot}.mod", metrics, str(Path(metrics).with_suffix(".csv"))]
+    for flag, name in ((out.dump_descriptors, out.descriptors_file), (out.dump_truth, out.truth_file),
+                       (out.dump_weights, out.weights_file), (out.dump_dataframe, out.dataframe_file)):
+        if flag:
+            paths.append(name)
+    return [Path(p) for p in paths]
+
+
+def distribute(settings: Settings, comm, progress) -> tuple[list[Entry], int]:
+    """Rank 0 reads and splits the data; each rank receives its configurations."""
+    parts = None
+    with collective(comm, "reading data"):
+        if comm.rank == 0:
+            entries = load_entries(settings)
+            n_test = sum(e.test for e in entries)
+            progress(f"read {len(entries)} configurations ({len(entries) - n_test} train, {n_test} test) "
+                     f"in {len(settings.groups.groups)} groups from {settings.data_path}")
+            shares = split_by_atoms([e.frame.natoms for e in entries], comm.size)
+            parts = [[entries[i] for i in share] for share in shares]
+    mine = comm.scatter(parts, root=0)
+    total = comm.bcast(sum(len(p) for p in parts) if comm.rank == 0 else None, root=0)
+    return mine, total
+
+
+def compute_rows(settings: Settings, entries: list[Entry], comm, progress) -> Rows:
+    """This rank's rows, with a progress line about every 10 % (rank 0's share stands for all)."""
+    blocks = []
+    with collective(comm, "computing descriptors"):
+        calc = SnapCalculator(settings)
+        try:
+            t0 = time.perf_counter()
+            step = max(1, len(entries) // 10)
+            for i, entry in enumerate(entries, 1):
+                blocks.append(calc.rows(entry))
+                if i % step == 0 or i == len(entries):
+                    elapsed = time.perf_counter() - t0
+                    progress(f"descriptors {i}/{len(entries)} configurations on rank 0 "
+                             f"({elapsed:.1f} s, ~{elapsed / i * (len(entries) - i):.1f} s left)")
+        finally:
+            calc.close()
+    return Rows.concatenate(blocks, n_columns(settings))
+
+
+def gather_rows(rows: Rows, comm) -> Rows | None:
+    """All rows on rank 0 in deck order (only for the optional FitSNAP-style dumps)."""
+    parts = comm.gather(rows, root=0)
+    if comm.rank != 0:
+        return None
+    full = Rows.concatenate(parts, rows.a.shape[1])
+    order = np.argsort(full.entry, kind="stable")
+    return Rows(full.a[order], full.b[order], full.w[order], full.kind[order], full.entry[order])
+
+
+def dump_files(settings: Settings, rows: Rows, pred: np.ndarray, entries_meta: dict) -> dict:
+    out = settings.output
+    files = {}
+    if out.dump_descriptors:
+        files[out.descriptors_file] = lambda p: np.save(open(p, "wb"), rows.a)
+    if out.dump_truth:
+        files[out.truth_file] = lambda p: np.save(open(p, "wb"), rows.b)
+    if out.dump_weights:
+        files[out.weights_file] = lambda p: np.save(open(p, "wb"), rows.w)
+    if out.dump_dataframe:
+        def write_frame(p):
+            import pandas as pd
+
+            meta = [entries_meta[int(i)] for i in rows.entry]
+            pd.DataFrame({"Groups": [m[0] for m in meta], "Configs": [m[1] for m in meta],
+                          "Testing": [m[2] for m in meta], "Row_Type": [KIND_NAMES[k] for k in rows.kind],
+                          "truths": rows.b, "preds": pred, "weights": rows.w}).to_pickle(p)
+        files[out.dataframe_file] = write_frame
+    return files
+
+
+def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) -> FitResult:
+    """Fit the linear (or quadratic) SNAP a deck describes and write its files."""
+    progress = progress or Progress(comm)
+    timings = {}
+    with collective(comm, "checking outputs"):
+        if comm.rank == 0 and not overwrite:
+            existing = [str(p) for p in output_paths(settings) if p.exists()]
+            if existing:
+                raise FitsnapError(f"output exists: {', '.join(existing)} (use --overwrite)")
+
+    t = time.perf_counter()
+    entries, n_total = distribute(settings, comm, progress)
+    timings["read"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    rows = compute_rows(settings, entries, comm, progress)
+    comm.Barrier()
+    timings["descriptors"] = time.perf_counter() - t
+    bs = settings.bispectrum
+    progress(f"descriptors done: {comm.allreduce(len(rows.b))} rows × {rows.a.shape[1]} columns "
+             f"(2J={bs.twojmax}, {'quadratic' if bs.quadraticflag else 'linear'}) in {timings['descriptors']:.2f} s")
+
+    t = time.perf_counter()
+    test_of = {e.index: e.test for e in entries}
+    test = np.array([test_of[int(i)] for i in rows.entry], bool)
+    with collective(comm, "solving"):
+        if comm.allreduce(int((~test).sum())) == 0:
+            raise FitsnapError("no training rows: every configuration is in the test split")
+        model = LinearSNAP(settings.solver.solver, settings.solver.alpha, settings.solver.rcond)
+        model.fit(rows, comm, train_mask=~test)
+    timings["fit"] = time.perf_counter() - t
+    progress(f"solved {settings.solver.solver}: rank {model.rank_} of {len(model.coef_)} coefficients, "
+             f"condition {model.singular_values_[0] / model.singular_values_[-1]:.3g} in {timings['fit']:.2f} s")
+
+    pred = model.predict(rows.a)
+    group_of = {e.index: e.frame.group for e in entries}
+    sums = residual_sums(pred - rows.b, rows.kind, [group_of[int(i)] for i in rows.entry], test)
+    errors = merge_sums(comm.allgather(sums))
+
+    t = time.perf_counter()
+    out = settings.output
+    dumps = {}
+    if out.dump_descriptors or out.dump_truth or out.dump_weights or out.dump_dataframe:
+        meta = {e.index: (e.frame.group, e.frame.source, e.test) for e in entries}
+        all_meta = comm.gather(meta, root=0)
+        full = gather_rows(rows, comm)
+        if comm.rank == 0:
+            merged = {k: v for m in all_meta for k, v in m.items()}
+            dumps = dump_files(settings, full, model.predict(full.a), merged)
+    written = []
+    with collective(comm, "writing outputs"):
+        if comm.rank == 0:
+            title = (f"# Fitting errors of {out.potential} ({settings.solver.solver}, 2J={bs.twojmax}, "
+                     f"{'quadratic' if bs.quadraticflag else 'linear'} SNAP; deck {settings.deck.name})")
+            files = snap_files(out.potential, model.coef_, bs, settings.reference)
+            files[out.metrics] = markdown_table(errors, title)
+            files[str(Path(out.metrics).with_suffix(".csv"))] = csv_table(errors)
+            files.update(dumps)
+            written = write_all(files)
+    timings["write"] = time.perf_counter() - t
+    progress(f"wrote {', '.join(str(p) for p in written)}" if comm.rank == 0 else "")
+    return FitResult(model.coef_, errors, written, timings, n_total)

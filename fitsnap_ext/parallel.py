@@ -1,0 +1,95 @@
+"""MPI helpers: spread configurations over ranks, reduce, and fail on every rank together.
+
+Everything takes the communicator as an argument; `world()` is only a default for callers.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+from contextlib import contextmanager
+
+import numpy as np
+
+from .errors import FitsnapError
+
+
+def world():
+    """The MPI world communicator (a one-rank world when not started by mpirun)."""
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD
+
+
+def split_by_atoms(natoms: list[int], nranks: int) -> list[list[int]]:
+    """Indices per rank, balanced by atom count (largest first onto the least loaded rank).
+
+    Deterministic; each rank's list is returned in ascending index order.
+    """
+    load = [0] * nranks
+    parts: list[list[int]] = [[] for _ in range(nranks)]
+    for i in sorted(range(len(natoms)), key=lambda k: (-natoms[k], k)):
+        r = min(range(nranks), key=lambda k: (load[k], k))
+        parts[r].append(i)
+        load[r] += natoms[i]
+    return [sorted(p) for p in parts]
+
+
+class RankFailed(FitsnapError):
+    """Raised on every rank when any rank hit an error in a `collective` block."""
+
+
+@contextmanager
+def collective(comm, stage: str):
+    """Run a block on all ranks; if any rank raises a FitsnapError, raise it on every rank.
+
+    The failing rank's message is re-raised everywhere (the lowest failing rank's, so rank 0 can print
+    it), so no rank is left waiting in a later collective call. Unexpected exceptions (bugs) print a
+    traceback and abort the whole communicator: a hang is worse than a hard stop.
+    """
+    error = None
+    try:
+        yield
+    except FitsnapError as exc:
+        error = exc
+    except Exception:
+        traceback.print_exc()
+        sys.stderr.flush()
+        comm.Abort(2)
+    messages = comm.allgather(None if error is None else f"{error}")
+    failed = [(r, m) for r, m in enumerate(messages) if m is not None]
+    if failed:
+        if error is not None and failed[0][0] == comm.rank:
+            raise error
+        rank, message = failed[0]
+        raise RankFailed(message if comm.size == 1 else f"{message} (rank {rank}, during {stage})")
+
+
+def tsqr_r(blocks, ncols: int, comm, chunk_rows: int = 20000) -> np.ndarray:
+    """R factor of the vertically stacked `blocks` of all ranks (TSQR), identical on every rank.
+
+    Each rank folds its rows into a (ncols × ncols) R chunk by chunk, so memory never exceeds one
+    chunk plus R; rank 0 factors the stacked R's of all ranks and broadcasts the result.
+    """
+    from scipy.linalg import qr
+
+    r = np.zeros((0, ncols))
+    pending = []
+    pending_rows = 0
+
+    def fold(r, pending):
+        stacked = np.vstack([r] + pending)
+        return qr(stacked, mode="r", check_finite=False)[0][: min(ncols, len(stacked))]
+
+    for block in blocks:
+        pending.append(block)
+        pending_rows += len(block)
+        if pending_rows >= chunk_rows:
+            r, pending, pending_rows = fold(r, pending), [], 0
+    if pending:
+        r = fold(r, pending)
+    gathered = comm.gather(r, root=0)
+    if comm.rank == 0:
+        r = fold(np.zeros((0, ncols)), gathered)
+        if len(r) < ncols:
+            r = np.vstack([r, np.zeros((ncols - len(r), ncols))])
+    return comm.bcast(r if comm.rank == 0 else None, root=0)
