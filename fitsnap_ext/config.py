@@ -292,6 +292,29 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
+class NetworkSettings:
+    """[PYTORCH]: a per-atom network E_i = NN(B_i) trained on energies and forces (FitSNAP's keys + ours)."""
+
+    hidden: tuple[int, ...] = (32, 32)   # from layer_sizes = num_desc 32 32 1
+    activation: str = "tanh"             # tanh | sigmoid | relu (what LAMMPS' mliap model nn implements)
+    learning_rate: float = 5e-3
+    num_epochs: int = 300
+    batch_size: int = 8                  # configurations per batch
+    energy_weight: float = 100.0         # loss weight of (per-atom energy error)²; group eweights multiply it
+    force_weight: float = 1.0            # loss weight of (force component error)²; group fweights multiply it
+    seed: int = 0
+    validation_fraction: float = 0.1     # of the training configurations, held out for early stopping
+    patience: int = 50                   # epochs without validation improvement before stopping (0: never)
+    save_state_output: str = "FitTorchModel"
+    save_state_input: str = ""
+    checkpoint: str = ""                 # file to checkpoint to every save_freq epochs (resumes if present)
+    save_freq: int = 10
+
+
+ACTIVATIONS = ("tanh", "sigmoid", "relu")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a fit needs, built from one deck."""
 
@@ -305,12 +328,53 @@ class Settings:
     eshift: dict = field(default_factory=dict)
     reference: ReferenceSettings = ReferenceSettings()
     output: OutputSettings = OutputSettings()
+    network: NetworkSettings | None = None  # set when [SOLVER] solver = PYTORCH
     properties: dict = field(default_factory=dict)  # raw [PROPERTIES] keys, validated by the property engine
 
 
 KNOWN_SECTIONS = ("BISPECTRUM", "CALCULATOR", "ESHIFT", "SOLVER", "RIDGE", "SCRAPER", "PATH", "OUTFILE",
-                  "REFERENCE", "GROUPS", "EXTRAS", "MEMORY", "PROPERTIES")
-SOLVERS = ("SVD", "RIDGE")
+                  "REFERENCE", "GROUPS", "EXTRAS", "MEMORY", "PROPERTIES", "PYTORCH")
+SOLVERS = ("SVD", "RIDGE", "PYTORCH")
+
+
+def _network(raw: RawDeck) -> NetworkSettings:
+    s, d = "PYTORCH", NetworkSettings()
+    layers = raw.get(s, "layer_sizes", list, ["num_desc", *map(str, d.hidden), "1"])
+    if len(layers) < 2 or layers[0] != "num_desc" or layers[-1] != "1":
+        raise raw.error("must read 'num_desc N1 N2 ... 1' (input size, hidden widths, one output)", s, "layer_sizes")
+    try:
+        hidden = tuple(int(x) for x in layers[1:-1])
+    except ValueError:
+        raise raw.error(f"{' '.join(layers)!r}: hidden widths must be integers", s, "layer_sizes") from None
+    if any(h < 1 for h in hidden):
+        raise raw.error("hidden widths must be >= 1", s, "layer_sizes")
+    activation = raw.get(s, "activation", str, d.activation).lower()
+    if activation not in ACTIVATIONS:
+        raise raw.error(f"{activation!r} is not implemented by LAMMPS' mliap model nn (it would silently run as "
+                        f"linear); use one of {', '.join(ACTIVATIONS)}", s, "activation")
+    out = NetworkSettings(
+        hidden=hidden, activation=activation,
+        learning_rate=raw.get(s, "learning_rate", float, d.learning_rate),
+        num_epochs=raw.get(s, "num_epochs", int, d.num_epochs),
+        batch_size=raw.get(s, "batch_size", int, d.batch_size),
+        energy_weight=raw.get(s, "energy_weight", float, d.energy_weight),
+        force_weight=raw.get(s, "force_weight", float, d.force_weight),
+        seed=raw.get(s, "seed", int, d.seed),
+        validation_fraction=raw.get(s, "validation_fraction", float, d.validation_fraction),
+        patience=raw.get(s, "patience", int, d.patience),
+        save_state_output=raw.get(s, "save_state_output", str, d.save_state_output),
+        save_state_input=raw.get(s, "save_state_input", str, d.save_state_input),
+        checkpoint=raw.get(s, "checkpoint", str, d.checkpoint),
+        save_freq=raw.get(s, "save_freq", int, d.save_freq))
+    for key in ("learning_rate", "num_epochs", "batch_size", "save_freq"):
+        if getattr(out, key) <= 0:
+            raise raw.error("must be > 0", s, key)
+    if not 0 <= out.validation_fraction < 1:
+        raise raw.error("must be in [0, 1)", s, "validation_fraction")
+    for key in ("multi_element_option", "manual_seed_flag", "shuffle_flag", "dtype_setting", "training_fraction",
+                "output_file"):
+        raw.get(s, key, str)  # FitSNAP keys with no effect here: float64 always, seeded shuffles always
+    return out
 
 
 def _per_type(raw: RawDeck, key: str, ntypes: int, default: str) -> tuple[float, ...]:
@@ -456,8 +520,11 @@ def load_settings(deck: str | Path, overrides: list[tuple[str, str, str]] = ()) 
     solver_name = raw.get(s, "solver", str, "SVD").upper()
     if solver_name not in SOLVERS:
         raise raw.error(f"unknown solver {solver_name!r} (known: {', '.join(SOLVERS)})", s, "solver")
-    if calculator.nonlinear:
-        raise raw.error("nonlinear models are not available in this version", c, "nonlinear")
+    if (solver_name == "PYTORCH") != calculator.nonlinear:
+        raise raw.error("solver = PYTORCH and [CALCULATOR] nonlinear = 1 go together", s, "solver")
+    if raw.has("PYTORCH") and solver_name != "PYTORCH":
+        raise DeckError("[PYTORCH] given but [SOLVER] solver is not PYTORCH", deck, None, "PYTORCH")
+    network = _network(raw) if solver_name == "PYTORCH" else None
     alpha = raw.get("RIDGE", "alpha", float, 1e-6)
     if alpha < 0:
         raise raw.error("must be >= 0", "RIDGE", "alpha")
@@ -512,6 +579,7 @@ def load_settings(deck: str | Path, overrides: list[tuple[str, str, str]] = ()) 
     properties = {key: rv.value for key, rv in raw.items("PROPERTIES")}
     settings = Settings(deck=deck, bispectrum=bispectrum, calculator=calculator, solver=solver,
                         scraper=scraper, data_path=data_path, groups=_groups(raw), eshift=eshift,
-                        reference=_reference(raw), output=output, properties=properties)
+                        reference=_reference(raw), output=output, network=network,
+                        properties=properties)
     raw.check_unused(KNOWN_SECTIONS)
     return settings
