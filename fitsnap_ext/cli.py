@@ -27,10 +27,14 @@ def _fit_main(argv: list[str]) -> int:
     comm = world()
     settings = load_settings(args.deck, [tuple(k) for k in args.keyword])
     run_fit(settings, comm, overwrite=args.overwrite)
-    if settings.properties:
-        from .properties.deck import run_deck_properties
+    if settings.properties is not None:
+        from pathlib import Path
 
-        run_deck_properties(settings, comm)
+        from .properties import run_properties
+
+        p = settings.properties
+        run_properties(Path(f"{settings.output.potential}.mod"), p.system, list(p.properties) or None, p.quick,
+                       Path(p.out or f"{settings.output.potential}_props.json"), p.reference, comm)
     return 0
 
 

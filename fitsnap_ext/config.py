@@ -315,6 +315,32 @@ ACTIVATIONS = ("tanh", "sigmoid", "relu")
 
 
 @dataclass(frozen=True)
+class PropertiesSettings:
+    """[PROPERTIES]: simulated properties of the fitted potential, run right after the fit."""
+
+    system: str                       # si | gan | lgps
+    properties: tuple[str, ...] = ()  # empty: the system's default list
+    quick: bool = False
+    out: str = ""                     # default <potential>_props.json
+    reference: Path | None = None     # reference values (JSON), relative to the deck's folder
+
+
+def _properties(raw: RawDeck, deck: Path) -> PropertiesSettings | None:
+    s = "PROPERTIES"
+    if not raw.has(s):
+        return None
+    system = raw.get(s, "system", str, required=True).lower()
+    if system not in ("si", "gan", "lgps"):
+        raise raw.error(f"unknown system {system!r} (known: si, gan, lgps)", s, "system")
+    props = tuple(p.strip() for p in raw.get(s, "properties", str, "").replace(",", " ").split() if p.strip())
+    reference = raw.get(s, "reference", str)
+    reference = (deck.parent / reference) if reference else None
+    if reference is not None and not reference.is_file():
+        raise raw.error(f"reference file not found: {reference}", s, "reference")
+    return PropertiesSettings(system, props, raw.get(s, "quick", bool, False), raw.get(s, "out", str, ""), reference)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a fit needs, built from one deck."""
 
@@ -329,7 +355,7 @@ class Settings:
     reference: ReferenceSettings = ReferenceSettings()
     output: OutputSettings = OutputSettings()
     network: NetworkSettings | None = None  # set when [SOLVER] solver = PYTORCH
-    properties: dict = field(default_factory=dict)  # raw [PROPERTIES] keys, validated by the property engine
+    properties: PropertiesSettings | None = None
 
 
 KNOWN_SECTIONS = ("BISPECTRUM", "CALCULATOR", "ESHIFT", "SOLVER", "RIDGE", "SCRAPER", "PATH", "OUTFILE",
@@ -576,7 +602,7 @@ def load_settings(deck: str | Path, overrides: list[tuple[str, str, str]] = ()) 
         if raw.get(e, key, bool, False):
             raise raw.error("not supported by fitsnap_ext (its solver never forms AᵀA)", e, key)
 
-    properties = {key: rv.value for key, rv in raw.items("PROPERTIES")}
+    properties = _properties(raw, deck)
     settings = Settings(deck=deck, bispectrum=bispectrum, calculator=calculator, solver=solver,
                         scraper=scraper, data_path=data_path, groups=_groups(raw), eshift=eshift,
                         reference=_reference(raw), output=output, network=network,

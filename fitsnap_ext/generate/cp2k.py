@@ -1,0 +1,257 @@
+"""CP2K labeler (Quickstep, GTH pseudopotentials, MOLOPT basis, PBE by default).
+
+Each configuration is written as a CP2K input and run as its own MPI job
+(``OMP_NUM_THREADS=1 mpirun -np <ranks> cp2k.psmp -i in -o out``); energy, forces and the analytical stress
+tensor are parsed from the output. Units: CP2K prints energy in Hartree, forces in Hartree/bohr and the stress
+in GPa with the *pressure-positive* sign (the opposite of ASE's); it is converted to bar, pressure-positive.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import numpy as np
+
+from fitsnap_ext.data.frame import Frame
+from fitsnap_ext.errors import DataError, DeckError
+from fitsnap_ext.generate.deck import LabelerSettings
+from fitsnap_ext.generate.labelers import Labeler, _labelled
+
+HARTREE_EV = 27.211386245988       # CODATA 2018 (as CP2K 2023 and ASE)
+BOHR_ANG = 0.529177210903
+GPA_BAR = 1.0e4
+
+
+def find_data_dir(hint: str = "") -> str:
+    """Folder with BASIS_MOLOPT and GTH_POTENTIALS: the deck's data_dir, $CP2K_DATA_DIR, or Debian's."""
+    for d in (hint, os.environ.get("CP2K_DATA_DIR", ""), "/usr/share/cp2k/data", "/usr/share/cp2k"):
+        if d and os.path.isfile(os.path.join(d, "BASIS_MOLOPT")) and os.path.isfile(
+                os.path.join(d, "GTH_POTENTIALS")):
+            return d
+    raise DeckError("CP2K data files (BASIS_MOLOPT, GTH_POTENTIALS) not found: set data_dir", section="LABELER",
+                    key="data_dir")
+
+
+def kpoint_mesh(cell: np.ndarray, s: LabelerSettings) -> list[int]:
+    if s.kspacing and s.kspacing > 0:
+        rec = 2 * np.pi * np.linalg.inv(np.asarray(cell, float)).T  # rows: reciprocal vectors (1/Å)
+        return [max(1, int(math.ceil(np.linalg.norm(b) / s.kspacing - 1e-9))) for b in rec]
+    return list(s.kpoints)
+
+
+def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "fx") -> str:
+    """The CP2K input text for one ENERGY_FORCE calculation with the analytical stress tensor."""
+    kinds = sorted(set(frame.symbols))
+    kp = kpoint_mesh(frame.cell, s)
+    gamma_only = kp == [1, 1, 1]
+    cell_lines = "\n".join(f"      {'ABC'[i]} {' '.join(repr(float(x)) for x in frame.cell[i])}"
+                           for i in range(3))
+    periodic = "".join("XYZ"[i] for i in range(3) if frame.pbc[i]) or "NONE"
+    coords = "\n".join(f"      {sym} {' '.join(repr(float(x)) for x in pos)}"
+                       for sym, pos in zip(frame.symbols, frame.positions))
+    kind_blocks = "\n".join(
+        f"    &KIND {k}\n      BASIS_SET {s.basis}\n      POTENTIAL {s.potential}\n    &END KIND" for k in kinds)
+    if gamma_only:
+        kpoints = ""
+    else:
+        kpoints = ("    &KPOINTS\n      SCHEME MONKHORST-PACK " + " ".join(str(k) for k in kp) +
+                   "\n      SYMMETRY OFF\n      FULL_GRID OFF\n    &END KPOINTS\n")
+    smear = ""
+    if s.smearing > 0:
+        smear = (f"      &SMEAR ON\n        METHOD FERMI_DIRAC\n        ELECTRONIC_TEMPERATURE [K] {s.smearing!r}\n"
+                 f"      &END SMEAR\n")
+    added = f"      ADDED_MOS {s.added_mos}\n" if (s.added_mos or s.smearing > 0) else ""
+    if s.smearing > 0 and not s.added_mos:
+        added = "      ADDED_MOS 20\n"
+    return f"""&GLOBAL
+  PROJECT {project}
+  RUN_TYPE ENERGY_FORCE
+  PRINT_LEVEL LOW
+&END GLOBAL
+&FORCE_EVAL
+  METHOD Quickstep
+  STRESS_TENSOR ANALYTICAL
+  &DFT
+    BASIS_SET_FILE_NAME {os.path.join(data_dir, 'BASIS_MOLOPT')}
+    POTENTIAL_FILE_NAME {os.path.join(data_dir, 'GTH_POTENTIALS')}
+    &MGRID
+      CUTOFF {s.cutoff!r}
+      REL_CUTOFF {s.rel_cutoff!r}
+      NGRIDS 4
+    &END MGRID
+    &QS
+      EPS_DEFAULT {s.eps_default!r}
+      EXTRAPOLATION USE_GUESS
+    &END QS
+    &SCF
+      SCF_GUESS ATOMIC
+      EPS_SCF {s.eps_scf!r}
+      MAX_SCF {s.max_scf}
+{added}      &DIAGONALIZATION ON
+        ALGORITHM STANDARD
+      &END DIAGONALIZATION
+      &MIXING
+        METHOD BROYDEN_MIXING
+        ALPHA {s.mixing_alpha!r}
+        NBROYDEN 8
+      &END MIXING
+{smear}    &END SCF
+{kpoints}    &XC
+      &XC_FUNCTIONAL {s.xc}
+      &END XC_FUNCTIONAL
+    &END XC
+  &END DFT
+  &SUBSYS
+    &CELL
+{cell_lines}
+      PERIODIC {periodic}
+    &END CELL
+    &COORD
+{coords}
+    &END COORD
+{kind_blocks}
+  &END SUBSYS
+  &PRINT
+    &FORCES ON
+    &END FORCES
+    &STRESS_TENSOR ON
+    &END STRESS_TENSOR
+  &END PRINT
+&END FORCE_EVAL
+"""
+
+
+_FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[EeDd][-+]?\d+)?"
+
+
+def parse_cp2k_output(text: str, natoms: int, where=None):
+    """(energy eV, forces eV/Å (N,3), stress bar pressure-positive 3×3 or None) from a CP2K output."""
+    if "SCF run NOT converged" in text:
+        raise DataError("CP2K SCF did not converge (raise max_scf, lower mixing_alpha or add smearing)", where)
+    m = re.findall(r"ENERGY\| Total FORCE_EVAL \( QS \) energy \[(?:a\.u\.|hartree)\]:\s+(" + _FLOAT + ")", text)
+    if not m:
+        raise DataError("no total energy in the CP2K output", where)
+    energy = float(m[-1].replace("D", "E")) * HARTREE_EV
+    # forces block: "ATOMIC FORCES in [a.u.]" ... lines "  1  1  Si  fx fy fz" ... "SUM OF ATOMIC FORCES"
+    i = text.rfind("ATOMIC FORCES in")
+    if i < 0:
+        raise DataError("no ATOMIC FORCES block in the CP2K output", where)
+    block = text[i:text.find("SUM OF ATOMIC FORCES", i)]
+    rows = re.findall(r"^\s*(\d+)\s+\d+\s+[A-Za-z_]\w*\s+(" + _FLOAT + r")\s+(" + _FLOAT + r")\s+(" + _FLOAT
+                      + r")\s*$", block, flags=re.M)
+    if len(rows) != natoms:
+        raise DataError(f"{len(rows)} force rows for {natoms} atoms in the CP2K output", where)
+    forces = np.zeros((natoms, 3))
+    for r in rows:
+        forces[int(r[0]) - 1] = [float(x.replace("D", "E")) for x in r[1:]]
+    forces *= HARTREE_EV / BOHR_ANG
+    stress = None
+    j = text.rfind("STRESS| Analytical stress tensor [GPa]")
+    if j >= 0:
+        lines = text[j:].splitlines()[1:6]
+        vals = {}
+        for ln in lines:
+            mm = re.match(r"^\s*STRESS\|\s+([xyz])\s+(" + _FLOAT + r")\s+(" + _FLOAT + r")\s+(" + _FLOAT + r")\s*$",
+                          ln)
+            if mm:
+                vals["xyz".index(mm.group(1))] = [float(mm.group(k)) for k in (2, 3, 4)]
+        if len(vals) == 3:
+            stress = np.array([vals[0], vals[1], vals[2]]) * GPA_BAR
+    if stress is None:
+        k = text.rfind("STRESS TENSOR [GPa]")
+        if k >= 0:
+            rows = re.findall(r"^\s*([XYZ])\s+(" + _FLOAT + r")\s+(" + _FLOAT + r")\s+(" + _FLOAT + r")\s*$",
+                              text[k:k + 800], flags=re.M)
+            if len(rows) >= 3:
+                stress = np.array([[float(x) for x in r[1:]] for r in rows[:3]]) * GPA_BAR
+    return energy, forces, stress
+
+
+def _mpi_command(s: LabelerSettings, exe: str) -> list[str]:
+    if s.mpi_ranks <= 1 and not s.mpi_command:
+        return []
+    if s.mpi_command:
+        return s.mpi_command.replace("{ranks}", str(s.mpi_ranks)).split()
+    # Debian's cp2k.psmp is built with OpenMPI: use the mpirun that sits next to it, not the venv's (MPICH)
+    folder = os.path.dirname(os.path.realpath(shutil.which(exe) or exe))
+    for cand in (os.path.join(os.path.dirname(shutil.which(exe) or exe), "mpirun.openmpi"),
+                 os.path.join(folder, "mpirun.openmpi"), "/usr/bin/mpirun.openmpi", "/usr/bin/mpirun"):
+        if os.path.exists(cand):
+            return [cand, "--allow-run-as-root", "--oversubscribe", "-np", str(s.mpi_ranks)]
+    return []
+
+
+def _clean_env() -> dict:
+    """Environment for the CP2K job: one OpenMP thread, and none of the launcher variables of an outer mpirun."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PMI_", "PMIX_", "OMPI_", "MPIR_", "HYDRA_", "MPICH_", "I_MPI_"))}
+    env["OMP_NUM_THREADS"] = "1"
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    return env
+
+
+def cp2k_version(exe: str) -> str:
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    m = re.search(r"CP2K version\s+(\S+)", out)
+    return m.group(1) if m else ""
+
+
+class Cp2kLabeler(Labeler):
+    name = "cp2k"
+    in_process = False  # CP2K is its own MPI job: the generator runs serially
+
+    def __init__(self, s: LabelerSettings, workdir: str | None = None):
+        super().__init__()
+        self.s = s
+        self.exe = shutil.which(s.executable) or (s.executable if os.path.isfile(s.executable) else None)
+        if not self.exe:
+            raise DeckError(f"CP2K executable {s.executable!r} not found on PATH (Debian: apt-get install cp2k)",
+                            section="LABELER", key="executable")
+        self.data_dir = find_data_dir(s.data_dir)
+        self.workdir = os.path.abspath(workdir or s.workdir or "cp2k_runs")
+        self.mpi = _mpi_command(s, self.exe)
+        self.version = cp2k_version(self.exe)
+        self.settings = {"code": "CP2K", "version": self.version, "xc": s.xc, "basis": s.basis,
+                         "potential": s.potential, "cutoff_Ry": s.cutoff, "rel_cutoff_Ry": s.rel_cutoff,
+                         "kpoints": list(s.kpoints) if not s.kspacing else None,
+                         "kspacing": s.kspacing or None, "eps_scf": s.eps_scf, "eps_default": s.eps_default,
+                         "smearing_K": s.smearing, "added_mos": s.added_mos}
+        self.last_seconds = 0.0
+
+    def run_text(self, inp: str, tag: str) -> str:
+        os.makedirs(self.workdir, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", tag)
+        d = os.path.join(self.workdir, safe)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "cp2k.inp"), "w") as fh:
+            fh.write(inp)
+        cmd = self.mpi + [self.exe, "-i", "cp2k.inp", "-o", "cp2k.out"]
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, cwd=d, env=_clean_env(), capture_output=True, text=True)
+        self.last_seconds = time.monotonic() - t0
+        out_path = os.path.join(d, "cp2k.out")
+        text = open(out_path).read() if os.path.exists(out_path) else ""
+        if proc.returncode != 0:
+            tail = (proc.stderr or "")[-800:] + text[-800:]
+            raise DataError(f"CP2K failed (exit {proc.returncode}) in {d}: {tail.strip()}", tag)
+        return text
+
+    def label(self, frame: Frame) -> Frame:
+        tag = str(frame.info.get("config_id", "config"))
+        inp = cp2k_input(frame, self.s, self.data_dir)
+        text = self.run_text(inp, tag)
+        e, f, st = parse_cp2k_output(text, frame.natoms, tag)
+        if not all(frame.pbc):
+            st = None
+        if not self.s.keep_files:
+            shutil.rmtree(os.path.join(self.workdir, re.sub(r"[^A-Za-z0-9_.\-]", "_", tag)), ignore_errors=True)
+        out = _labelled(frame, e, f, st)
+        return out

@@ -1,0 +1,375 @@
+"""Generator deck (INI): typed, validated settings. Errors name the deck file, line, section and key."""
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+
+from fitsnap_ext.errors import DeckError
+
+LABELER_TYPES = ("lammps", "cp2k", "sevenn", "ase")
+SAMPLERS = ("strain_rattle", "lammps_md", "ase_md", "active")
+STRAIN_MODES = ("isotropic_grid", "isotropic", "random", "none")
+
+
+@dataclass
+class GenerateSettings:
+    output: str                      # absolute folder for the per-group files
+    seed: int = 12345
+    elements: list[str] = field(default_factory=list)
+    progress: bool = True
+    time_limit: float = 0.0          # seconds; 0 = none. Stops cleanly (resumable) when exceeded
+    file_suffix: str = ".xyz"
+
+
+@dataclass
+class LabelerSettings:
+    type: str
+    # lammps
+    pair_style: str = ""
+    pair_coeff: list[str] = field(default_factory=list)
+    pair_commands: list[str] = field(default_factory=list)   # extra LAMMPS lines (e.g. pair_modify)
+    mod: str = ""                    # alternatively a pair_style/pair_coeff include file (.mod)
+    elements: list[str] = field(default_factory=list)
+    masses: list[float] = field(default_factory=list)
+    # cp2k
+    cutoff: float = 400.0            # Ry
+    rel_cutoff: float = 50.0         # Ry
+    kpoints: list[int] = field(default_factory=lambda: [4, 4, 4])
+    kspacing: float = 0.0            # 1/Å; when > 0, k-points from the cell: n_i = ceil(|b_i| / kspacing)
+    basis: str = "DZVP-MOLOPT-SR-GTH"
+    potential: str = "GTH-PBE"
+    xc: str = "PBE"
+    eps_scf: float = 1.0e-7
+    max_scf: int = 100
+    eps_default: float = 1.0e-12
+    smearing: float = 0.0            # electronic temperature (K) for Fermi-Dirac smearing; 0 = none
+    added_mos: int = 0
+    mixing_alpha: float = 0.4
+    data_dir: str = ""               # CP2K data folder (BASIS_MOLOPT, GTH_POTENTIALS); default: found at run time
+    executable: str = "cp2k.psmp"
+    mpi_ranks: int = 2
+    mpi_command: str = ""            # default: the OpenMPI mpirun next to cp2k (Debian), "-np {ranks}"
+    workdir: str = ""                # scratch folder for CP2K runs (default: <output>/.cp2k)
+    keep_files: bool = False
+    # sevenn
+    model: str = "7net-0"
+    device: str = "cpu"
+    # ase
+    calculator: str = ""             # "module:Class"
+    calculator_kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class GroupSettings:
+    name: str
+    sampler: str
+    structure: str = ""              # preset name or file (absolute after parsing)
+    structure_index: int = 0
+    supercell: list[int] = field(default_factory=lambda: [1, 1, 1])
+    lattice: float = 0.0             # overrides the preset's lattice constant (Å)
+    n_frames: int = 10               # per temperature for MD samplers
+    # strain_rattle
+    strain: float = 0.0
+    strain_mode: str = "random"
+    rattle: float = 0.0              # Å, Gaussian standard deviation
+    # md
+    temperatures: list[float] = field(default_factory=list)
+    timestep: float = 0.001          # ps
+    equilibration: int = 1000        # steps
+    interval: int = 100              # steps between kept snapshots (thinning)
+    ensemble: str = "nvt"            # nvt | npt
+    pressure: float = 0.0            # bar, for npt
+    damping: float = 0.1             # ps (thermostat)
+    melt_temperature: float = 0.0    # K; > 0: first run melt_steps at this temperature (to make a liquid)
+    melt_steps: int = 0
+    md_potential: str = "labeler"    # labeler | path to a .mod file
+    md_calculator: str = "labeler"   # ase_md: labeler | module:Class
+    md_calculator_kwargs: dict = field(default_factory=dict)
+    # active
+    ensemble_mods: list[str] = field(default_factory=list)
+    candidates: str = ""             # file of candidate structures; default: LAMMPS MD with the first model
+    n_candidates: int = 0            # per temperature when candidates come from MD
+
+    def fingerprint(self, folder: str = "") -> str:
+        """The sampler settings recorded in the output file. n_frames is left out where the configurations do
+        not depend on it (random strains, MD), so that such a set can be extended by raising n_frames."""
+        d = asdict(self)
+        if self.sampler in ("lammps_md", "ase_md") or (self.sampler == "strain_rattle"
+                                                       and self.strain_mode != "isotropic_grid"):
+            d.pop("n_frames")
+        d.pop("name")
+        if folder:  # record files relative to the deck, so that a moved project still matches
+            rel = lambda p: os.path.relpath(p, folder) if p and os.path.isabs(p) else p  # noqa: E731
+            for k in ("structure", "candidates", "md_potential"):
+                d[k] = rel(d[k])
+            d["ensemble_mods"] = [rel(p) for p in d["ensemble_mods"]]
+        return json.dumps(d, sort_keys=True)
+
+
+@dataclass
+class GeneratorDeck:
+    path: str
+    folder: str
+    generate: GenerateSettings
+    labeler: LabelerSettings
+    groups: list[GroupSettings]
+
+
+class _Deck:
+    """configparser plus line numbers for error messages."""
+
+    def __init__(self, path):
+        self.path = path
+        self.cp = configparser.ConfigParser(inline_comment_prefixes=(";", "#"), interpolation=None,
+                                            strict=True)
+        self.cp.optionxform = str  # keep the case of keys
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise DeckError(f"cannot read deck: {exc}", path)
+        try:
+            self.cp.read_string(text, source=path)
+        except configparser.Error as exc:
+            line = getattr(exc, "lineno", None)
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DeckError(msg, path, line)
+        self.lines = {}
+        section = None
+        for i, raw in enumerate(text.splitlines(), start=1):
+            s = raw.strip()
+            m = re.match(r"^\[(.+)\]$", s)
+            if m:
+                section = m.group(1).strip()
+                continue
+            m = re.match(r"^([^=:;#\s][^=:]*?)\s*[=:]", s)
+            if m and section is not None and not raw[:1].isspace():
+                self.lines[(section, m.group(1).strip())] = i
+
+    def err(self, msg, section, key=None):
+        line = self.lines.get((section, key)) if key else None
+        return DeckError(msg, self.path, line, section, key)
+
+
+def _parse_value(deck: _Deck, section, key, raw, kind, default=None):
+    raw = raw.strip()
+    try:
+        if kind is str:
+            return raw
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is bool:
+            low = raw.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind == "floats":
+            return [float(x) for x in raw.replace(",", " ").split()]
+        if kind == "ints":
+            return [int(x) for x in raw.replace(",", " ").split()]
+        if kind == "words":
+            return raw.replace(",", " ").split()
+        if kind == "lines":
+            return [ln.strip() for ln in raw.splitlines() if ln.strip()]
+        if kind == "json":
+            v = json.loads(raw) if raw else {}
+            if not isinstance(v, dict):
+                raise ValueError
+            return v
+    except (ValueError, json.JSONDecodeError):
+        pass
+    names = {str: "text", int: "an integer", float: "a number", bool: "true/false", "floats": "numbers",
+             "ints": "integers", "words": "words", "lines": "lines", "json": "a JSON object"}
+    raise deck.err(f"expected {names[kind]}, got {raw!r}", section, key)
+
+
+def _read_section(deck: _Deck, section: str, spec: dict) -> dict:
+    """Read the keys of `section` typed by `spec` {key: kind}; unknown keys are errors."""
+    out = {}
+    for key, raw in deck.cp.items(section):
+        if key not in spec:
+            known = ", ".join(sorted(spec))
+            raise deck.err(f"unknown key (known: {known})", section, key)
+        out[key] = _parse_value(deck, section, key, raw, spec[key])
+    return out
+
+
+_GEN_SPEC = {"output": str, "seed": int, "elements": "words", "progress": bool, "time_limit": float,
+             "file_suffix": str}
+_LAB_SPEC = {"type": str, "pair_style": str, "pair_coeff": "lines", "pair_commands": "lines", "mod": str,
+             "elements": "words", "masses": "floats", "cutoff": float, "rel_cutoff": float, "kpoints": "ints",
+             "kspacing": float, "basis": str, "potential": str, "xc": str, "eps_scf": float, "max_scf": int,
+             "eps_default": float, "smearing": float, "added_mos": int, "mixing_alpha": float, "data_dir": str,
+             "executable": str, "mpi_ranks": int, "mpi_command": str, "workdir": str, "keep_files": bool,
+             "model": str, "device": str, "calculator": str, "calculator_kwargs": "json"}
+_GROUP_SPEC = {"sampler": str, "structure": str, "structure_index": int, "supercell": "ints", "lattice": float,
+               "n_frames": int, "strain": float, "strain_mode": str, "rattle": float, "temperatures": "floats",
+               "timestep": float, "equilibration": int, "interval": int, "ensemble": str, "pressure": float,
+               "damping": float, "melt_temperature": float, "melt_steps": int, "md_potential": str, "md_calculator": str, "md_calculator_kwargs": "json",
+               "ensemble_mods": "words", "candidates": str, "n_candidates": int}
+
+
+def _abs(folder, p):
+    return p if not p or os.path.isabs(p) else os.path.normpath(os.path.join(folder, p))
+
+
+def load_deck(path) -> GeneratorDeck:
+    """Parse and validate a generator deck. Relative paths are relative to the deck's folder."""
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(path):
+        raise DeckError("deck file not found", path)
+    deck = _Deck(path)
+    folder = os.path.dirname(path)
+    sections = deck.cp.sections()
+    for s in sections:
+        if s not in ("GENERATE", "LABELER") and not re.match(r"^GROUP\s+\S+$", s):
+            raise deck.err("unknown section (expected [GENERATE], [LABELER], [GROUP name])", s)
+    if "GENERATE" not in sections:
+        raise DeckError("missing section", path, section="GENERATE")
+    if "LABELER" not in sections:
+        raise DeckError("missing section", path, section="LABELER")
+
+    g = _read_section(deck, "GENERATE", _GEN_SPEC)
+    if not g.get("output"):
+        raise deck.err("required", "GENERATE", "output")
+    g["output"] = _abs(folder, g["output"])
+    gen = GenerateSettings(**g)
+    if gen.time_limit < 0:
+        raise deck.err("must be >= 0", "GENERATE", "time_limit")
+
+    lab = _read_section(deck, "LABELER", _LAB_SPEC)
+    if "type" not in lab:
+        raise deck.err("required (one of " + ", ".join(LABELER_TYPES) + ")", "LABELER", "type")
+    lab["type"] = lab["type"].lower()
+    if lab["type"] not in LABELER_TYPES:
+        raise deck.err(f"unknown labeler {lab['type']!r} (one of " + ", ".join(LABELER_TYPES) + ")",
+                       "LABELER", "type")
+    for k in ("mod", "workdir", "data_dir"):
+        if lab.get(k):
+            lab[k] = _abs(folder, lab[k])
+    labeler = LabelerSettings(**lab)
+    if not labeler.elements:
+        labeler.elements = list(gen.elements)
+    if not gen.elements:
+        gen.elements = list(labeler.elements)
+    if labeler.type == "lammps":
+        if not labeler.mod and not labeler.pair_style:
+            raise deck.err("required for a lammps labeler (or give mod = FILE.mod)", "LABELER", "pair_style")
+        if labeler.pair_style and not labeler.pair_coeff:
+            raise deck.err("required with pair_style", "LABELER", "pair_coeff")
+        if labeler.mod and not os.path.isfile(labeler.mod):
+            raise deck.err(f"file not found: {labeler.mod}", "LABELER", "mod")
+        if not labeler.elements:
+            raise deck.err("required for a lammps labeler (LAMMPS type order)", "LABELER", "elements")
+        if labeler.masses and len(labeler.masses) != len(labeler.elements):
+            raise deck.err(f"{len(labeler.masses)} masses for {len(labeler.elements)} elements", "LABELER",
+                           "masses")
+    if labeler.type == "cp2k":
+        if len(labeler.kpoints) != 3 or min(labeler.kpoints) < 1:
+            raise deck.err("three positive integers expected", "LABELER", "kpoints")
+        if labeler.cutoff <= 0 or labeler.rel_cutoff <= 0:
+            raise deck.err("must be > 0", "LABELER", "cutoff" if labeler.cutoff <= 0 else "rel_cutoff")
+        if labeler.mpi_ranks < 1:
+            raise deck.err("must be >= 1", "LABELER", "mpi_ranks")
+    if labeler.type == "ase" and not re.match(r"^[\w.]+:[\w.]+$", labeler.calculator or ""):
+        raise deck.err("required for an ase labeler, as module:Class", "LABELER", "calculator")
+
+    groups = []
+    names = set()
+    for s in sections:
+        m = re.match(r"^GROUP\s+(\S+)$", s)
+        if not m:
+            continue
+        name = m.group(1)
+        if not re.match(r"^[A-Za-z0-9_.\-]+$", name):
+            raise deck.err("group names may contain letters, digits, _ . - only", s)
+        if name in names:
+            raise deck.err("duplicate group", s)
+        names.add(name)
+        d = _read_section(deck, s, _GROUP_SPEC)
+        if "sampler" not in d:
+            raise deck.err("required (one of " + ", ".join(SAMPLERS) + ")", s, "sampler")
+        d["sampler"] = d["sampler"].lower()
+        if d["sampler"] not in SAMPLERS:
+            raise deck.err(f"unknown sampler {d['sampler']!r} (one of " + ", ".join(SAMPLERS) + ")", s,
+                           "sampler")
+        from fitsnap_ext.generate.structures import PRESETS
+        st = d.get("structure", "")
+        if st and st not in PRESETS:
+            d["structure"] = _abs(folder, st)
+            if not os.path.isfile(d["structure"]):
+                raise deck.err(f"neither a preset ({', '.join(sorted(PRESETS))}) nor an existing file", s,
+                               "structure")
+        for k in ("candidates",):
+            if d.get(k):
+                d[k] = _abs(folder, d[k])
+                if not os.path.isfile(d[k]):
+                    raise deck.err(f"file not found: {d[k]}", s, k)
+        if d.get("md_potential") and d["md_potential"] != "labeler":
+            d["md_potential"] = _abs(folder, d["md_potential"])
+            if not os.path.isfile(d["md_potential"]):
+                raise deck.err(f"file not found: {d['md_potential']}", s, "md_potential")
+        if d.get("ensemble_mods"):
+            d["ensemble_mods"] = [_abs(folder, p) for p in d["ensemble_mods"]]
+            for p in d["ensemble_mods"]:
+                if not os.path.isfile(p):
+                    raise deck.err(f"file not found: {p}", s, "ensemble_mods")
+        grp = GroupSettings(name=name, **d)
+        _validate_group(deck, s, grp, labeler)
+        groups.append(grp)
+    if not groups:
+        raise DeckError("no [GROUP name] section", path)
+    return GeneratorDeck(path=path, folder=folder, generate=gen, labeler=labeler, groups=groups)
+
+
+def _validate_group(deck, s, g: GroupSettings, labeler: LabelerSettings):
+    if g.sampler != "active" or not g.candidates:
+        if not g.structure:
+            raise deck.err("required", s, "structure")
+    if g.n_frames < 1:
+        raise deck.err("must be >= 1", s, "n_frames")
+    if len(g.supercell) != 3 or min(g.supercell) < 1:
+        raise deck.err("three positive integers expected", s, "supercell")
+    if g.strain < 0 or g.strain >= 0.5:
+        raise deck.err("must be in [0, 0.5)", s, "strain")
+    if g.rattle < 0:
+        raise deck.err("must be >= 0", s, "rattle")
+    if g.strain_mode not in STRAIN_MODES:
+        raise deck.err("one of " + ", ".join(STRAIN_MODES), s, "strain_mode")
+    if g.sampler in ("lammps_md", "ase_md") or (g.sampler == "active" and not g.candidates):
+        if not g.temperatures or min(g.temperatures) <= 0:
+            raise deck.err("positive temperatures (K) required", s, "temperatures")
+        if g.interval < 1:
+            raise deck.err("must be >= 1", s, "interval")
+        if g.equilibration < 0:
+            raise deck.err("must be >= 0", s, "equilibration")
+        if g.timestep <= 0:
+            raise deck.err("must be > 0", s, "timestep")
+        if g.ensemble not in ("nvt", "npt"):
+            raise deck.err("nvt or npt", s, "ensemble")
+        if g.melt_temperature < 0 or g.melt_steps < 0:
+            raise deck.err("must be >= 0", s, "melt_temperature" if g.melt_temperature < 0 else "melt_steps")
+        if g.damping <= 0:
+            raise deck.err("must be > 0", s, "damping")
+    if g.sampler == "lammps_md" and g.md_potential == "labeler" and labeler.type != "lammps":
+        raise deck.err("the labeler is not a LAMMPS potential: give a .mod file", s, "md_potential")
+    if g.sampler == "ase_md" and g.melt_temperature:
+        raise deck.err("melt_temperature is for lammps_md", s, "melt_temperature")
+    if g.sampler == "ase_md" and g.ensemble != "nvt":
+        raise deck.err("ase_md supports nvt only", s, "ensemble")
+    if g.sampler == "ase_md" and g.md_calculator != "labeler" and not re.match(r"^[\w.]+:[\w.]+$",
+                                                                                 g.md_calculator):
+        raise deck.err("labeler or module:Class", s, "md_calculator")
+    if g.sampler == "active":
+        if len(g.ensemble_mods) < 2:
+            raise deck.err("at least two .mod files (the ensemble) required", s, "ensemble_mods")
+        if not g.candidates and g.n_candidates * len(g.temperatures) < g.n_frames:
+            raise deck.err("n_candidates (per temperature) x temperatures must be >= n_frames", s,
+                           "n_candidates")

