@@ -1,0 +1,98 @@
+"""Two-element SNAP (GaN) end to end: a teacher SNAP with known coefficients labels rattled wurtzite cells,
+the refit with the same settings recovers them (per-element radelem/wj, vacancies so both constants are fixed)."""
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from conftest import read_snapcoeff, run_cli
+from fitsnap_ext.config import load_settings
+from fitsnap_ext.data.extxyz import write_extxyz
+from fitsnap_ext.data.frame import Frame
+from fitsnap_ext.export.snap import snap_files
+from fitsnap_ext.generate.deck import LabelerSettings
+from fitsnap_ext.generate.labelers import LammpsLabeler
+
+DECK = """[BISPECTRUM]
+numTypes = 2
+twojmax = 4
+rcutfac = 4.0
+rfac0 = 0.99363
+rmin0 = 0
+wj = 1.0 0.8
+radelem = 0.55 0.45
+type = Ga N
+chemflag = {chemflag}
+bnormflag = {chemflag}
+
+[CALCULATOR]
+energy = 1
+force = 1
+stress = 1
+
+[SCRAPER]
+scraper = XYZ
+stress_unit = bar
+
+[PATH]
+dataPath = data
+
+[OUTFILE]
+metrics = gan_metrics.md
+potential = gan_refit
+
+[GROUPS]
+group_sections = name training_size testing_size eweight fweight vweight
+group_types = str float float float float float
+rattled = 1.0 0.0 100 1 1e-4
+"""
+
+
+def _frames(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    base = bulk("GaN", "wurtzite", a=3.19, c=5.19) * (2, 2, 2)
+    frames = []
+    for _ in range(n):
+        atoms = base.copy()
+        strain = np.eye(3) + rng.uniform(-0.03, 0.03, (3, 3))
+        atoms.set_cell(atoms.cell.array @ (strain + strain.T) / 2, scale_atoms=True)
+        atoms.positions += rng.normal(0, 0.08, atoms.positions.shape)
+        del atoms[int(rng.integers(len(atoms)))]  # a vacancy: compositions differ, so both constants are fixed
+        frames.append(Frame(atoms.get_chemical_symbols(), atoms.positions, atoms.cell.array))
+    return frames
+
+
+def test_chemflag_is_refused_until_it_round_trips(tmp_path):
+    from fitsnap_ext.errors import DeckError
+
+    deck = tmp_path / "in.gan"
+    deck.write_text(DECK.format(chemflag=1))
+    with pytest.raises(DeckError, match="chemflag"):
+        load_settings(deck)
+
+
+def test_two_element_teacher_is_recovered(tmp_path, chemflag=0):
+    deck = tmp_path / "in.gan"
+    deck.write_text(DECK.format(chemflag=chemflag))
+    settings = load_settings(deck)
+    bs = settings.bispectrum
+    rng = np.random.default_rng(1 + chemflag)
+    ncol = bs.ncoeff + 1
+    teacher_coef = np.concatenate([[-3.5 - e] + list(rng.normal(0, 0.02, ncol - 1)) for e in range(2)])
+    (tmp_path / "teacher").mkdir()
+    for path, text in snap_files(str(tmp_path / "teacher" / "gan"), teacher_coef, bs, settings.reference).items():
+        open(path, "w").write(text)
+
+    teacher = LammpsLabeler(LabelerSettings(type="lammps", pair_style="snap", elements=["Ga", "N"],
+                                            masses=[69.723, 14.007],
+                                            pair_coeff=[f"* * {tmp_path}/teacher/gan.snapcoeff "
+                                                        f"{tmp_path}/teacher/gan.snapparam Ga N"]))
+    labelled = [teacher.label(f) for f in _frames()]
+    teacher.close()
+    (tmp_path / "data").mkdir()
+    write_extxyz(tmp_path / "data" / "rattled.xyz", labelled, teacher.header())
+    assert np.std([f.energy for f in labelled]) > 1e-3  # the teacher's energies vary: a real test
+
+    run_cli([deck], tmp_path)
+    refit = read_snapcoeff(tmp_path / "gan_refit.snapcoeff")
+    assert refit.shape == teacher_coef.shape == (2 * ncol,)
+    np.testing.assert_allclose(refit, teacher_coef, rtol=1e-6, atol=1e-8)
