@@ -451,11 +451,12 @@ def _bispectrum(raw: RawDeck) -> BispectrumSettings:
     if not 0 < out["rfac0"] <= 1:
         raise raw.error("must be in (0, 1]", s, "rfac0")
     if out["chemflag"]:
-        # A teacher-recovery test (tests/test_multielement.py) shows pair_style snap on the written files does
-        # not reproduce the model fitted on `compute snap ... chem` rows (force RMSE 0.04 eV/Å); refuse rather
-        # than write a potential that is not the one fitted.
-        raise raw.error("explicit multi-element SNAP (chemflag) is disabled: the written potential does not "
-                        "yet reproduce the fitted model in pair_style snap", s, "chemflag")
+        # Measured (tests/test_multielement.py): pair_style snap with chemflag in this LAMMPS returns forces that
+        # are not the gradient of its own energy, while compute snap's rows are. A fitted chemflag SNAP would run
+        # with wrong forces, so it is refused.
+        raise raw.error("explicit multi-element SNAP (chemflag) is disabled: LAMMPS' pair_style snap with "
+                        "chemflag gives forces inconsistent with its energy, so the fit could not be deployed",
+                        s, "chemflag")
     for key in ("bikflag", "dgradflag"):
         if raw.get(s, key, bool, False):
             raise raw.error("set by fitsnap_ext itself (per-atom descriptors for networks); remove it", s, key)

@@ -96,3 +96,45 @@ def test_two_element_teacher_is_recovered(tmp_path, chemflag=0):
     refit = read_snapcoeff(tmp_path / "gan_refit.snapcoeff")
     assert refit.shape == teacher_coef.shape == (2 * ncol,)
     np.testing.assert_allclose(refit, teacher_coef, rtol=1e-6, atol=1e-8)
+
+
+def test_why_chemflag_is_refused_pair_snap_forces_are_not_its_energy_gradient(tmp_path):
+    """Documents the upstream problem behind the refusal: with chemflag, pair_style snap's forces differ from
+    finite differences of its own energy, while compute snap's derivative rows match them. When a LAMMPS
+    update fixes pair snap this test fails — then re-enable chemflag in config.py."""
+    import dataclasses
+
+    from fitsnap_ext.lammps_session import LammpsSession
+
+    deck = tmp_path / "in.gan"
+    deck.write_text(DECK.format(chemflag=0))
+    settings = load_settings(deck)
+    bs = dataclasses.replace(settings.bispectrum, chemflag=True, bnormflag=True)
+    rng = np.random.default_rng(0)
+    ncol = bs.ncoeff + 1
+    coef = np.concatenate([[-3.5 - e] + list(rng.normal(0, 0.02, ncol - 1)) for e in range(2)])
+    for path, text in snap_files(str(tmp_path / "t"), coef, bs, settings.reference).items():
+        open(path, "w").write(text)
+    frame = _frames(1)[0]
+    lmp = LammpsSession()
+    lmp.place(frame, ["Ga", "N"])
+    lmp.commands([f"pair_style snap", f"pair_coeff * * {tmp_path}/t.snapcoeff {tmp_path}/t.snapparam Ga N",
+                  f"compute snap all snap {bs.compute_snap_args()}", "run 0"])
+    n = frame.natoms
+    pair_force = np.array(lmp.lmp.numpy.extract_atom("f"))[:n].copy()
+    rows = lmp.compute_array("snap")[1:1 + 3 * n, :-1].reshape(3 * n, 2, -1)
+    snap_force = (np.einsum("rtk,tk->r", rows, coef.reshape(2, -1)[:, 1:])).reshape(n, 3)
+    lmp.commands(["uncompute snap", "group one id 5"])
+    h, fd = 1e-5, []
+    for k in range(3):
+        energies = []
+        for sign in (1, -1):
+            d = [0.0, 0.0, 0.0]
+            d[k] = sign * h
+            lmp.commands([f"displace_atoms one move {d[0]} {d[1]} {d[2]} units box", "run 0"])
+            energies.append(lmp.lmp.get_thermo("pe"))
+            lmp.command(f"displace_atoms one move {-d[0]} {-d[1]} {-d[2]} units box")
+        fd.append(-(energies[0] - energies[1]) / (2 * h))
+    lmp.close()
+    np.testing.assert_allclose(snap_force[4], fd, atol=1e-6)        # our rows: the true gradient
+    assert np.max(np.abs(pair_force[4] - fd)) > 1e-2                # pair snap chemflag: not the gradient
