@@ -258,6 +258,21 @@ n_frames = 4
     # hot snapshots disagree more than cold ones
     assert spread[6:].mean() > spread[:6].mean()
     assert np.allclose(frames[0].positions, cands[top[0]].positions)
+    # candidates from a file: the 2 most disputed of the 4 picked above
+    groups2 = """
+[GROUP al2]
+sampler = active
+candidates = out/al.xyz
+ensemble_mods = models/sw.mod models/tersoff.mod models/snap.mod
+n_frames = 2
+"""
+    deck2 = load_deck(_deck(tmp_path, "al2.in", groups=groups2))
+    deck2.generate.progress = False
+    assert run(deck2) == 0
+    f2 = read_extxyz(tmp_path / "out" / "al2.xyz", "bar")
+    s4 = [f.info["force_std_max"] for f in frames]
+    assert [f.info["candidate"] for f in f2] == sorted(np.argsort(-np.array(s4))[:2].tolist())
+    assert sorted(f.info["force_std_max"] for f in f2) == pytest.approx(sorted(s4)[2:], rel=1e-9)
 
 
 def test_ase_md_and_ase_labeler(tmp_path):

@@ -361,8 +361,6 @@ def scan_extxyz(path) -> tuple[list[tuple[int, int]], int, int]:
         spans.append((start, pos))
         index += 1
     valid_end = spans[-1][1] if spans else 0
-    if pos > valid_end and not data[valid_end:pos].strip():
-        valid_end = valid_end  # trailing whitespace only
     return spans, valid_end, size
 
 
