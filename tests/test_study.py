@@ -1,0 +1,245 @@
+"""The model-complexity study (`python -m fitsnap_ext study`): deck validation, caching, references and a
+real quick study on the demo data (fit → LAMMPS properties → MD timing → report)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, need_shared, run_cli
+from fitsnap_ext.errors import DeckError, FitsnapError
+from fitsnap_ext.study import (fit_key, ladder_models, model_settings, network_available, parameter_count,
+                               rdf_numpy, read_study)
+
+DECK = REPO / "input_files" / "study_si.in"
+
+
+def write_deck(tmp_path, text: str) -> Path:
+    p = tmp_path / "study.in"
+    p.write_text(text.replace("DEMO", str(REPO / "input_files" / "in.demo")))
+    return p
+
+
+# ---------------------------------------------------------------- deck validation (fast)
+
+def test_quick_deck_reads_the_quick_keys():
+    spec = read_study(DECK, [("STUDY", "quick", "1")])
+    assert spec.base_deck.name == "in.demo"
+    assert [m.name for m in spec.models] == ["linear_2J4", "linear_2J6", "quadratic_2J4", "nn_8"]
+    assert spec.properties == ("eos", "elastic") and spec.quick and spec.property_quick
+    assert spec.md_cell == (2, 2, 2)
+    assert spec.literature.name == "si_sw_teacher.json" and spec.volume_set is None
+    nn = model_settings(spec, spec.models[-1])
+    assert nn.network is not None and nn.network.hidden == (8,) and nn.network.num_epochs == 30
+
+
+def test_model_sections_and_ladder(tmp_path):
+    deck = write_deck(tmp_path, "[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6\n"
+                                "[MODEL_ridge6]\ntwojmax = 6\nsolver = RIDGE\nalpha = 1e-4\n"
+                                "[MODEL_quad]\nBISPECTRUM.quadraticflag = 1\nBISPECTRUM.twojmax = 2\n")
+    spec = read_study(deck)
+    assert [(m.name, m.kind) for m in spec.models] == [("linear_2J6", "linear"), ("ridge6", "linear"),
+                                                         ("quad", "quadratic")]
+    st = model_settings(spec, spec.models[1])
+    assert st.solver.solver == "RIDGE" and st.solver.alpha == 1e-4
+    q = model_settings(spec, spec.models[2])
+    assert q.bispectrum.quadraticflag and q.bispectrum.twojmax == 2
+    assert parameter_count(q) == 1 + 5 + 15  # constant + 5 linear (2J=2) + 15 quadratic
+
+
+@pytest.mark.parametrize("body, where", [
+    ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6 cubic:4\n", ":4: [STUDY] ladder: bad ladder entry 'cubic:4'"),
+    ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6\nmd_stepz = 4\n", ":5: [STUDY] md_stepz: unknown key"),
+    ("[STUDY]\nsystem = xx\nbase_deck = DEMO\nladder = linear:6\n", ":2: [STUDY] system: unknown system 'xx'"),
+    ("[STUDY]\nsystem = si\nbase_deck = nothere.in\nladder = linear:6\n", ":3: [STUDY] base_deck: fitting deck not found"),
+    ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6\nproperties = eos foo\n",
+     ":5: [STUDY] properties: unknown property 'foo'"),
+    ("[STUDY]\nsystem = si\nbase_deck = DEMO\n[MODEL_a]\nwidth = 3\n", ":5: [MODEL_A] width: unknown key"),
+    ("[STUDY]\nsystem = si\nbase_deck = DEMO\n", "[STUDY]: no models"),
+    ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6 linear:6\n", "model name(s) given twice"),
+])
+def test_deck_errors_name_file_line_key(tmp_path, body, where):
+    deck = write_deck(tmp_path, body)
+    with pytest.raises(DeckError) as err:
+        read_study(deck)
+    assert str(err.value).startswith(str(deck)) or "given twice" in where
+    assert where in str(err.value)
+
+
+def test_bad_model_override_names_the_model(tmp_path):
+    deck = write_deck(tmp_path, "[STUDY]\nsystem = si\nbase_deck = DEMO\n[MODEL_bad]\ntwojmax = -2\n")
+    with pytest.raises(DeckError, match=r"model 'bad' .*twojmax: must be >= 0"):
+        read_study(deck)
+
+
+def test_cli_error_is_one_line(tmp_path):
+    deck = write_deck(tmp_path, "[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = nn:0\n")
+    proc = run_cli(["study", deck], cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "[STUDY] ladder" in proc.stderr
+    assert not (tmp_path / "study_si").exists()
+
+
+def test_lgps_deck_explains_missing_data():
+    if (REPO.parent / "shared" / "data" / "lgps_train").exists():
+        pytest.skip("LGPS training data present")
+    with pytest.raises(DeckError, match=r"study_lgps.in:\d+: \[PATH\] dataPath: data folder not found"):
+        read_study(REPO / "input_files" / "study_lgps.in")
+
+
+def test_gan_inline_deck(tmp_path):
+    need_shared("gan_paper", "volume.xyz")
+    spec = read_study(REPO / "input_files" / "study_gan.in", [("STUDY", "out", str(tmp_path / "gan"))])
+    st = model_settings(spec, spec.models[0])
+    assert st.bispectrum.types == ("Ga", "N") and st.scraper.stress_unit == "kbar"
+    # the extracted fitting deck keeps the study deck's line numbers
+    study_lines = (REPO / "input_files" / "study_gan.in").read_text().splitlines()
+    base_lines = spec.base_deck.read_text().splitlines()
+    i = next(k for k, l in enumerate(study_lines) if l.startswith("rcutfac"))
+    assert base_lines[i] == study_lines[i]
+
+
+# ---------------------------------------------------------------- cache keys, references (fast)
+
+def test_fit_key_changes_with_settings_and_data(tmp_path):
+    spec = read_study(DECK, [("STUDY", "quick", "1")])
+    a, b = (model_settings(spec, m) for m in spec.models[:2])
+    assert fit_key(a) == fit_key(model_settings(spec, spec.models[0]))
+    assert fit_key(a) != fit_key(b)
+    # a copy of the data with one file touched → another key
+    import shutil
+
+    data = tmp_path / "demo"
+    shutil.copytree(REPO / "input_files" / "demo", data)
+    deck = tmp_path / "in.demo"
+    deck.write_text((REPO / "input_files" / "in.demo").read_text())
+    from fitsnap_ext.config import load_settings
+
+    k1 = fit_key(load_settings(deck))
+    f = data / "volume.xyz"
+    f.write_text(f.read_text() + "\n")
+    assert fit_key(load_settings(deck)) != k1
+
+
+def test_rdf_of_diamond():
+    from ase.build import bulk
+
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True).repeat(3)
+    r, g, coord = rdf_numpy([atoms], rmax=4.0, dr=0.01)
+    first = r[np.argmax(g > 0)]
+    assert abs(first - 5.431 * math.sqrt(3) / 4) < 0.011
+    assert coord[np.searchsorted(r, 3.0)] == pytest.approx(4.0, abs=1e-12)
+
+
+def test_si_abinitio_reference_from_volume_set(tmp_path):
+    need_shared("si_paper", "volume.xyz")
+    from fitsnap_ext.study import abinitio_reference
+
+    spec = read_study(DECK, [("STUDY", "out", str(tmp_path))])
+    refs, curves = abinitio_reference(spec, tmp_path)
+    assert 5.44 < refs["lattice_constant_A"]["value"] < 5.50       # PBE overestimates a (expt 5.431)
+    assert 80 < refs["bulk_modulus_GPa"]["value"] < 100            # PBE ≈ 88-89 GPa
+    assert 2.3 < refs["rdf_first_peak_A"]["value"] < 2.6
+    assert all(v["source"] for v in refs.values())
+    assert refs["dft_liquid_frames_density_g_cm3"]["compare"] is False
+
+
+def test_every_reference_file_has_sources():
+    from fitsnap_ext.study import load_literature
+
+    files = sorted((REPO / "input_files" / "reference").glob("*.json"))
+    assert files
+    for f in files:
+        assert load_literature(f)
+
+
+# ---------------------------------------------------------------- the quick study itself (real runs)
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick") / "study"
+    t0 = time.perf_counter()
+    first = run_cli(["study", DECK, "--quick", "--out", out], cwd=REPO, timeout=900)
+    t1 = time.perf_counter()
+    second = run_cli(["study", DECK, "--quick", "--out", out], cwd=REPO, timeout=900)
+    t2 = time.perf_counter()
+    return out, first, second, t1 - t0, t2 - t1
+
+
+def _rows(out):
+    with open(out / "study.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_quick_study_report(quick_study):
+    out, first, *_ = quick_study
+    for f in ("study.md", "study.csv", "reference.json", "property_error_vs_force_error.png",
+              "pareto_force_error_vs_md_cost.png", "parity.png", "curves_eos.png"):
+        assert (out / f).is_file(), f
+    rows = _rows(out)
+    names = [r["model"] for r in rows]
+    assert names == ["linear_2J4", "linear_2J6", "quadratic_2J4", "nn_8"]
+    md = (out / "study.md").read_text()
+    assert "Command: `python -m fitsnap_ext study" in md and "--quick" in md
+    assert "Does lower fitting error buy better properties?" in md
+    for r in rows:
+        if r["kind"] == "nn" and network_available():
+            assert r["status"].startswith("skipped"), r
+            continue
+        assert r["status"] == "ok", r
+        for key in ("n_params", "energy_test_rmse_meV_atom", "force_test_rmse_eV_A", "force_train_mae_eV_A",
+                    "md_katom_steps_per_s", "lattice_constant_A", "lattice_constant_A_err", "C11_GPa_err",
+                    "bulk_modulus_GPa"):
+            assert math.isfinite(float(r[key])), (r["model"], key)
+        assert float(r["md_katom_steps_per_s"]) > 0
+        # the SW-labelled demo is learnt well: a within 0.05 Å of the teacher's
+        assert abs(float(r["lattice_constant_A_err"])) < 0.05
+    n = {r["model"]: int(r["n_params"]) for r in rows if r["n_params"]}
+    assert n["linear_2J4"] == 15 and n["linear_2J6"] == 31 and n["quadratic_2J4"] == 15 + 14 * 15 // 2 + 0
+
+
+@pytest.mark.slow
+def test_rerun_skips_cached_models(quick_study):
+    out, first, second, t_first, t_second = quick_study
+    log = second.stdout
+    for name in ("linear_2J4", "linear_2J6", "quadratic_2J4"):
+        assert f"{name}: fit cached" in log and f"{name}: properties cached" in log and f"{name}: MD timing cached" in log
+        assert f"{name}: fitting" not in log
+    assert "fitting" not in log.replace("fit cached", "")
+    assert t_second < 0.6 * t_first, (t_first, t_second)
+
+
+@pytest.mark.slow
+def test_linear_2j6_equals_a_direct_fit(quick_study, tmp_path):
+    out, *_ = quick_study
+    run_cli([REPO / "input_files" / "in.demo", "-k", "PROPERTIES", "properties", "eos"], cwd=tmp_path)
+    with open(tmp_path / "Si_demo_metrics.csv") as fh:
+        direct = {(r["group"], r["split"], r["quantity"]): r for r in csv.DictReader(fh)}
+    stage = json.loads((out / "linear_2J6" / "stage_fit.json").read_text())
+    assert len(stage["errors"]) == len(direct)
+    for e in stage["errors"]:
+        d = direct[(e["group"], e["split"], e["quantity"])]
+        assert int(d["count"]) == e["count"]
+        assert float(d["mae"]) == pytest.approx(e["mae"], rel=1e-9)
+        assert float(d["rmse"]) == pytest.approx(e["rmse"], rel=1e-9)
+    # and the report's numbers are those errors in report units
+    row = next(r for r in _rows(out) if r["model"] == "linear_2J6")
+    all_test_e = next(e for e in stage["errors"] if e["group"] == "*ALL" and e["split"] == "Test"
+                      and e["quantity"] == "Energy")
+    assert float(row["energy_test_rmse_meV_atom"]) == pytest.approx(1000 * all_test_e["rmse"], rel=1e-12)
+
+
+def test_ladder_parser_rejects_garbage(tmp_path):
+    from fitsnap_ext.config import RawDeck
+
+    deck = write_deck(tmp_path, "[STUDY]\nladder = nn:8x\n")
+    raw = RawDeck.read(deck)
+    with pytest.raises(FitsnapError):
+        ladder_models(["nn:8x"], raw, None)
+    assert [m.name for m in ladder_models(["nn:16x8", "quadratic:2"], raw, 5)] == ["nn_16x8", "quadratic_2J2"]
