@@ -30,6 +30,7 @@ import numpy as np
 
 from .config import RawDeck, RawValue, Settings, load_settings
 from .errors import DeckError, FitsnapError
+from .lammps_session import working_directory
 from .parallel import collective
 
 STUDY_VERSION = 1
@@ -366,16 +367,6 @@ def mark_done(folder: Path, stage: str, key: str, data: dict) -> None:
     tmp = f.with_suffix(".tmp")
     tmp.write_text(json.dumps({"key": key, **data}, indent=1, default=float) + "\n")
     os.replace(tmp, f)  # atomic: a killed study never leaves a half-written stage marker
-
-
-@contextmanager
-def working_directory(path: Path):
-    old = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 # ----------------------------------------------------------------------------------------------
