@@ -293,13 +293,17 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class NetworkSettings:
-    """[PYTORCH]: a per-atom network E_i = NN(B_i) trained on energies and forces (FitSNAP's keys + ours)."""
+    """[PYTORCH]: a per-atom network E_i = NN(B_i) trained on energies and forces (FitSNAP's keys + ours).
+
+    The loss is Σ energy_weight·eweight·(ΔE/N)² + force_weight·fweight·ΔF² with the [GROUPS] weights, so group
+    weights for a network deck are relative factors (1 is typical), not the 100/1 of a linear deck.
+    """
 
     hidden: tuple[int, ...] = (32, 32)   # from layer_sizes = num_desc 32 32 1
     activation: str = "tanh"             # tanh | sigmoid | relu (what LAMMPS' mliap model nn implements)
     learning_rate: float = 5e-3
     num_epochs: int = 300
-    batch_size: int = 8                  # configurations per batch
+    batch_size: int = 4                  # configurations per batch
     energy_weight: float = 100.0         # loss weight of (per-atom energy error)²; group eweights multiply it
     force_weight: float = 1.0            # loss weight of (force component error)²; group fweights multiply it
     seed: int = 0

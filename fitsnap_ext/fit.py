@@ -125,6 +125,9 @@ def dump_files(settings: Settings, rows: Rows, pred: np.ndarray, entries_meta: d
 
 def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) -> FitResult:
     """Fit the linear (or quadratic) SNAP a deck describes and write its files."""
+    if settings.network is not None:
+        from .fit_network import run_network_fit
+        return run_network_fit(settings, comm, overwrite, progress)
     progress = progress or Progress(comm)
     timings = {}
     with collective(comm, "checking outputs"):

@@ -22,7 +22,6 @@ import os
 import shlex
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -387,11 +386,7 @@ def parameter_count(settings: Settings, coef=None) -> int:
 
 
 def network_available() -> str | None:
-    """None if neural-network fits can run, else why not."""
-    try:
-        import fitsnap_ext.fit_network  # noqa: F401
-    except ImportError as exc:
-        return f"fitsnap_ext.fit_network is not available yet ({exc})"
+    """None if neural-network fits can run, else why not (torch is an optional dependency)."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -423,50 +418,6 @@ def stage_fit(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pat
     return {"key": key, **data}
 
 
-class _CurveCatcher:
-    """Keeps the curves the engine hands to its plot functions (E–V, DOS, g(r), MSD) for the study plots."""
-
-    def __init__(self):
-        self.curves = {}
-
-    @contextmanager
-    def active(self):
-        from .properties import report
-
-        orig = {n: getattr(report, n) for n in ("plot_eos", "plot_phonons", "plot_rdf_adf", "plot_diffusion")}
-
-        def eos(path, volumes, energies, bm, f):
-            self.curves.update(eos_v=np.asarray(volumes), eos_e=np.asarray(energies), eos_bm=np.asarray(bm))
-            return orig["plot_eos"](path, volumes, energies, bm, f)
-
-        def ph(path, result):
-            self.curves.update(dos_freq=np.asarray(result.dos_freq), dos=np.asarray(result.dos))
-            return orig["plot_phonons"](path, result)
-
-        def rdf(path, r, g, theta, adf):
-            self.curves.update(rdf_r=np.asarray(r), rdf_g=np.asarray(g), adf_theta=np.asarray(theta),
-                               adf=np.asarray(adf))
-            return orig["plot_rdf_adf"](path, r, g, theta, adf)
-
-        def dif(path, curves, temperatures, d_mean, d_err, fit):
-            self.curves.update(dif_T=np.asarray(temperatures, float), dif_D=np.asarray(d_mean, float),
-                               dif_Derr=np.asarray(d_err, float))
-            for i, (label, c) in enumerate(curves.items()):
-                try:
-                    arr = np.asarray(c, float)
-                    self.curves[f"msd_{i}"] = arr
-                except (TypeError, ValueError):
-                    pass
-            return orig["plot_diffusion"](path, curves, temperatures, d_mean, d_err, fit)
-
-        report.plot_eos, report.plot_phonons, report.plot_rdf_adf, report.plot_diffusion = eos, ph, rdf, dif
-        try:
-            yield self
-        finally:
-            for n, f in orig.items():
-                setattr(report, n, f)
-
-
 def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path, comm, force: bool) -> dict:
     key = stage_key(fitkey, properties=spec.properties, quick=spec.property_quick, system=spec.system)
     hit = None if force else comm.bcast(cached(folder, "properties", key) if comm.rank == 0 else None, root=0)
@@ -474,16 +425,15 @@ def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Pat
         log(comm, f"{model.name}: properties cached (key {key}), skipped")
         return hit
     from .properties import run_properties
+    from .properties.engine import curves_path
 
     log(comm, f"{model.name}: properties {', '.join(spec.properties)} ({'quick' if spec.property_quick else 'full'} engine mode)")
     t0 = time.perf_counter()
-    catcher = _CurveCatcher()
-    with catcher.active():
-        props = run_properties(folder / "pot.mod", spec.system, list(spec.properties), spec.property_quick,
-                               folder / "props.json", None, comm)
+    props = run_properties(folder / "pot.mod", spec.system, list(spec.properties), spec.property_quick,
+                           folder / "props.json", None, comm)
     wall = time.perf_counter() - t0
     if comm.rank == 0:
-        np.savez(folder / "curves.npz", **catcher.curves)
+        os.replace(curves_path(folder / "props.json"), folder / "curves.npz")
         mark_done(folder, "properties", key, {"props": props, "props_wall_s": wall})
     comm.Barrier()
     return {"key": key, "props": props, "props_wall_s": wall}

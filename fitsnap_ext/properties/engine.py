@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from fitsnap_ext.errors import FitsnapError
 from fitsnap_ext.properties import report
 from fitsnap_ext.properties.runner import DeckRunner, default_comm, lammps_cell, read_data, write_data
@@ -25,6 +27,11 @@ def md_cell(preset: SystemPreset, relaxed_data: Path, volume_per_atom: float):
 def work_dir_for(out: Path) -> Path:
     """Folder for a run's LAMMPS outputs, logs and plots: next to props.json, named after it."""
     return out.parent / f"{out.stem}_files"
+
+
+def curves_path(out: Path) -> Path:
+    """Where run_properties puts the curves behind its plots (E–V, phonon DOS, g(r)/ADF, MSD/Arrhenius)."""
+    return Path(out).with_name(Path(out).stem + "_curves.npz")
 
 
 def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[str] | None = None,
@@ -67,6 +74,7 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
                    "elements": list(preset.elements), "properties": wanted}
     eos = eos_mod.run_eos(runner, preset, data, dirs["eos"], quick)
     props.update(eos.values)
+    curves = {"eos_v": eos.volumes, "eos_e": eos.energies, "eos_bm": eos.bm}
     if rank0:
         report.plot_eos(work / "eos.png", eos.volumes, eos.energies, eos.bm, eos_mod.birch_murnaghan)
 
@@ -86,6 +94,7 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
 
         ph = run_phonons(runner, preset, eos.relaxed_data, dirs["phonons"], quick)
         props.update(ph.values)
+        curves.update(dos_freq=ph.dos_freq, dos=ph.dos)
         if rank0:
             report.plot_phonons(work / "phonons.png", ph)
     if "liquid" in wanted:
@@ -93,6 +102,7 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
 
         liq = run_liquid(runner, preset, md_data, dirs["liquid"], quick)
         props.update(liq.values)
+        curves.update(rdf_r=liq.r, rdf_g=liq.g, adf_theta=liq.theta, adf=liq.adf)
         if rank0:
             report.plot_rdf_adf(work / "rdf_adf.png", liq.r, liq.g, liq.theta, liq.adf)
     if "melting" in wanted:
@@ -108,6 +118,8 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
 
         dif = run_diffusion(runner, preset, md_data, dirs["diffusion"], quick)
         props.update(dif.values)
+        curves.update(dif_T=dif.temperatures, dif_D=dif.d_mean, dif_Derr=dif.d_err)
+        curves.update({f"msd_{i}": np.asarray(c, float) for i, c in enumerate(dif.curves.values())})
         if rank0:
             report.plot_diffusion(work / "diffusion.png", dif.curves, dif.temperatures, dif.d_mean, dif.d_err,
                                   dif.arrhenius)
@@ -115,6 +127,7 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
     if rank0:
         out.parent.mkdir(parents=True, exist_ok=True)
         report.write_json(out, props)
+        np.savez(curves_path(out), **{k: np.asarray(v, float) for k, v in curves.items()})
         if ref_values is not None:
             rows = report.compare(props, ref_values)
             report.write_json(out.with_name(out.stem + "_errors.json"), {"reference": str(reference),

@@ -1,0 +1,145 @@
+"""Neural-network SNAP: training epoch time and peak memory on the Si sets; MD speed of the exported network.
+
+    python benchmarks/bench_network.py [--sets zuo paper] [--ranks 1 2] [--epochs 3] [--md-atoms 1728]
+                                       [--md-steps 200] [--nn-pot DIR/Si_nn_pot] [--out results.md]
+
+1. Training: `python -m fitsnap_ext` with solver PYTORCH on the Zuo set (input_files/in.si_nn) and on the Si
+   paper set (input_files/in.si switched to PYTORCH, ≈72k atoms, 2J=8), a few epochs, under mpirun -np R;
+   reports s/epoch, the per-atom-descriptor storage and the peak resident memory per rank (ru_maxrss).
+2. MD speed: one process runs NVE MD on the same diamond Si supercell (≈5 % random displacements) with the
+   exported network (pair_style mliap model nn), linear SNAP and quadratic SNAP fitted with the same 2J=8 /
+   rcutfac (input_files/in.si_zuo, in.si_quadratic), one after another, and reports katom-step/s and the
+   ratios to linear SNAP (target: a 2×32 network ≥ 0.7× linear SNAP).
+Wall-clock numbers on this machine (2 shared cores: expect noise of ±10 %).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+INPUT = REPO / "input_files"
+PYTORCH_KEYS = ["-k", "SOLVER", "solver", "PYTORCH", "-k", "CALCULATOR", "nonlinear", "1"]
+
+
+def mpirun(n):
+    exe = Path(sys.executable).with_name("mpirun")
+    return [str(exe), "-np", str(n)] if n > 1 else []
+
+
+def run(cmd, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout, time.perf_counter() - t0
+
+
+def train_bench(name, deck, extra, ranks, epochs, workdir):
+    cmd = mpirun(ranks) + [sys.executable, "-m", "fitsnap_ext", str(deck), "--overwrite",
+                           "-k", "PYTORCH", "num_epochs", str(epochs), "-k", "PYTORCH", "patience", "0"] + extra
+    out, wall = run(cmd, workdir)
+    m = re.search(r"trained (\d+) epochs in ([\d.]+) s \(([\d.]+) s/epoch\).*peak memory (\d+) MiB", out)
+    d = re.search(r"(\d+) atoms, (\d+) neighbour pairs, (\d+) descriptors.*?; ([\d.]+) MiB stored.* in ([\d.]+) s", out)
+    return dict(set=name, ranks=ranks, epoch_s=float(m.group(3)), peak_mib=int(m.group(4)), atoms=int(d.group(1)),
+                pairs=int(d.group(2)), stored_mib=float(d.group(4)), descriptors_s=float(d.group(5)), wall_s=wall)
+
+
+def md_speed(mod: Path, natoms_target: int, steps: int) -> float:
+    """katom-step/s of NVE MD with the potential in `mod` (run from its folder) on diamond Si."""
+    sys.path.insert(0, str(REPO))
+    from fitsnap_ext.lammps_session import lammps_module
+
+    lammps = lammps_module()
+    n = max(1, round((natoms_target / 8) ** (1 / 3)))
+    cwd = os.getcwd()
+    os.chdir(mod.parent)
+    try:
+        lmp = lammps.lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+        for c in ["units metal", "atom_style atomic", "lattice diamond 5.431", f"region b block 0 {n} 0 {n} 0 {n}",
+                  "create_box 1 b", "create_atoms 1 box", "mass 1 28.0855",
+                  "displace_atoms all random 0.05 0.05 0.05 4321", f"include {mod.name}",
+                  "velocity all create 300 12345", "fix 1 all nve", "timestep 0.0005", "thermo 100",
+                  "run 10"]:
+            lmp.command(c)
+        natoms = lmp.get_natoms()
+        t0 = time.perf_counter()
+        lmp.command(f"run {steps}")
+        dt = time.perf_counter() - t0
+        lmp.close()
+    finally:
+        os.chdir(cwd)
+    return natoms * steps / dt / 1000.0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", nargs="+", default=["zuo", "paper"], choices=["zuo", "paper"])
+    ap.add_argument("--ranks", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--md-atoms", type=int, default=1728)
+    ap.add_argument("--md-steps", type=int, default=200)
+    ap.add_argument("--nn-pot", help="prefix of an exported network (else one is fitted briefly on Zuo)")
+    ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--skip-md", action="store_true")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if not args.skip_train:
+            rows = []
+            for name in args.sets:
+                for r in args.ranks:
+                    wd = tmp / f"train_{name}_{r}"
+                    wd.mkdir()
+                    if name == "zuo":
+                        rows.append(train_bench("Zuo Si (in.si_nn)", INPUT / "in.si_nn", [], r, args.epochs, wd))
+                    else:
+                        extra = PYTORCH_KEYS + ["-k", "CALCULATOR", "stress", "0", "-k", "OUTFILE", "potential",
+                                                "Si_paper_nn", "-k", "PYTORCH", "save_state_output", ""]
+                        rows.append(train_bench("Si paper (in.si → PYTORCH)", INPUT / "in.si", extra, r,
+                                                args.epochs, wd))
+                    print(rows[-1], flush=True)
+            lines += ["## Training (2×32 tanh, 2J=8, float64)", "",
+                      "| set | ranks | atoms | pairs | dgrad+B stored (MiB, all ranks) | descriptors (s) | s/epoch | "
+                      "peak RSS per rank (MiB) |", "|:--|--:|--:|--:|--:|--:|--:|--:|"]
+            lines += [f"| {r['set']} | {r['ranks']} | {r['atoms']} | {r['pairs']} | {r['stored_mib']:.0f} | "
+                      f"{r['descriptors_s']:.1f} | {r['epoch_s']:.3f} | {r['peak_mib']} |" for r in rows]
+            lines.append("")
+        if not args.skip_md:
+            md = tmp / "md"
+            md.mkdir()
+            run([sys.executable, "-m", "fitsnap_ext", str(INPUT / "in.si_zuo")], md)
+            run([sys.executable, "-m", "fitsnap_ext", str(INPUT / "in.si_quadratic")], md)
+            if args.nn_pot:
+                nn_mod = Path(args.nn_pot + ".mod").resolve()
+            else:
+                run([sys.executable, "-m", "fitsnap_ext", str(INPUT / "in.si_nn"), "-k", "PYTORCH", "num_epochs", "5"],
+                    md)
+                nn_mod = md / "Si_nn_pot.mod"
+            speeds = {}
+            for label, mod in (("linear SNAP (2J=8)", md / "Si_zuo_pot.mod"),
+                               ("quadratic SNAP (2J=8)", md / "Si_zuo_quad_pot.mod"),
+                               ("NN 55-32-32-1 tanh (mliap nn, 2J=8)", nn_mod)):
+                speeds[label] = md_speed(mod, args.md_atoms, args.md_steps)
+                print(label, f"{speeds[label]:.2f} katom-step/s", flush=True)
+            lin = speeds["linear SNAP (2J=8)"]
+            lines += [f"## MD speed (NVE, {args.md_atoms}-atom diamond Si target, {args.md_steps} steps, 1 core)", "",
+                      "| potential | katom-step/s | ratio to linear SNAP |", "|:--|--:|--:|"]
+            lines += [f"| {k} | {v:.2f} | {v / lin:.2f} |" for k, v in speeds.items()]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

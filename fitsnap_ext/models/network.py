@@ -1,0 +1,409 @@
+"""A per-atom neural network on bispectrum descriptors: E = Σ_i NN_e(i)((B_i − μ_e) / σ_e).
+
+Forces are −dE/dr through the sparse descriptor gradients of `peratom.ConfigData`:
+F_j = Σ_(i,j) β_i · dgrad[i, j], with β_i = ∂E/∂B_i from autograd (double backprop for training).
+Everything is float64. The architecture is exactly what LAMMPS' `mliap model nn` evaluates: per element,
+Linear → act → … → Linear(·, 1), act ∈ tanh | sigmoid | relu; the standardisation (μ, σ) becomes the
+model file's scale0 / scale1.
+
+Training is data-parallel over MPI ranks: each rank holds its own configurations; the batches are
+drawn from the global list of training configurations by a seeded generator (the same on every rank);
+each rank adds the loss gradient of its members of the batch (zeros if none), the flattened gradients
+are summed with `Allreduce`, and every rank takes the same Adam step. The result is the same model for
+any rank count, up to round-off in the sums.
+
+Loss per configuration c (weights from the deck's groups times the [PYTORCH] weights):
+    eweight_c · energy_weight · ((E_c − E_c^DFT) / N_c)²  +  fweight_c · force_weight · mean_a,j (F − F^DFT)²
+and a batch's loss is the sum over its configurations divided by the batch size.
+
+torch is imported inside functions only (importing this module does not import torch).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FitsnapError
+
+ACTIVATIONS = ("tanh", "sigmoid", "relu")
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def build_module(nd: int, hidden, activation: str, n_elements: int):
+    """torch ModuleList: one MLP per element (float64)."""
+    torch = _torch()
+    act = {"tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[activation]
+    nets = []
+    for _ in range(n_elements):
+        layers, nin = [], nd
+        for h in hidden:
+            layers += [torch.nn.Linear(nin, h, dtype=torch.float64), act()]
+            nin = h
+        layers.append(torch.nn.Linear(nin, 1, dtype=torch.float64))
+        nets.append(torch.nn.Sequential(*layers))
+    return torch.nn.ModuleList(nets)
+
+
+class _Batch:
+    """Configurations concatenated into flat tensors (pair indices offset to the batch's atoms)."""
+
+    def __init__(self, configs, mu, sig):
+        torch = _torch()
+        counts = [c.natoms for c in configs]
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.ncfg = len(configs)
+        self.natoms = torch.tensor(counts, dtype=torch.float64)
+        self.elements = torch.from_numpy(np.concatenate([c.elements for c in configs]))
+        b = torch.from_numpy(np.concatenate([c.b for c in configs]))
+        self.bn = (b - mu[self.elements]) / sig[self.elements]
+        self.inv_sig = 1.0 / sig[self.elements]
+        self.pi = torch.from_numpy(np.concatenate([c.pair_i.astype(np.int64) + o for c, o in zip(configs, offsets)]))
+        self.pj = torch.from_numpy(np.concatenate([c.pair_j.astype(np.int64) + o for c, o in zip(configs, offsets)]))
+        self.dgrad = [c.dgrad for c in configs]   # not concatenated: contracted config by config
+        self.atom_cfg = torch.from_numpy(np.repeat(np.arange(len(configs)), counts))
+        self.energy = torch.tensor([c.energy for c in configs], dtype=torch.float64)
+        self.forces = torch.from_numpy(np.concatenate([c.forces for c in configs]))
+        self.ew = torch.tensor([c.eweight for c in configs], dtype=torch.float64)
+        self.fw = torch.tensor([c.fweight for c in configs], dtype=torch.float64)
+        self.n_elements_present = sorted(set(self.elements.tolist()))
+
+
+def _pair_contract(beta_p, blocks):
+    """out[p, a] = Σ_d blocks[p, a, d] · beta_p[p, d] over the configurations' dgrad blocks (numpy matmul:
+    about 3× faster than torch.bmm's backward on these many tiny products; the blocks are never copied)."""
+    torch = _torch()
+
+    class PairContract(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, bp):
+            b = bp.detach().numpy()
+            out = np.empty((len(b), 3))
+            start = 0
+            for d in blocks:
+                end = start + len(d)
+                np.matmul(d, b[start:end, :, None], out=out[start:end, :, None])
+                start = end
+            return torch.from_numpy(out)
+
+        @staticmethod
+        def backward(ctx, grad):
+            g = grad.detach().contiguous().numpy()
+            out = np.empty((len(g), blocks[0].shape[2] if blocks else 0))
+            start = 0
+            for d in blocks:
+                end = start + len(d)
+                np.matmul(g[start:end, None, :], d, out=out[start:end, None, :])
+                start = end
+            return torch.from_numpy(out)
+
+    return PairContract.apply(beta_p)
+
+
+def _evaluate(nets, batch: _Batch, create_graph: bool):
+    """(per-configuration energies, forces (Natoms, 3), per-atom energies) of a batch."""
+    torch = _torch()
+    with torch.enable_grad():
+        bn = batch.bn.detach().requires_grad_(True)
+        if len(nets) == 1:
+            e_atom = nets[0](bn).squeeze(-1)
+        else:
+            e_atom = torch.zeros(len(bn), dtype=torch.float64)
+            for e in batch.n_elements_present:
+                m = batch.elements == e
+                e_atom = e_atom.index_put((m.nonzero().squeeze(-1),), nets[e](bn[m]).squeeze(-1))
+        (beta_n,) = torch.autograd.grad(e_atom.sum(), bn, create_graph=create_graph)
+    beta = beta_n * batch.inv_sig                                        # dE/dB_i
+    contrib = _pair_contract(beta[batch.pi], batch.dgrad)                # (P, 3)
+    forces = torch.zeros((len(bn), 3), dtype=torch.float64).index_add(0, batch.pj, contrib)
+    energy = torch.zeros(batch.ncfg, dtype=torch.float64).index_add(0, batch.atom_cfg, e_atom)
+    return energy, forces, e_atom
+
+
+def _loss_terms(batch: _Batch, energy, forces, energy_weight, force_weight):
+    """Per-configuration loss terms and error sums [Σ|ΔE/N|, Σ(ΔE/N)², Σ|ΔF|, Σ ΔF², n_F]."""
+    torch = _torch()
+    de = (energy - batch.energy) / batch.natoms
+    df = forces - batch.forces
+    counts = (3 * batch.natoms)
+    f_sq = torch.zeros(batch.ncfg, dtype=torch.float64).index_add(0, batch.atom_cfg, (df * df).sum(1))
+    terms = batch.ew * energy_weight * de * de + batch.fw * force_weight * f_sq / counts
+    with torch.no_grad():
+        stats = torch.stack([de.abs().sum(), (de * de).sum(), df.abs().sum(), (df * df).sum(), counts.sum()])
+    return terms, stats
+
+
+class NetworkSNAP:
+    """Estimator: `fit(data, comm)` then `predict(config)`; learned `layers_`, `scale_`, `coef_`."""
+
+    def __init__(self, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300, batch_size=8,
+                 energy_weight=100.0, force_weight=1.0, seed=0, patience=50, n_elements=1, checkpoint="",
+                 save_freq=10, init_state="", lr_final_fraction=0.01):
+        if activation not in ACTIVATIONS:
+            raise FitsnapError(f"activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (the only ones "
+                               "LAMMPS' mliap model nn implements; any other name would silently run as linear)")
+        self.hidden = tuple(int(h) for h in hidden)
+        self.activation = activation
+        self.learning_rate = learning_rate
+        self.num_epochs = num_epochs
+        self.batch_size = batch_size
+        self.energy_weight = energy_weight
+        self.force_weight = force_weight
+        self.seed = seed
+        self.patience = patience
+        self.n_elements = n_elements
+        self.checkpoint = checkpoint
+        self.save_freq = save_freq
+        self.init_state = init_state
+        self.lr_final_fraction = lr_final_fraction
+
+    # ------------------------------------------------------------------ helpers
+    def _scale(self, fit, nd, comm):
+        """Per-element mean and standard deviation of B over the training atoms of all ranks."""
+        from mpi4py import MPI
+
+        sums = np.zeros((self.n_elements, 2 * nd + 1))
+        for c in fit:
+            for e in range(self.n_elements):
+                b = c.b[c.elements == e]
+                sums[e, :nd] += b.sum(0)
+                sums[e, nd:2 * nd] += (b * b).sum(0)
+                sums[e, -1] += len(b)
+        comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+        n = np.maximum(sums[:, -1:], 1.0)
+        mu = sums[:, :nd] / n
+        var = np.maximum(sums[:, nd:2 * nd] / n - mu * mu, 0.0)
+        sig = np.sqrt(var)
+        sig[sig <= 1e-10 * np.maximum(1.0, np.abs(mu))] = 1.0
+        return mu, sig
+
+    def _energy_offsets(self, fit, comm):
+        """Per-element per-atom energy that best fits the training energies (for the output biases)."""
+        rows = [(np.bincount(c.elements, minlength=self.n_elements).astype(float), c.energy) for c in fit]
+        rows = [r for part in comm.allgather(rows) for r in part]
+        if not rows:
+            return np.zeros(self.n_elements)
+        a = np.array([r[0] for r in rows])
+        b = np.array([r[1] for r in rows])
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+
+    def _fingerprint(self, nd, fit_ids):
+        h = hashlib.sha256(repr((self.hidden, self.activation, nd, self.n_elements, self.seed, self.batch_size,
+                                 self.learning_rate, self.num_epochs, self.energy_weight, self.force_weight,
+                                 list(fit_ids))).encode())
+        return h.hexdigest()
+
+    def _save_checkpoint(self, state: dict, comm) -> None:
+        if comm.rank == 0 and self.checkpoint:
+            torch = _torch()
+            path = Path(self.checkpoint)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            torch.save(state, tmp)
+            os.replace(tmp, path)  # atomic: a kill leaves the previous checkpoint or the new one
+        comm.Barrier()
+
+    def _evaluate_set(self, configs, comm, chunk=16):
+        """Allreduced [loss Σ, ΣabsE, ΣE², ΣabsF, ΣF², nF, ncfg] over `configs` of all ranks."""
+        from mpi4py import MPI
+
+        torch = _torch()
+        out = np.zeros(7)
+        for k in range(0, len(configs), chunk):
+            batch = _Batch(configs[k:k + chunk], self._mu_t, self._sig_t)
+            energy, forces, _ = _evaluate(self.nets_, batch, create_graph=False)
+            terms, stats = _loss_terms(batch, energy.detach(), forces.detach(), self._ew, self._fw)
+            out[0] += float(terms.sum())
+            out[1:6] += stats.numpy()
+            out[6] += batch.ncfg
+        comm.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
+        del torch
+        return out
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data, comm=None, validation=(), progress=None, use_energy=True, use_force=True):
+        """Train on this rank's `data` (list of ConfigData, test ones ignored) and every other rank's.
+
+        `validation`: indices (ConfigData.index) held out for early stopping, the same set on every rank.
+        """
+        from mpi4py import MPI
+
+        from ..parallel import world
+
+        torch = _torch()
+        comm = comm or world()
+        progress = progress or (lambda msg: None)
+        self._ew = self.energy_weight if use_energy else 0.0
+        self._fw = self.force_weight if use_force else 0.0
+        validation = set(validation)
+        fit = [c for c in data if not c.test and c.index not in validation]
+        val = [c for c in data if not c.test and c.index in validation]
+        nd = comm.allreduce(max((c.b.shape[1] for c in data), default=0), op=MPI.MAX)
+        fit_ids = np.array(sorted(i for part in comm.allgather([c.index for c in fit]) for i in part), np.int64)
+        n_val = comm.allreduce(len(val))
+        if len(fit_ids) == 0:
+            raise FitsnapError("no training configurations for the network (all are test or validation)")
+        mine = {c.index: c for c in fit}
+
+        torch.manual_seed(self.seed)
+        self.nets_ = build_module(nd, self.hidden, self.activation, self.n_elements)
+        if self.init_state:
+            saved = torch.load(self.init_state, weights_only=False)
+            self.nets_.load_state_dict(saved["nets"])
+            mu, sig = np.asarray(saved["mu"]), np.asarray(saved["sig"])
+        else:
+            mu, sig = self._scale(fit, nd, comm)
+            offsets = self._energy_offsets(fit, comm)
+            with torch.no_grad():
+                for e, net in enumerate(self.nets_):
+                    net[-1].bias.fill_(float(offsets[e]))
+        self.scale_ = (mu, sig)
+        self._mu_t, self._sig_t = torch.from_numpy(mu), torch.from_numpy(sig)
+        params = list(self.nets_.parameters())
+        opt = torch.optim.Adam(params, lr=self.learning_rate)
+        rng = np.random.Generator(np.random.PCG64(self.seed))
+        fingerprint = self._fingerprint(nd, fit_ids)
+        state = dict(epoch=0, best_loss=np.inf, best_epoch=-1, best_nets=None, bad_epochs=0, history=[],
+                     stopped=False)
+
+        if self.checkpoint and Path(self.checkpoint).exists():
+            ck = torch.load(self.checkpoint, weights_only=False)
+            if ck.get("fingerprint") != fingerprint:
+                raise FitsnapError(f"checkpoint {self.checkpoint} was written by a different fit (settings or data "
+                                   "differ); delete it or set [PYTORCH] checkpoint to another file")
+            self.nets_.load_state_dict(ck["nets"])
+            opt.load_state_dict(ck["optimizer"])
+            rng.bit_generator.state = ck["rng"]
+            mu, sig = ck["mu"], ck["sig"]
+            self.scale_ = (mu, sig)
+            self._mu_t, self._sig_t = torch.from_numpy(mu), torch.from_numpy(sig)
+            state = {k: ck[k] for k in state}
+            progress(f"resumed from checkpoint {self.checkpoint} at epoch {state['epoch']}")
+
+        nflat = sum(p.numel() for p in params)
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        n_fit = len(fit_ids)
+        t_train = time.perf_counter()
+        while state["epoch"] < self.num_epochs and not state["stopped"]:
+            epoch = state["epoch"]
+            t0 = time.perf_counter()
+            frac = epoch / max(1, self.num_epochs - 1)
+            lr = self.learning_rate * (self.lr_final_fraction
+                                       + (1 - self.lr_final_fraction) * 0.5 * (1 + np.cos(np.pi * frac)))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            order = fit_ids[rng.permutation(n_fit)]
+            train = np.zeros(7)
+            for start in range(0, n_fit, self.batch_size):
+                members = order[start:start + self.batch_size]
+                local = [mine[i] for i in members if i in mine]
+                opt.zero_grad(set_to_none=False)
+                buf = np.zeros(nflat + 7)
+                if local:
+                    batch = _Batch(local, self._mu_t, self._sig_t)
+                    energy, forces, _ = _evaluate(self.nets_, batch, create_graph=True)
+                    terms, stats = _loss_terms(batch, energy, forces, self._ew, self._fw)
+                    loss = terms.sum() / len(members)
+                    loss.backward()
+                    buf[:nflat] = torch.cat([p.grad.reshape(-1) for p in params]).numpy()
+                    buf[nflat] = float(terms.sum().detach())
+                    buf[nflat + 1:nflat + 6] = stats.numpy()
+                    buf[nflat + 6] = len(local)
+                comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+                flat = torch.from_numpy(buf[:nflat])
+                k = 0
+                for p in params:
+                    p.grad.copy_(flat[k:k + p.numel()].view_as(p))
+                    k += p.numel()
+                opt.step()
+                train += buf[nflat:]
+            row = dict(epoch=epoch + 1, lr=lr, train_loss=train[0] / train[6],
+                       train_energy_mae=train[1] / train[6], train_energy_rmse=np.sqrt(train[2] / train[6]),
+                       train_force_mae=train[3] / max(train[5], 1), train_force_rmse=np.sqrt(train[4] / max(train[5], 1)))
+            if n_val:
+                v = self._evaluate_set(val, comm)
+                row.update(val_loss=v[0] / v[6], val_energy_mae=v[1] / v[6], val_energy_rmse=np.sqrt(v[2] / v[6]),
+                           val_force_mae=v[3] / max(v[5], 1), val_force_rmse=np.sqrt(v[4] / max(v[5], 1)))
+                score = row["val_loss"]
+            else:
+                row.update(val_loss=np.nan, val_energy_mae=np.nan, val_energy_rmse=np.nan, val_force_mae=np.nan,
+                           val_force_rmse=np.nan)
+                score = row["train_loss"]
+            row["seconds"] = time.perf_counter() - t0
+            state["history"].append(row)
+            if score < state["best_loss"]:
+                state.update(best_loss=score, best_epoch=epoch + 1, best_nets=copy.deepcopy(self.nets_.state_dict()),
+                             bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            if n_val and self.patience and state["bad_epochs"] >= self.patience:
+                state["stopped"] = True
+            progress(f"epoch {epoch + 1}/{self.num_epochs} lr {lr:.2e} loss train {row['train_loss']:.4g} "
+                     f"val {row['val_loss']:.4g} | E MAE train {row['train_energy_mae']:.4g} val "
+                     f"{row['val_energy_mae']:.4g} eV/atom | F MAE train {row['train_force_mae']:.4g} val "
+                     f"{row['val_force_mae']:.4g} eV/Å | {row['seconds']:.2f} s"
+                     + (f" | early stop (best epoch {state['best_epoch']})" if state["stopped"] else ""))
+            if state["epoch"] % self.save_freq == 0 or state["stopped"] or state["epoch"] == self.num_epochs:
+                self._save_checkpoint(dict(state, fingerprint=fingerprint, nets=self.nets_.state_dict(),
+                                           optimizer=opt.state_dict(), rng=rng.bit_generator.state, mu=mu, sig=sig),
+                                      comm)
+        self.train_seconds_ = time.perf_counter() - t_train
+        self.history_ = state["history"]
+        self.best_epoch_ = state["best_epoch"]
+        if state["best_nets"] is not None:
+            self.nets_.load_state_dict(state["best_nets"])
+        # identical on every rank already; broadcast rank 0's so round-off can never split the ranks
+        sd = comm.bcast({k: v.clone() for k, v in self.nets_.state_dict().items()} if comm.rank == 0 else None)
+        self.nets_.load_state_dict(sd)
+        return self
+
+    # ------------------------------------------------------------------ use
+    def predict(self, config):
+        """(energy, forces) of one ConfigData: the network's total energy (eV) and forces (N, 3, LAMMPS frame)."""
+        energy, forces = self.predict_many([config])[0]
+        return energy, forces
+
+    def predict_many(self, configs, chunk=16):
+        out = []
+        for k in range(0, len(configs), chunk):
+            part = configs[k:k + chunk]
+            batch = _Batch(part, self._mu_t, self._sig_t)
+            energy, forces, _ = _evaluate(self.nets_, batch, create_graph=False)
+            energy, forces = energy.detach().numpy(), forces.detach().numpy()
+            start = 0
+            for c, e in zip(part, energy):
+                out.append((float(e), forces[start:start + c.natoms].copy()))
+                start += c.natoms
+        return out
+
+    @property
+    def layers_(self):
+        """Per element: [(W (out, in), b (out,)), ...] as numpy arrays."""
+        torch = _torch()
+        out = []
+        for net in self.nets_:
+            lin = [m for m in net if isinstance(m, torch.nn.Linear)]
+            out.append([(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in lin])
+        return out
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """All parameters, per element in LAMMPS' order (per output node: bias, weights)."""
+        return np.concatenate([np.hstack([b[:, None], w]).ravel() for layers in self.layers_ for w, b in layers])
+
+    def state(self) -> dict:
+        """What `save_state_output` stores (and `init_state` / save_state_input reads)."""
+        return dict(nets=self.nets_.state_dict(), mu=self.scale_[0], sig=self.scale_[1], hidden=self.hidden,
+                    activation=self.activation, n_elements=self.n_elements, history=self.history_)
