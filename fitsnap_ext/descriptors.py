@@ -68,7 +68,7 @@ class SnapCalculator:
         return placed
 
     def rows(self, entry: Entry) -> Rows:
-        s, bs, calc = self.settings, self.settings.bispectrum, self.settings.calculator
+        bs, calc = self.settings.bispectrum, self.settings.calculator
         frame = entry.frame
         try:
             placed = self.setup(entry)

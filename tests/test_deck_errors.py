@@ -1,7 +1,6 @@
 """Bad decks and data: one clear error naming file/line/key, non-zero exit, no hang, nothing written."""
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 

@@ -118,7 +118,7 @@ def test_why_chemflag_is_refused_pair_snap_forces_are_not_its_energy_gradient(tm
     frame = _frames(1)[0]
     lmp = LammpsSession()
     lmp.place(frame, ["Ga", "N"])
-    lmp.commands([f"pair_style snap", f"pair_coeff * * {tmp_path}/t.snapcoeff {tmp_path}/t.snapparam Ga N",
+    lmp.commands(["pair_style snap", f"pair_coeff * * {tmp_path}/t.snapcoeff {tmp_path}/t.snapparam Ga N",
                   f"compute snap all snap {bs.compute_snap_args()}", "run 0"])
     n = frame.natoms
     pair_force = np.array(lmp.lmp.numpy.extract_atom("f"))[:n].copy()

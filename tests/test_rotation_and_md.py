@@ -3,7 +3,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conftest import REPO, need_shared, run_cli
 from fitsnap_ext.config import load_settings

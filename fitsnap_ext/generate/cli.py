@@ -28,6 +28,10 @@ def main(argv=None) -> int:
     p.add_argument("deck", help="generator deck (INI)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--check", action="store_true", help="parse and validate the deck, then stop")
+    p.add_argument("--upto", type=int, default=0, metavar="K",
+                   help="this pass labels only configurations with index < K in each group (interleaves long "
+                        "jobs: run with K = 5, 10, 20, ... so that every group gets frames early; the files "
+                        "are the same as those of one full run)")
     args = p.parse_args(argv)
     import mpi4py.MPI  # noqa: F401  (libmpi before liblammps)
     from fitsnap_ext.generate.deck import load_deck
@@ -39,6 +43,9 @@ def main(argv=None) -> int:
         deck = load_deck(args.deck)
         if args.quiet:
             deck.generate.progress = False
+        if args.upto < 0:
+            p.error("--upto must be >= 0")
+        deck.generate.upto = args.upto
         if args.check:
             if rank == 0:
                 print(f"{args.deck}: OK ({len(deck.groups)} groups, labeler {deck.labeler.type})")

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from fitsnap_ext.errors import DeckError
 
 LABELER_TYPES = ("lammps", "cp2k", "sevenn", "ase")
-SAMPLERS = ("strain_rattle", "lammps_md", "ase_md", "active")
+SAMPLERS = ("strain_rattle", "lammps_md", "ase_md", "active", "file")
 STRAIN_MODES = ("isotropic_grid", "isotropic", "random", "none")
 
 
@@ -22,6 +22,7 @@ class GenerateSettings:
     progress: bool = True
     time_limit: float = 0.0          # seconds; 0 = none. Stops cleanly (resumable) when exceeded
     file_suffix: str = ".xyz"
+    upto: int = 0                    # command line --upto K: label only indices < K of each group (0: all)
 
 
 @dataclass
@@ -71,6 +72,8 @@ class GroupSettings:
     supercell: list[int] = field(default_factory=lambda: [1, 1, 1])
     lattice: float = 0.0             # overrides the preset's lattice constant (Å)
     n_frames: int = 10               # per temperature for MD samplers
+    # file: configurations structure_index, structure_index + every, ... of the structure file
+    every: int = 1
     # strain_rattle
     strain: float = 0.0
     strain_mode: str = "random"
@@ -101,6 +104,10 @@ class GroupSettings:
                                                        and self.strain_mode != "isotropic_grid"):
             d.pop("n_frames")
         d.pop("name")
+        if self.sampler == "file":  # frame i is file frame structure_index + i*every: extendable
+            d.pop("n_frames")
+        else:  # keys of other samplers stay out, so files made before they existed still match
+            d.pop("every")
         if folder:  # record files relative to the deck, so that a moved project still matches
             rel = lambda p: os.path.relpath(p, folder) if p and os.path.isabs(p) else p  # noqa: E731
             for k in ("structure", "candidates", "md_potential"):
@@ -210,7 +217,7 @@ _LAB_SPEC = {"type": str, "pair_style": str, "pair_coeff": "lines", "pair_comman
              "executable": str, "mpi_ranks": int, "mpi_command": str, "workdir": str, "keep_files": bool,
              "model": str, "device": str, "calculator": str, "calculator_kwargs": "json"}
 _GROUP_SPEC = {"sampler": str, "structure": str, "structure_index": int, "supercell": "ints", "lattice": float,
-               "n_frames": int, "strain": float, "strain_mode": str, "rattle": float, "temperatures": "floats",
+               "n_frames": int, "every": int, "strain": float, "strain_mode": str, "rattle": float, "temperatures": "floats",
                "timestep": float, "equilibration": int, "interval": int, "ensemble": str, "pressure": float,
                "damping": float, "melt_temperature": float, "melt_steps": int, "md_potential": str, "md_calculator": str, "md_calculator_kwargs": "json",
                "ensemble_mods": "words", "candidates": str, "n_candidates": int}
@@ -367,6 +374,18 @@ def _validate_group(deck, s, g: GroupSettings, labeler: LabelerSettings):
     if g.sampler == "ase_md" and g.md_calculator != "labeler" and not re.match(r"^[\w.]+:[\w.]+$",
                                                                                  g.md_calculator):
         raise deck.err("labeler or module:Class", s, "md_calculator")
+    if g.sampler == "file":
+        from fitsnap_ext.generate.structures import PRESETS
+        if g.structure in PRESETS:
+            raise deck.err("the file sampler needs a structure file, not a preset", s, "structure")
+        if g.every < 1:
+            raise deck.err("must be >= 1", s, "every")
+        if g.structure_index < 0:
+            raise deck.err("must be >= 0", s, "structure_index")
+        if g.lattice:
+            raise deck.err("lattice applies to presets only", s, "lattice")
+    elif g.every != 1:
+        raise deck.err("every is for the file sampler", s, "every")
     if g.sampler == "active":
         if len(g.ensemble_mods) < 2:
             raise deck.err("at least two .mod files (the ensemble) required", s, "ensemble_mods")

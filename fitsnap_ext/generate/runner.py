@@ -153,7 +153,8 @@ def _run_root(deck: GeneratorDeck, labeler, comm) -> int:
         path = group_path(deck, g.name)
         have = existing_ids(path, header)
         n = n_configs(g)
-        missing = [i for i in range(n) if config_id(g.name, i) not in have]
+        upto = min(n, gen.upto) if gen.upto > 0 else n  # --upto K: this pass stops at index K
+        missing = [i for i in range(upto) if config_id(g.name, i) not in have]
         plans.append((g, path, header, have, n, missing))
     total = sum(len(p[5]) for p in plans)
     if gen.progress:
@@ -171,7 +172,7 @@ def _run_root(deck: GeneratorDeck, labeler, comm) -> int:
             if not missing:
                 continue
             need = set(missing)
-            done_in_group = n - len(missing)
+            done_in_group = len(have)
             stream = sample(deck, g, lambda i, need=need: i in need, labeler)
             batch = []
             exhausted = False

@@ -181,6 +181,42 @@ def ase_md(deck: GeneratorDeck, g: GroupSettings, needed, labeler=None) -> Itera
                 yield idx, _tag(fr, g, idx, temperature=float(t), step=int(step))
 
 
+# ---------------------------------------------------------------------------------------------------- file
+
+
+def from_file(deck: GeneratorDeck, g: GroupSettings, needed) -> Iterator:
+    """Frames structure_index, structure_index + every, ... of a file ASE reads (any format), repeated by
+    `supercell`; only symbols, positions, cell and pbc are kept (the frame is relabelled). Each carries
+    `source_index`, its index in the file."""
+    import ase.io
+    wanted = [i for i in range(g.n_frames) if needed(i)]
+    if not wanted:
+        return
+    last = g.structure_index + wanted[-1] * g.every
+    got = 0
+    try:
+        for k, atoms in enumerate(ase.io.iread(g.structure, index=f":{last + 1}", parallel=False)):
+            got = k + 1
+            off = k - g.structure_index
+            if off < 0 or off % g.every:
+                continue
+            i = off // g.every
+            if not needed(i):
+                continue
+            atoms = atoms.repeat(tuple(int(x) for x in g.supercell))
+            fr = Frame(symbols=atoms.get_chemical_symbols(), positions=np.array(atoms.get_positions()),
+                       cell=np.array(atoms.cell.array), pbc=tuple(bool(p) for p in atoms.pbc))
+            yield i, _tag(fr, g, i, source_index=int(k))
+    except Exception as exc:
+        if isinstance(exc, (DataError, DeckError)):
+            raise
+        raise DataError(f"cannot read frames: {type(exc).__name__}: {exc}", g.structure) from exc
+    if got <= last:
+        raise DeckError(f"{g.structure} has {got} frames; n_frames = {g.n_frames} with structure_index = "
+                        f"{g.structure_index} and every = {g.every} needs {last + 1}", section=f"GROUP {g.name}",
+                        key="n_frames")
+
+
 # -------------------------------------------------------------------------------------------- active learning
 
 
@@ -246,4 +282,6 @@ def sample(deck: GeneratorDeck, g: GroupSettings, needed, labeler=None) -> Itera
         return ase_md(deck, g, needed, labeler)
     if g.sampler == "active":
         return active(deck, g, needed)
+    if g.sampler == "file":
+        return from_file(deck, g, needed)
     raise DeckError(f"unknown sampler {g.sampler!r}", section=f"GROUP {g.name}", key="sampler")
