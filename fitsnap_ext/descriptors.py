@@ -54,6 +54,8 @@ class SnapCalculator:
     def __init__(self, settings: Settings, session: LammpsSession | None = None):
         self.settings = settings
         self.session = session or LammpsSession()
+        self.compute_command = f"compute snap all snap {settings.bispectrum.compute_snap_args()}"
+        self.ncoeff = settings.bispectrum.ncoeff
 
     def close(self):
         self.session.close()
@@ -72,11 +74,11 @@ class SnapCalculator:
         frame = entry.frame
         try:
             placed = self.setup(entry)
-            self.session.commands([f"compute snap all snap {bs.compute_snap_args()}", "run 0"])
+            self.session.commands([self.compute_command, "run 0"])
             snap = self.session.compute_array("snap")
         except LammpsError as exc:
             raise LammpsError(f"{frame.source or frame.group} (configuration {entry.index}): {exc}") from None
-        n, nt, nc = frame.natoms, bs.numtypes, bs.ncoeff
+        n, nt, nc = frame.natoms, bs.numtypes, self.ncoeff
         if snap.shape != (1 + 3 * n + 6, nt * nc + 1):
             raise LammpsError(f"compute snap returned shape {snap.shape}, expected {(1 + 3 * n + 6, nt * nc + 1)}")
         if not np.all(np.isfinite(snap)):
@@ -107,7 +109,7 @@ class SnapCalculator:
         if calc.stress:
             rot = placed.rotation
             stress = rot @ frame.stress @ rot.T
-            volume = abs(np.linalg.det(placed.cell))
+            volume = float(np.prod(np.diag(placed.cell)))
             virial = snap[1 + 3 * n:, :-1] * (EV_PER_A3_TO_BAR / volume)
             parts_a.append(add_constant(virial, np.zeros((6, nt))))
             parts_b.append(stress[VOIGT] - ref[1 + 3 * n:])

@@ -149,8 +149,11 @@ def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) ->
              f"(2J={bs.twojmax}, {'quadratic' if bs.quadraticflag else 'linear'}) in {timings['descriptors']:.2f} s")
 
     t = time.perf_counter()
-    test_of = {e.index: e.test for e in entries}
-    test = np.array([test_of[int(i)] for i in rows.entry], bool)
+    test_of = np.zeros(n_total, bool)
+    group_of = np.empty(n_total, dtype=object)
+    for e in entries:
+        test_of[e.index], group_of[e.index] = e.test, e.frame.group
+    test = test_of[rows.entry]
     with collective(comm, "solving"):
         if comm.allreduce(int((~test).sum())) == 0:
             raise FitsnapError("no training rows: every configuration is in the test split")
@@ -161,8 +164,7 @@ def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) ->
              f"condition {model.singular_values_[0] / model.singular_values_[-1]:.3g} in {timings['fit']:.2f} s")
 
     pred = model.predict(rows.a)
-    group_of = {e.index: e.frame.group for e in entries}
-    sums = residual_sums(pred - rows.b, rows.kind, [group_of[int(i)] for i in rows.entry], test)
+    sums = residual_sums(pred - rows.b, rows.kind, group_of[rows.entry], test)
     errors = merge_sums(comm.allgather(sums))
 
     t = time.perf_counter()

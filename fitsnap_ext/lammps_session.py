@@ -40,16 +40,25 @@ class PlacedFrame:
 
 
 def lammps_frame(cell_rows: np.ndarray, positions: np.ndarray) -> PlacedFrame:
-    """Rotate a cell of any orientation into LAMMPS' upper-triangular frame (FitSNAP's QR recipe)."""
-    columns = np.asarray(cell_rows, dtype=float).T
-    if np.linalg.det(columns) <= 0:
+    """Rotate a cell of any orientation into LAMMPS' upper-triangular frame (positive diagonal).
+
+    The LAMMPS cell follows from the lengths and angles alone (lx = |a|, xy = b·â, ...); the rotation maps the
+    input cell onto it. Positions are wrapped into the cell through their fractional coordinates.
+    """
+    rows = np.asarray(cell_rows, dtype=float)
+    a, b, c = rows
+    if np.dot(np.cross(a, b), c) <= 0:
         raise ValueError("cell is not right-handed (det <= 0)")
-    q, r = np.linalg.qr(columns)
-    rotation = np.diag(np.sign(np.diag(r))) @ q.T
-    cell = rotation @ columns
-    cell[np.tril_indices(3, k=-1)] = 0.0
-    pos = np.asarray(positions, dtype=float) @ rotation.T
-    frac = np.linalg.solve(cell, pos.T).T
+    lx = np.sqrt(a @ a)
+    xy = (b @ a) / lx
+    ly = np.sqrt(b @ b - xy * xy)
+    xz = (c @ a) / lx
+    yz = (b @ c - xy * xz) / ly
+    lz = np.sqrt(c @ c - xz * xz - yz * yz)
+    cell = np.array([[lx, xy, xz], [0.0, ly, yz], [0.0, 0.0, lz]])
+    inverse_rows = np.linalg.inv(rows)
+    rotation = cell @ inverse_rows.T
+    frac = np.asarray(positions, dtype=float).reshape(-1, 3) @ inverse_rows
     frac -= np.floor(frac)
     frac[frac >= 1.0] = 0.0  # floor() round-off right at the upper face
     return PlacedFrame(rotation, cell, frac @ cell.T)

@@ -32,8 +32,8 @@ class ErrorRow:
 def residual_sums(residual: np.ndarray, kind: np.ndarray, group: list[str], test: np.ndarray) -> dict:
     """{(group, split, quantity): [count, Σ|r|, Σr²]} for this rank, groups and *ALL."""
     sums: dict = {}
-    for key_group, sel in [(ALL, np.ones(len(residual), bool))] + [
-            (g, np.array([x == g for x in group], bool)) for g in dict.fromkeys(group)]:
+    names, codes = np.unique(np.asarray(group, dtype=object).astype(str), return_inverse=True)
+    for key_group, sel in [(ALL, np.ones(len(residual), bool))] + [(g, codes == i) for i, g in enumerate(names)]:
         for split, split_sel in (("Train", ~test), ("Test", test)):
             for k, name in enumerate(KINDS):
                 m = sel & split_sel & (kind == k)

@@ -70,15 +70,13 @@ def tsqr_r(blocks, ncols: int, comm, chunk_rows: int = 20000) -> np.ndarray:
     Each rank folds its rows into a (ncols × ncols) R chunk by chunk, so memory never exceeds one
     chunk plus R; rank 0 factors the stacked R's of all ranks and broadcasts the result.
     """
-    from scipy.linalg import qr
-
     r = np.zeros((0, ncols))
     pending = []
     pending_rows = 0
 
     def fold(r, pending):
         stacked = np.vstack([r] + pending)
-        return qr(stacked, mode="r", check_finite=False)[0][: min(ncols, len(stacked))]
+        return np.linalg.qr(stacked, mode="r")[: min(ncols, len(stacked))]
 
     for block in blocks:
         pending.append(block)

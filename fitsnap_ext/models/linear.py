@@ -23,8 +23,6 @@ class LinearSNAP:
 
     def fit(self, rows, comm=None, train_mask=None) -> "LinearSNAP":
         """Fit on this rank's `rows` (a descriptors.Rows) and every other rank's; `train_mask` selects rows."""
-        from scipy.linalg import lstsq
-
         comm = comm or world()
         mask = np.ones(len(rows.b), bool) if train_mask is None else train_mask
         ncols = rows.a.shape[1]
@@ -34,7 +32,7 @@ class LinearSNAP:
         if self.solver == "RIDGE":
             r_a = np.vstack([r_a, np.sqrt(self.alpha) * np.eye(ncols)])
             qtb = np.concatenate([qtb, np.zeros(ncols)])
-        coef, _, rank, sing = lstsq(r_a, qtb, cond=self.rcond, lapack_driver="gelsd")
+        coef, _, rank, sing = np.linalg.lstsq(r_a, qtb, rcond=self.rcond)  # LAPACK gelsd, as FitSNAP's
         self.coef_ = coef
         self.rank_ = int(rank)
         self.singular_values_ = sing
