@@ -304,7 +304,7 @@ class NetworkSettings:
     learning_rate: float = 5e-3
     num_epochs: int = 300
     batch_size: int = 4                  # configurations per batch
-    energy_weight: float = 100.0         # loss weight of (per-atom energy error)²; group eweights multiply it
+    energy_weight: float = 10.0          # loss weight of (per-atom energy error)²; group eweights multiply it
     force_weight: float = 1.0            # loss weight of (force component error)²; group fweights multiply it
     seed: int = 0
     validation_fraction: float = 0.1     # of the training configurations, held out for early stopping
