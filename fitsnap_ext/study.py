@@ -298,12 +298,28 @@ def inline_base_deck(study: Path, out: Path) -> Path:
     return target
 
 
+def network_group_weights(settings: Settings) -> list[tuple[str, str, str]]:
+    """Overrides giving every group energy/force weight 1 for a network rung (same split and stress weight).
+
+    A linear deck's group weights (e.g. 100/1) balance rows of a least-squares fit; the network's loss already
+    weighs energies against forces with [PYTORCH] energy_weight/force_weight, and multiplies by group weights.
+    """
+    ov = [("GROUPS", "group_sections", "name training_size testing_size eweight fweight vweight"),
+          ("GROUPS", "group_types", "str float float float float float")]
+    for g in settings.groups.groups:
+        ov.append(("GROUPS", g.name, f"{g.training_size!r} {g.testing_size!r} 1 1 {g.vweight!r}"))
+    return ov
+
+
 def model_settings(spec: StudySpec, model: ModelSpec) -> Settings:
     ov = list(spec.base_overrides) + list(model.overrides) + [
         ("OUTFILE", "potential", "pot"), ("OUTFILE", "metrics", "metrics.md"),
         ("EXTRAS", "dump_dataframe", "1"), ("OUTFILE", "dataframe", "parity.df")]
     try:
-        return load_settings(spec.base_deck, ov)
+        settings = load_settings(spec.base_deck, ov)
+        if model.kind == "nn":
+            settings = load_settings(spec.base_deck, ov + network_group_weights(settings))
+        return settings
     except DeckError as exc:
         raise DeckError(f"model {model.name!r} (from {spec.deck.name}"
                         f"{':' + str(model.line) if model.line else ''}): {exc}") from None
