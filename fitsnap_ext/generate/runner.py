@@ -159,7 +159,7 @@ def _run_root(deck: GeneratorDeck, labeler, comm) -> int:
     total = sum(len(p[5]) for p in plans)
     if gen.progress:
         print(f"[generate] labeler {labeler.name}; {total} configurations to label "
-              f"({sum(p[4] for p in plans) - total} already done) on {size} rank(s)", flush=True)
+              f"({sum(len(p[3]) for p in plans)} already done) on {size} rank(s)", flush=True)
     prog = _Progress(total, gen.progress)
     status = 0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fitsnap_ext.errors import FitsnapError, LammpsError
-from fitsnap_ext.lammps_session import lammps_frame, working_directory
+from fitsnap_ext.lammps_session import lammps_frame, lammps_module, working_directory
 
 
 def scripts_dir() -> Path:
@@ -57,8 +57,7 @@ class DeckRunner:
 
     def run(self, deck: str, run_name: str, **variables) -> None:
         """Run lammps_scripts/in.<deck> with `-var pot <mod>` plus `variables`; LAMMPS errors → LammpsError."""
-        import mpi4py.MPI  # noqa: F401  (libmpi must be loaded before the lammps module)
-        import lammps
+        lammps = lammps_module()
 
         path = scripts_dir() / f"in.{deck}"
         args = ["-log", str(self.logs / f"log.{run_name}.lammps"), "-screen", "none", "-nocite",
