@@ -57,6 +57,13 @@ def output_paths(settings: Settings) -> list[Path]:
     return [Path(p) for p in paths]
 
 
+def refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Stop before any work if an output already exists and --overwrite was not given."""
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise FitsnapError(f"output exists: {', '.join(existing)} (use --overwrite)")
+
+
 def distribute(settings: Settings, comm, progress) -> tuple[list[Entry], int]:
     """Rank 0 reads and splits the data; each rank receives its configurations."""
     parts = None
@@ -131,10 +138,8 @@ def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) ->
     progress = progress or Progress(comm)
     timings = {}
     with collective(comm, "checking outputs"):
-        if comm.rank == 0 and not overwrite:
-            existing = [str(p) for p in output_paths(settings) if p.exists()]
-            if existing:
-                raise FitsnapError(f"output exists: {', '.join(existing)} (use --overwrite)")
+        if comm.rank == 0:
+            refuse_existing(output_paths(settings), overwrite)
 
     t = time.perf_counter()
     entries, n_total = distribute(settings, comm, progress)

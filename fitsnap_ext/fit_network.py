@@ -18,10 +18,9 @@ import numpy as np
 
 from .config import Settings
 from .descriptors import ENERGY, FORCE
-from .errors import FitsnapError
 from .export.files import write_all
 from .export.mliap import mliap_files
-from .fit import FitResult, Progress, distribute
+from .fit import FitResult, Progress, distribute, refuse_existing
 from .metrics import csv_table, markdown_table, merge_sums, residual_sums
 from .parallel import collective
 from .peratom import check_network_settings, compute_peratom
@@ -104,10 +103,8 @@ def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=
     timings = {}
     with collective(comm, "checking settings"):
         check_network_settings(settings)
-        if comm.rank == 0 and not overwrite:
-            existing = [str(p) for p in network_output_paths(settings) if p.exists()]
-            if existing:
-                raise FitsnapError(f"output exists: {', '.join(existing)} (use --overwrite)")
+        if comm.rank == 0:
+            refuse_existing(network_output_paths(settings), overwrite)
 
     t = time.perf_counter()
     entries, n_total = distribute(settings, comm, progress)
