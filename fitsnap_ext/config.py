@@ -32,7 +32,12 @@ class RawDeck:
         self._used: set[tuple[str, str]] = set()
 
     @classmethod
-    def read(cls, path: Path) -> "RawDeck":
+    def read(cls, path: Path, continuation: bool = False) -> "RawDeck":
+        """Parse the deck. A `[KIND name]` header keeps its name as written (section "KIND name").
+
+        With `continuation`, a line indented deeper than the key before it continues that key's value on a new
+        line (configparser's multi-line values); without, every line stands alone.
+        """
         path = Path(path)
         try:
             text = path.read_text()
@@ -41,16 +46,24 @@ class RawDeck:
         sections: dict[str, dict[str, RawValue]] = {}
         key_case = {}
         current = None
+        last = None  # (section, lower key, indentation) of the latest key, which an indented line continues
         for lineno, raw in enumerate(text.splitlines(), start=1):
-            line = raw.split("#", 1)[0].split(";", 1)[0].strip() if not raw.lstrip().startswith("[") else raw.strip()
+            content = raw.split("#", 1)[0].split(";", 1)[0].strip()
+            indent = len(raw) - len(raw.lstrip())
+            if continuation and content and last is not None and indent > last[2]:
+                value = sections[last[0]][last[1]]
+                sections[last[0]][last[1]] = RawValue(value.value + "\n" + content, value.line)
+                continue
+            line = raw.strip() if raw.lstrip().startswith("[") else content
             if not line:
                 continue
-            m = re.fullmatch(r"\[\s*([A-Za-z_][A-Za-z0-9_]*)\s*\]\s*(#.*)?", line)
+            m = re.fullmatch(r"\[\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s+([^\s\]]+))?\s*\]\s*([#;].*)?", line)
             if m:
-                current = m.group(1).upper()
+                current = m.group(1).upper() + (f" {m.group(2)}" if m.group(2) else "")
                 if current in sections:
                     raise DeckError(f"section [{current}] appears twice", path, lineno)
                 sections[current] = {}
+                last = None
                 continue
             if current is None:
                 raise DeckError(f"line outside any [SECTION]: {raw.strip()!r}", path, lineno)
@@ -64,6 +77,7 @@ class RawDeck:
                 raise DeckError("key given twice", path, lineno, current, key)
             sections[current][lkey] = RawValue(value, lineno)
             key_case[(current, lkey)] = key
+            last = (current, lkey, indent)
         return cls(path, sections, key_case)
 
     def override(self, section: str, key: str, value: str) -> None:
@@ -101,6 +115,8 @@ class RawDeck:
                     return False
                 raise ValueError
             if kind is int:
+                if re.fullmatch(r"[+-]?\d+", text):
+                    return int(text)  # exact, however large (a seed)
                 f = float(text)
                 if not f.is_integer():
                     raise ValueError
@@ -295,8 +311,9 @@ class OutputSettings:
 class NetworkSettings:
     """[PYTORCH]: a per-atom network E_i = NN(B_i) trained on energies and forces (FitSNAP's keys + ours).
 
-    The loss is Σ energy_weight·eweight·(ΔE/N)² + force_weight·fweight·ΔF² with the [GROUPS] weights, so group
-    weights for a network deck are relative factors (1 is typical), not the 100/1 of a linear deck.
+    The loss is Σ energy_weight·eweight·(ΔE/N)² + force_weight·fweight·ΔF² (+ stress_weight·vweight·ΔP², P in
+    GPa) with the [GROUPS] weights, so group weights for a network deck are relative factors (1 is typical), not
+    the 100/1 of a linear deck.
     """
 
     hidden: tuple[int, ...] = (32, 32)   # from layer_sizes = num_desc 32 32 1
@@ -306,6 +323,8 @@ class NetworkSettings:
     batch_size: int = 4                  # configurations per batch
     energy_weight: float = 10.0          # loss weight of (per-atom energy error)²; group eweights multiply it
     force_weight: float = 1.0            # loss weight of (force component error)²; group fweights multiply it
+    stress_weight: float = 0.0           # loss weight of (stress component error in GPa)²; group vweights multiply
+                                         # it; 0: stresses are predicted and reported but not fitted
     seed: int = 0
     validation_fraction: float = 0.1     # of the training configurations, held out for early stopping
     patience: int = 50                   # epochs without validation improvement before stopping (0: never)
@@ -389,6 +408,7 @@ def _network(raw: RawDeck) -> NetworkSettings:
         batch_size=raw.get(s, "batch_size", int, d.batch_size),
         energy_weight=raw.get(s, "energy_weight", float, d.energy_weight),
         force_weight=raw.get(s, "force_weight", float, d.force_weight),
+        stress_weight=raw.get(s, "stress_weight", float, d.stress_weight),
         seed=raw.get(s, "seed", int, d.seed),
         validation_fraction=raw.get(s, "validation_fraction", float, d.validation_fraction),
         patience=raw.get(s, "patience", int, d.patience),
@@ -399,6 +419,9 @@ def _network(raw: RawDeck) -> NetworkSettings:
     for key in ("learning_rate", "num_epochs", "batch_size", "save_freq"):
         if getattr(out, key) <= 0:
             raise raw.error("must be > 0", s, key)
+    for key in ("energy_weight", "force_weight", "stress_weight"):
+        if getattr(out, key) < 0:
+            raise raw.error("must be >= 0", s, key)
     if not 0 <= out.validation_fraction < 1:
         raise raw.error("must be in [0, 1)", s, "validation_fraction")
     for key in ("multi_element_option", "manual_seed_flag", "shuffle_flag", "dtype_setting", "training_fraction",

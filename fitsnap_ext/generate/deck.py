@@ -1,12 +1,13 @@
-"""Generator deck (INI): typed, validated settings. Errors name the deck file, line, section and key."""
+"""Generator deck (INI, read by `config.RawDeck`): typed, validated settings. Errors name the deck file, line,
+section and key."""
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 
+from fitsnap_ext.config import RawDeck
 from fitsnap_ext.errors import DeckError
 
 LABELER_TYPES = ("lammps", "cp2k", "sevenn", "ase")
@@ -125,86 +126,38 @@ class GeneratorDeck:
     groups: list[GroupSettings]
 
 
-class _Deck:
-    """configparser plus line numbers for error messages."""
-
-    def __init__(self, path):
-        self.path = path
-        self.cp = configparser.ConfigParser(inline_comment_prefixes=(";", "#"), interpolation=None,
-                                            strict=True)
-        self.cp.optionxform = str  # keep the case of keys
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise DeckError(f"cannot read deck: {exc}", path)
-        try:
-            self.cp.read_string(text, source=path)
-        except configparser.Error as exc:
-            line = getattr(exc, "lineno", None)
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DeckError(msg, path, line)
-        self.lines = {}
-        section = None
-        for i, raw in enumerate(text.splitlines(), start=1):
-            s = raw.strip()
-            m = re.match(r"^\[(.+)\]$", s)
-            if m:
-                section = m.group(1).strip()
-                continue
-            m = re.match(r"^([^=:;#\s][^=:]*?)\s*[=:]", s)
-            if m and section is not None and not raw[:1].isspace():
-                self.lines[(section, m.group(1).strip())] = i
-
-    def err(self, msg, section, key=None):
-        line = self.lines.get((section, key)) if key else None
-        return DeckError(msg, self.path, line, section, key)
-
-
-def _parse_value(deck: _Deck, section, key, raw, kind, default=None):
-    raw = raw.strip()
+def _value(raw: RawDeck, section: str, key: str, kind):
+    """The value of `key` as `kind`: str, int, float, bool (as RawDeck reads them) or one of the list kinds."""
+    if kind in (str, int, float, bool):
+        return raw.get(section, key, kind)
+    text = raw.get(section, key, str)
     try:
-        if kind is str:
-            return raw
-        if kind is int:
-            return int(raw)
-        if kind is float:
-            return float(raw)
-        if kind is bool:
-            low = raw.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
         if kind == "floats":
-            return [float(x) for x in raw.replace(",", " ").split()]
+            return [float(x) for x in text.replace(",", " ").split()]
         if kind == "ints":
-            return [int(x) for x in raw.replace(",", " ").split()]
+            return [int(x) for x in text.replace(",", " ").split()]
         if kind == "words":
-            return raw.replace(",", " ").split()
+            return text.replace(",", " ").split()
         if kind == "lines":
-            return [ln.strip() for ln in raw.splitlines() if ln.strip()]
+            return [ln.strip() for ln in text.splitlines() if ln.strip()]
         if kind == "json":
-            v = json.loads(raw) if raw else {}
-            if not isinstance(v, dict):
-                raise ValueError
-            return v
-    except (ValueError, json.JSONDecodeError):
+            v = json.loads(text) if text else {}
+            if isinstance(v, dict):
+                return v
+    except ValueError:  # json.JSONDecodeError is one
         pass
-    names = {str: "text", int: "an integer", float: "a number", bool: "true/false", "floats": "numbers",
-             "ints": "integers", "words": "words", "lines": "lines", "json": "a JSON object"}
-    raise deck.err(f"expected {names[kind]}, got {raw!r}", section, key)
+    names = {"floats": "numbers", "ints": "integers", "words": "words", "lines": "lines", "json": "a JSON object"}
+    raise raw.error(f"expected {names[kind]}, got {text!r}", section, key)
 
 
-def _read_section(deck: _Deck, section: str, spec: dict) -> dict:
+def _read_section(raw: RawDeck, section: str, spec: dict) -> dict:
     """Read the keys of `section` typed by `spec` {key: kind}; unknown keys are errors."""
     out = {}
-    for key, raw in deck.cp.items(section):
-        if key not in spec:
+    for key, _ in raw.items(section):
+        if key.lower() not in spec:
             known = ", ".join(sorted(spec))
-            raise deck.err(f"unknown key (known: {known})", section, key)
-        out[key] = _parse_value(deck, section, key, raw, spec[key])
+            raise raw.error(f"unknown key (known: {known})", section, key)
+        out[key.lower()] = _value(raw, section, key, spec[key.lower()])
     return out
 
 
@@ -232,31 +185,31 @@ def load_deck(path) -> GeneratorDeck:
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
         raise DeckError("deck file not found", path)
-    deck = _Deck(path)
+    raw = RawDeck.read(path, continuation=True)
     folder = os.path.dirname(path)
-    sections = deck.cp.sections()
+    sections = list(raw.sections)
     for s in sections:
-        if s not in ("GENERATE", "LABELER") and not re.match(r"^GROUP\s+\S+$", s):
-            raise deck.err("unknown section (expected [GENERATE], [LABELER], [GROUP name])", s)
+        if s not in ("GENERATE", "LABELER") and not s.startswith("GROUP "):
+            raise raw.error("unknown section (expected [GENERATE], [LABELER], [GROUP name])", s)
     if "GENERATE" not in sections:
         raise DeckError("missing section", path, section="GENERATE")
     if "LABELER" not in sections:
         raise DeckError("missing section", path, section="LABELER")
 
-    g = _read_section(deck, "GENERATE", _GEN_SPEC)
+    g = _read_section(raw, "GENERATE", _GEN_SPEC)
     if not g.get("output"):
-        raise deck.err("required", "GENERATE", "output")
+        raise raw.error("required", "GENERATE", "output")
     g["output"] = _abs(folder, g["output"])
     gen = GenerateSettings(**g)
     if gen.time_limit < 0:
-        raise deck.err("must be >= 0", "GENERATE", "time_limit")
+        raise raw.error("must be >= 0", "GENERATE", "time_limit")
 
-    lab = _read_section(deck, "LABELER", _LAB_SPEC)
+    lab = _read_section(raw, "LABELER", _LAB_SPEC)
     if "type" not in lab:
-        raise deck.err("required (one of " + ", ".join(LABELER_TYPES) + ")", "LABELER", "type")
+        raise raw.error("required (one of " + ", ".join(LABELER_TYPES) + ")", "LABELER", "type")
     lab["type"] = lab["type"].lower()
     if lab["type"] not in LABELER_TYPES:
-        raise deck.err(f"unknown labeler {lab['type']!r} (one of " + ", ".join(LABELER_TYPES) + ")",
+        raise raw.error(f"unknown labeler {lab['type']!r} (one of " + ", ".join(LABELER_TYPES) + ")",
                        "LABELER", "type")
     for k in ("mod", "workdir", "data_dir"):
         if lab.get(k):
@@ -268,127 +221,122 @@ def load_deck(path) -> GeneratorDeck:
         gen.elements = list(labeler.elements)
     if labeler.type == "lammps":
         if not labeler.mod and not labeler.pair_style:
-            raise deck.err("required for a lammps labeler (or give mod = FILE.mod)", "LABELER", "pair_style")
+            raise raw.error("required for a lammps labeler (or give mod = FILE.mod)", "LABELER", "pair_style")
         if labeler.pair_style and not labeler.pair_coeff:
-            raise deck.err("required with pair_style", "LABELER", "pair_coeff")
+            raise raw.error("required with pair_style", "LABELER", "pair_coeff")
         if labeler.mod and not os.path.isfile(labeler.mod):
-            raise deck.err(f"file not found: {labeler.mod}", "LABELER", "mod")
+            raise raw.error(f"file not found: {labeler.mod}", "LABELER", "mod")
         if not labeler.elements:
-            raise deck.err("required for a lammps labeler (LAMMPS type order)", "LABELER", "elements")
+            raise raw.error("required for a lammps labeler (LAMMPS type order)", "LABELER", "elements")
         if labeler.masses and len(labeler.masses) != len(labeler.elements):
-            raise deck.err(f"{len(labeler.masses)} masses for {len(labeler.elements)} elements", "LABELER",
+            raise raw.error(f"{len(labeler.masses)} masses for {len(labeler.elements)} elements", "LABELER",
                            "masses")
     if labeler.type == "cp2k":
         if len(labeler.kpoints) != 3 or min(labeler.kpoints) < 1:
-            raise deck.err("three positive integers expected", "LABELER", "kpoints")
+            raise raw.error("three positive integers expected", "LABELER", "kpoints")
         if labeler.cutoff <= 0 or labeler.rel_cutoff <= 0:
-            raise deck.err("must be > 0", "LABELER", "cutoff" if labeler.cutoff <= 0 else "rel_cutoff")
+            raise raw.error("must be > 0", "LABELER", "cutoff" if labeler.cutoff <= 0 else "rel_cutoff")
         if labeler.mpi_ranks < 1:
-            raise deck.err("must be >= 1", "LABELER", "mpi_ranks")
+            raise raw.error("must be >= 1", "LABELER", "mpi_ranks")
     if labeler.type == "ase" and not re.match(r"^[\w.]+:[\w.]+$", labeler.calculator or ""):
-        raise deck.err("required for an ase labeler, as module:Class", "LABELER", "calculator")
+        raise raw.error("required for an ase labeler, as module:Class", "LABELER", "calculator")
 
     groups = []
-    names = set()
     for s in sections:
-        m = re.match(r"^GROUP\s+(\S+)$", s)
-        if not m:
+        if not s.startswith("GROUP "):
             continue
-        name = m.group(1)
+        name = s[len("GROUP "):]
         if not re.match(r"^[A-Za-z0-9_.\-]+$", name):
-            raise deck.err("group names may contain letters, digits, _ . - only", s)
-        if name in names:
-            raise deck.err("duplicate group", s)
-        names.add(name)
-        d = _read_section(deck, s, _GROUP_SPEC)
+            raise raw.error("group names may contain letters, digits, _ . - only", s)
+        d = _read_section(raw, s, _GROUP_SPEC)
         if "sampler" not in d:
-            raise deck.err("required (one of " + ", ".join(SAMPLERS) + ")", s, "sampler")
+            raise raw.error("required (one of " + ", ".join(SAMPLERS) + ")", s, "sampler")
         d["sampler"] = d["sampler"].lower()
         if d["sampler"] not in SAMPLERS:
-            raise deck.err(f"unknown sampler {d['sampler']!r} (one of " + ", ".join(SAMPLERS) + ")", s,
+            raise raw.error(f"unknown sampler {d['sampler']!r} (one of " + ", ".join(SAMPLERS) + ")", s,
                            "sampler")
         from fitsnap_ext.generate.structures import PRESETS
         st = d.get("structure", "")
         if st and st not in PRESETS:
             d["structure"] = _abs(folder, st)
             if not os.path.isfile(d["structure"]):
-                raise deck.err(f"neither a preset ({', '.join(sorted(PRESETS))}) nor an existing file", s,
+                raise raw.error(f"neither a preset ({', '.join(sorted(PRESETS))}) nor an existing file", s,
                                "structure")
         for k in ("candidates",):
             if d.get(k):
                 d[k] = _abs(folder, d[k])
                 if not os.path.isfile(d[k]):
-                    raise deck.err(f"file not found: {d[k]}", s, k)
+                    raise raw.error(f"file not found: {d[k]}", s, k)
         if d.get("md_potential") and d["md_potential"] != "labeler":
             d["md_potential"] = _abs(folder, d["md_potential"])
             if not os.path.isfile(d["md_potential"]):
-                raise deck.err(f"file not found: {d['md_potential']}", s, "md_potential")
+                raise raw.error(f"file not found: {d['md_potential']}", s, "md_potential")
         if d.get("ensemble_mods"):
             d["ensemble_mods"] = [_abs(folder, p) for p in d["ensemble_mods"]]
             for p in d["ensemble_mods"]:
                 if not os.path.isfile(p):
-                    raise deck.err(f"file not found: {p}", s, "ensemble_mods")
+                    raise raw.error(f"file not found: {p}", s, "ensemble_mods")
         grp = GroupSettings(name=name, **d)
-        _validate_group(deck, s, grp, labeler)
+        _validate_group(raw, s, grp, labeler)
         groups.append(grp)
     if not groups:
         raise DeckError("no [GROUP name] section", path)
     return GeneratorDeck(path=path, folder=folder, generate=gen, labeler=labeler, groups=groups)
 
 
-def _validate_group(deck, s, g: GroupSettings, labeler: LabelerSettings):
+def _validate_group(raw: RawDeck, s: str, g: GroupSettings, labeler: LabelerSettings):
     if g.sampler != "active" or not g.candidates:
         if not g.structure:
-            raise deck.err("required", s, "structure")
+            raise raw.error("required", s, "structure")
     if g.n_frames < 1:
-        raise deck.err("must be >= 1", s, "n_frames")
+        raise raw.error("must be >= 1", s, "n_frames")
     if len(g.supercell) != 3 or min(g.supercell) < 1:
-        raise deck.err("three positive integers expected", s, "supercell")
+        raise raw.error("three positive integers expected", s, "supercell")
     if g.strain < 0 or g.strain >= 0.5:
-        raise deck.err("must be in [0, 0.5)", s, "strain")
+        raise raw.error("must be in [0, 0.5)", s, "strain")
     if g.rattle < 0:
-        raise deck.err("must be >= 0", s, "rattle")
+        raise raw.error("must be >= 0", s, "rattle")
     if g.strain_mode not in STRAIN_MODES:
-        raise deck.err("one of " + ", ".join(STRAIN_MODES), s, "strain_mode")
+        raise raw.error("one of " + ", ".join(STRAIN_MODES), s, "strain_mode")
     if g.sampler in ("lammps_md", "ase_md") or (g.sampler == "active" and not g.candidates):
         if not g.temperatures or min(g.temperatures) <= 0:
-            raise deck.err("positive temperatures (K) required", s, "temperatures")
+            raise raw.error("positive temperatures (K) required", s, "temperatures")
         if g.interval < 1:
-            raise deck.err("must be >= 1", s, "interval")
+            raise raw.error("must be >= 1", s, "interval")
         if g.equilibration < 0:
-            raise deck.err("must be >= 0", s, "equilibration")
+            raise raw.error("must be >= 0", s, "equilibration")
         if g.timestep <= 0:
-            raise deck.err("must be > 0", s, "timestep")
+            raise raw.error("must be > 0", s, "timestep")
         if g.ensemble not in ("nvt", "npt"):
-            raise deck.err("nvt or npt", s, "ensemble")
+            raise raw.error("nvt or npt", s, "ensemble")
         if g.melt_temperature < 0 or g.melt_steps < 0:
-            raise deck.err("must be >= 0", s, "melt_temperature" if g.melt_temperature < 0 else "melt_steps")
+            raise raw.error("must be >= 0", s, "melt_temperature" if g.melt_temperature < 0 else "melt_steps")
         if g.damping <= 0:
-            raise deck.err("must be > 0", s, "damping")
+            raise raw.error("must be > 0", s, "damping")
     if g.sampler == "lammps_md" and g.md_potential == "labeler" and labeler.type != "lammps":
-        raise deck.err("the labeler is not a LAMMPS potential: give a .mod file", s, "md_potential")
+        raise raw.error("the labeler is not a LAMMPS potential: give a .mod file", s, "md_potential")
     if g.sampler == "ase_md" and g.melt_temperature:
-        raise deck.err("melt_temperature is for lammps_md", s, "melt_temperature")
+        raise raw.error("melt_temperature is for lammps_md", s, "melt_temperature")
     if g.sampler == "ase_md" and g.ensemble != "nvt":
-        raise deck.err("ase_md supports nvt only", s, "ensemble")
+        raise raw.error("ase_md supports nvt only", s, "ensemble")
     if g.sampler == "ase_md" and g.md_calculator != "labeler" and not re.match(r"^[\w.]+:[\w.]+$",
                                                                                  g.md_calculator):
-        raise deck.err("labeler or module:Class", s, "md_calculator")
+        raise raw.error("labeler or module:Class", s, "md_calculator")
     if g.sampler == "file":
         from fitsnap_ext.generate.structures import PRESETS
         if g.structure in PRESETS:
-            raise deck.err("the file sampler needs a structure file, not a preset", s, "structure")
+            raise raw.error("the file sampler needs a structure file, not a preset", s, "structure")
         if g.every < 1:
-            raise deck.err("must be >= 1", s, "every")
+            raise raw.error("must be >= 1", s, "every")
         if g.structure_index < 0:
-            raise deck.err("must be >= 0", s, "structure_index")
+            raise raw.error("must be >= 0", s, "structure_index")
         if g.lattice:
-            raise deck.err("lattice applies to presets only", s, "lattice")
+            raise raw.error("lattice applies to presets only", s, "lattice")
     elif g.every != 1:
-        raise deck.err("every is for the file sampler", s, "every")
+        raise raw.error("every is for the file sampler", s, "every")
     if g.sampler == "active":
         if len(g.ensemble_mods) < 2:
-            raise deck.err("at least two .mod files (the ensemble) required", s, "ensemble_mods")
+            raise raw.error("at least two .mod files (the ensemble) required", s, "ensemble_mods")
         if not g.candidates and g.n_candidates * len(g.temperatures) < g.n_frames:
-            raise deck.err("n_candidates (per temperature) x temperatures must be >= n_frames", s,
+            raise raw.error("n_candidates (per temperature) x temperatures must be >= n_frames", s,
                            "n_candidates")

@@ -1,7 +1,8 @@
 """A per-atom neural network on bispectrum descriptors: E = Σ_i NN_e(i)((B_i − μ_e) / σ_e).
 
 Forces are −dE/dr through the sparse descriptor gradients of `peratom.ConfigData`:
-F_j = Σ_(i,j) β_i · dgrad[i, j], with β_i = ∂E/∂B_i from autograd (double backprop for training).
+F_j = Σ_(i,j) β_i · dgrad[i, j], with β_i = ∂E/∂B_i from autograd (double backprop for training); the pressure
+tensor is P_v = −(1/V) Σ_i β_i · ∂B_i/∂h_v through the strain derivatives `ConfigData.dbde` (bar).
 Everything is float64. The architecture is exactly what LAMMPS' `mliap model nn` evaluates: per element,
 Linear → act → … → Linear(·, 1), act ∈ tanh | sigmoid | relu; the standardisation (μ, σ) becomes the
 model file's scale0 / scale1.
@@ -14,6 +15,7 @@ any rank count, up to round-off in the sums.
 
 Loss per configuration c (weights from the deck's groups times the [PYTORCH] weights):
     eweight_c · energy_weight · ((E_c − E_c^DFT) / N_c)²  +  fweight_c · force_weight · mean_a,j (F − F^DFT)²
+    + vweight_c · stress_weight · mean_v (P_v − P_v^DFT in GPa)²     (configurations with stresses only)
 and a batch's loss is the sum over its configurations divided by the batch size.
 
 torch is imported inside functions only (importing this module does not import torch).
@@ -31,6 +33,8 @@ import numpy as np
 from ..errors import FitsnapError
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
+EV_PER_A3_TO_BAR = 1.6021765e6
+BAR_TO_GPA = 1e-4
 
 
 def _torch():
@@ -76,6 +80,18 @@ class _Batch:
         self.ew = torch.tensor([c.eweight for c in configs], dtype=torch.float64)
         self.fw = torch.tensor([c.fweight for c in configs], dtype=torch.float64)
         self.n_elements_present = sorted(set(self.elements.tolist()))
+        # stresses: the configurations that have them, their atoms' strain derivatives and P = scale · Σ β·dB/dh
+        with_s = [k for k, c in enumerate(configs) if c.dbde is not None]
+        self.stress_cfg = torch.tensor(with_s, dtype=torch.int64)
+        self.stress_atoms = torch.from_numpy(np.concatenate(
+            [np.arange(offsets[k], offsets[k] + counts[k]) for k in with_s] or [np.zeros(0, np.int64)]))
+        self.stress_owner = torch.from_numpy(np.repeat(np.arange(len(with_s)), [counts[k] for k in with_s]))
+        self.dbde = (torch.from_numpy(np.concatenate([configs[k].dbde for k in with_s])) if with_s else None)
+        self.stress_scale = torch.tensor([-EV_PER_A3_TO_BAR / configs[k].volume for k in with_s],
+                                         dtype=torch.float64)
+        self.stress = torch.tensor(np.array([configs[k].stress for k in with_s]).reshape(-1, 6),
+                                   dtype=torch.float64)
+        self.vw = torch.tensor([configs[k].vweight for k in with_s], dtype=torch.float64)
 
 
 def _pair_contract(beta_p, blocks):
@@ -110,7 +126,7 @@ def _pair_contract(beta_p, blocks):
 
 
 def _evaluate(nets, batch: _Batch, create_graph: bool):
-    """(per-configuration energies, forces (Natoms, 3), per-atom energies) of a batch."""
+    """(per-configuration energies, forces (Natoms, 3), pressure tensors (configs with stress, 6) in bar)."""
     torch = _torch()
     with torch.enable_grad():
         bn = batch.bn.detach().requires_grad_(True)
@@ -126,19 +142,30 @@ def _evaluate(nets, batch: _Batch, create_graph: bool):
     contrib = _pair_contract(beta[batch.pi], batch.dgrad)                # (P, 3)
     forces = torch.zeros((len(bn), 3), dtype=torch.float64).index_add(0, batch.pj, contrib)
     energy = torch.zeros(batch.ncfg, dtype=torch.float64).index_add(0, batch.atom_cfg, e_atom)
-    return energy, forces, e_atom
+    stress = torch.zeros((len(batch.stress_cfg), 6), dtype=torch.float64)
+    if batch.dbde is not None:
+        per_atom = torch.einsum("avd,ad->av", batch.dbde, beta[batch.stress_atoms])
+        stress = stress.index_add(0, batch.stress_owner, per_atom) * batch.stress_scale[:, None]
+    return energy, forces, stress
 
 
-def _loss_terms(batch: _Batch, energy, forces, energy_weight, force_weight):
-    """Per-configuration loss terms and error sums [Σ|ΔE/N|, Σ(ΔE/N)², Σ|ΔF|, Σ ΔF², n_F]."""
+def _loss_terms(batch: _Batch, energy, forces, stress, weights):
+    """Per-configuration loss terms and error sums [Σ|ΔE/N|, Σ(ΔE/N)², Σ|ΔF|, Σ ΔF², n_F, Σ|ΔP|, Σ ΔP², n_P]
+    (P in bar); `weights` = (energy_weight, force_weight, stress_weight)."""
     torch = _torch()
+    energy_weight, force_weight, stress_weight = weights
     de = (energy - batch.energy) / batch.natoms
     df = forces - batch.forces
+    ds = stress - batch.stress
     counts = (3 * batch.natoms)
     f_sq = torch.zeros(batch.ncfg, dtype=torch.float64).index_add(0, batch.atom_cfg, (df * df).sum(1))
     terms = batch.ew * energy_weight * de * de + batch.fw * force_weight * f_sq / counts
+    if stress_weight:
+        s_sq = (ds * BAR_TO_GPA).pow(2).mean(1)
+        terms = terms.index_add(0, batch.stress_cfg, batch.vw * stress_weight * s_sq)
     with torch.no_grad():
-        stats = torch.stack([de.abs().sum(), (de * de).sum(), df.abs().sum(), (df * df).sum(), counts.sum()])
+        stats = torch.stack([de.abs().sum(), (de * de).sum(), df.abs().sum(), (df * df).sum(), counts.sum(),
+                             ds.abs().sum(), (ds * ds).sum(), torch.tensor(float(ds.numel()))])
     return terms, stats
 
 
@@ -147,7 +174,7 @@ class NetworkSNAP:
 
     def __init__(self, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300, batch_size=8,
                  energy_weight=100.0, force_weight=1.0, seed=0, patience=50, n_elements=1, checkpoint="",
-                 save_freq=10, init_state="", lr_final_fraction=0.01):
+                 save_freq=10, init_state="", lr_final_fraction=0.01, stress_weight=0.0):
         if activation not in ACTIVATIONS:
             raise FitsnapError(f"activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (the only ones "
                                "LAMMPS' mliap model nn implements; any other name would silently run as linear)")
@@ -158,6 +185,7 @@ class NetworkSNAP:
         self.batch_size = batch_size
         self.energy_weight = energy_weight
         self.force_weight = force_weight
+        self.stress_weight = stress_weight
         self.seed = seed
         self.patience = patience
         self.n_elements = n_elements
@@ -199,7 +227,7 @@ class NetworkSNAP:
     def _fingerprint(self, nd, fit_ids):
         h = hashlib.sha256(repr((self.hidden, self.activation, nd, self.n_elements, self.seed, self.batch_size,
                                  self.learning_rate, self.num_epochs, self.energy_weight, self.force_weight,
-                                 list(fit_ids))).encode())
+                                 self.stress_weight, list(fit_ids))).encode())
         return h.hexdigest()
 
     def _save_checkpoint(self, state: dict, comm) -> None:
@@ -213,24 +241,32 @@ class NetworkSNAP:
         comm.Barrier()
 
     def _evaluate_set(self, configs, comm, chunk=16):
-        """Allreduced [loss Σ, ΣabsE, ΣE², ΣabsF, ΣF², nF, ncfg] over `configs` of all ranks."""
+        """Allreduced [loss Σ, the 8 error sums of `_loss_terms`, ncfg] over `configs` of all ranks."""
         from mpi4py import MPI
 
-        torch = _torch()
-        out = np.zeros(7)
+        out = np.zeros(10)
         for k in range(0, len(configs), chunk):
             batch = _Batch(configs[k:k + chunk], self._mu_t, self._sig_t)
-            energy, forces, _ = _evaluate(self.nets_, batch, create_graph=False)
-            terms, stats = _loss_terms(batch, energy.detach(), forces.detach(), self._ew, self._fw)
+            energy, forces, stress = _evaluate(self.nets_, batch, create_graph=False)
+            terms, stats = _loss_terms(batch, energy.detach(), forces.detach(), stress.detach(), self._weights)
             out[0] += float(terms.sum())
-            out[1:6] += stats.numpy()
-            out[6] += batch.ncfg
+            out[1:9] += stats.numpy()
+            out[9] += batch.ncfg
         comm.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
-        del torch
         return out
 
+    @staticmethod
+    def _errors(prefix: str, sums: np.ndarray) -> dict:
+        """History columns from [loss Σ, 8 error sums, ncfg] (energy eV/atom, force eV/Å, stress bar)."""
+        n = sums[9]
+        return {f"{prefix}_loss": sums[0] / n, f"{prefix}_energy_mae": sums[1] / n,
+                f"{prefix}_energy_rmse": np.sqrt(sums[2] / n), f"{prefix}_force_mae": sums[3] / max(sums[5], 1),
+                f"{prefix}_force_rmse": np.sqrt(sums[4] / max(sums[5], 1)),
+                f"{prefix}_stress_mae": sums[6] / sums[8] if sums[8] else np.nan,
+                f"{prefix}_stress_rmse": np.sqrt(sums[7] / sums[8]) if sums[8] else np.nan}
+
     # ------------------------------------------------------------------ fit
-    def fit(self, data, comm=None, validation=(), progress=None, use_energy=True, use_force=True):
+    def fit(self, data, comm=None, validation=(), progress=None, use_energy=True, use_force=True, use_stress=True):
         """Train on this rank's `data` (list of ConfigData, test ones ignored) and every other rank's.
 
         `validation`: indices (ConfigData.index) held out for early stopping, the same set on every rank.
@@ -242,8 +278,8 @@ class NetworkSNAP:
         torch = _torch()
         comm = comm or world()
         progress = progress or (lambda msg: None)
-        self._ew = self.energy_weight if use_energy else 0.0
-        self._fw = self.force_weight if use_force else 0.0
+        self._weights = (self.energy_weight if use_energy else 0.0, self.force_weight if use_force else 0.0,
+                         self.stress_weight if use_stress else 0.0)
         validation = set(validation)
         fit = [c for c in data if not c.test and c.index not in validation]
         val = [c for c in data if not c.test and c.index in validation]
@@ -304,22 +340,22 @@ class NetworkSNAP:
             for g in opt.param_groups:
                 g["lr"] = lr
             order = fit_ids[rng.permutation(n_fit)]
-            train = np.zeros(7)
+            train = np.zeros(10)
             for start in range(0, n_fit, self.batch_size):
                 members = order[start:start + self.batch_size]
                 local = [mine[i] for i in members if i in mine]
                 opt.zero_grad(set_to_none=False)
-                buf = np.zeros(nflat + 7)
+                buf = np.zeros(nflat + 10)
                 if local:
                     batch = _Batch(local, self._mu_t, self._sig_t)
-                    energy, forces, _ = _evaluate(self.nets_, batch, create_graph=True)
-                    terms, stats = _loss_terms(batch, energy, forces, self._ew, self._fw)
+                    energy, forces, stress = _evaluate(self.nets_, batch, create_graph=True)
+                    terms, stats = _loss_terms(batch, energy, forces, stress, self._weights)
                     loss = terms.sum() / len(members)
                     loss.backward()
                     buf[:nflat] = torch.cat([p.grad.reshape(-1) for p in params]).numpy()
                     buf[nflat] = float(terms.sum().detach())
-                    buf[nflat + 1:nflat + 6] = stats.numpy()
-                    buf[nflat + 6] = len(local)
+                    buf[nflat + 1:nflat + 9] = stats.numpy()
+                    buf[nflat + 9] = len(local)
                 comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
                 flat = torch.from_numpy(buf[:nflat])
                 k = 0
@@ -328,17 +364,12 @@ class NetworkSNAP:
                     k += p.numel()
                 opt.step()
                 train += buf[nflat:]
-            row = dict(epoch=epoch + 1, lr=lr, train_loss=train[0] / train[6],
-                       train_energy_mae=train[1] / train[6], train_energy_rmse=np.sqrt(train[2] / train[6]),
-                       train_force_mae=train[3] / max(train[5], 1), train_force_rmse=np.sqrt(train[4] / max(train[5], 1)))
+            row = dict(epoch=epoch + 1, lr=lr, **self._errors("train", train))
             if n_val:
-                v = self._evaluate_set(val, comm)
-                row.update(val_loss=v[0] / v[6], val_energy_mae=v[1] / v[6], val_energy_rmse=np.sqrt(v[2] / v[6]),
-                           val_force_mae=v[3] / max(v[5], 1), val_force_rmse=np.sqrt(v[4] / max(v[5], 1)))
+                row.update(self._errors("val", self._evaluate_set(val, comm)))
                 score = row["val_loss"]
             else:
-                row.update(val_loss=np.nan, val_energy_mae=np.nan, val_energy_rmse=np.nan, val_force_mae=np.nan,
-                           val_force_rmse=np.nan)
+                row.update({k.replace("train_", "val_"): np.nan for k in list(row) if k.startswith("train_")})
                 score = row["train_loss"]
             row["seconds"] = time.perf_counter() - t0
             state["history"].append(row)
@@ -353,7 +384,10 @@ class NetworkSNAP:
             progress(f"epoch {epoch + 1}/{self.num_epochs} lr {lr:.2e} loss train {row['train_loss']:.4g} "
                      f"val {row['val_loss']:.4g} | E MAE train {row['train_energy_mae']:.4g} val "
                      f"{row['val_energy_mae']:.4g} eV/atom | F MAE train {row['train_force_mae']:.4g} val "
-                     f"{row['val_force_mae']:.4g} eV/Å | {row['seconds']:.2f} s"
+                     f"{row['val_force_mae']:.4g} eV/Å"
+                     + ("" if np.isnan(row["train_stress_mae"]) else
+                        f" | P MAE train {row['train_stress_mae']:.4g} val {row['val_stress_mae']:.4g} bar")
+                     + f" | {row['seconds']:.2f} s"
                      + (f" | early stop (best epoch {state['best_epoch']})" if state["stopped"] else ""))
             if state["epoch"] % self.save_freq == 0 or state["stopped"] or state["epoch"] == self.num_epochs:
                 self._save_checkpoint(dict(state, fingerprint=fingerprint, nets=self.nets_.state_dict(),
@@ -371,20 +405,21 @@ class NetworkSNAP:
 
     # ------------------------------------------------------------------ use
     def predict(self, config):
-        """(energy, forces) of one ConfigData: the network's total energy (eV) and forces (N, 3, LAMMPS frame)."""
-        energy, forces = self.predict_many([config])[0]
-        return energy, forces
+        """(energy, forces, pressure) of one ConfigData: total energy (eV), forces (N, 3) and pressure tensor
+        (6,: xx yy zz yz xz xy, bar; None without strain derivatives), LAMMPS frame; the reference excluded."""
+        return self.predict_many([config])[0]
 
     def predict_many(self, configs, chunk=16):
         out = []
         for k in range(0, len(configs), chunk):
             part = configs[k:k + chunk]
             batch = _Batch(part, self._mu_t, self._sig_t)
-            energy, forces, _ = _evaluate(self.nets_, batch, create_graph=False)
-            energy, forces = energy.detach().numpy(), forces.detach().numpy()
+            energy, forces, stress = _evaluate(self.nets_, batch, create_graph=False)
+            energy, forces, stress = energy.detach().numpy(), forces.detach().numpy(), stress.detach().numpy()
+            stress_of = dict(zip(batch.stress_cfg.tolist(), stress))
             start = 0
-            for c, e in zip(part, energy):
-                out.append((float(e), forces[start:start + c.natoms].copy()))
+            for j, (c, e) in enumerate(zip(part, energy)):
+                out.append((float(e), forces[start:start + c.natoms].copy(), stress_of.get(j)))
                 start += c.natoms
         return out
 

@@ -6,23 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fitsnap_ext.properties.md_runs import md_steps, read_last_block
 from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
 from fitsnap_ext.properties.systems import SystemPreset
-
-
-def read_ave_time_vector(path: Path) -> np.ndarray:
-    """Last block of a `fix ave/time ... mode vector` file (rows: index, then the vector's columns)."""
-    blocks, current = [], []
-    for line in Path(path).read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        words = line.split()
-        if len(words) == 2:          # "timestep nrows" opens a block
-            current = []
-            blocks.append(current)
-        else:
-            current.append([float(w) for w in words])
-    return np.array(blocks[-1])
 
 
 def first_peak_and_coordination(r: np.ndarray, g: np.ndarray, coord: np.ndarray) -> tuple[float, float, float]:
@@ -58,13 +44,12 @@ class LiquidResult:
 def run_liquid(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Path, quick: bool) -> LiquidResult:
     """Melt, equilibrate at system.liquid_T and P = 0, then average density, g(r) and ADF."""
     mode = system.mode(quick)
-    steps = [int(round(t / mode.timestep_ps)) for t in (mode.liquid_melt_ps, mode.liquid_equil_ps,
-                                                         mode.liquid_prod_ps)]
+    steps = md_steps(mode.timestep_ps, mode.liquid_melt_ps, mode.liquid_equil_ps, mode.liquid_prod_ps)
     nx, ny, nz = mode.md_supercell
     runner.run("liquid", "liquid", data=md_data, out=out, nx=nx, ny=ny, nz=nz, T=system.liquid_T,
                dt=mode.timestep_ps, melt=steps[0], equil=steps[1], prod=steps[2] - steps[2] % 20)
-    rdf = read_ave_time_vector(out / "rdf.txt")
-    adf = read_ave_time_vector(out / "adf.txt")
+    rdf = read_last_block(out / "rdf.txt", header_words=2)  # fix ave/time ... mode vector
+    adf = read_last_block(out / "adf.txt", header_words=2)
     r, g, coord = rdf[:, 1], rdf[:, 2], rdf[:, 3]
     peak, minimum, cn = first_peak_and_coordination(r, g, coord)
     kv = read_keyvals(out / "liquid.txt")

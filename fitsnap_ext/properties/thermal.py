@@ -9,25 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fitsnap_ext.properties.md_runs import md_steps, read_last_block
 from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
 from fitsnap_ext.properties.systems import SystemPreset
 
 EV_PER_A2_PS_TO_W_M2 = 1.602176634e-19 / (1e-20 * 1e-12)
-
-
-def read_chunk_profile(path: Path) -> np.ndarray:
-    """Last block of a `fix ave/chunk` file: rows (chunk, coordinate, count, value)."""
-    blocks, current = [], []
-    for line in Path(path).read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        words = line.split()
-        if len(words) == 3:          # "timestep nchunks total-count" opens a block
-            current = []
-            blocks.append(current)
-        else:
-            current.append([float(w) for w in words])
-    return np.array(blocks[-1])
 
 
 def gradient_from_profile(z: np.ndarray, temp: np.ndarray, lz: float) -> float:
@@ -46,13 +32,13 @@ def run_thermal(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Pa
     """κ (W/mK) along z of the MD box at system.thermal_T, from the swapped energy and the T gradient."""
     mode = system.mode(quick)
     nx, ny, nz = mode.thermal_supercell
-    equil, steady, prod = (int(round(t / mode.timestep_ps)) for t in
-                           (mode.thermal_equil_ps, mode.thermal_steady_ps, mode.thermal_prod_ps))
+    equil, steady, prod = md_steps(mode.timestep_ps, mode.thermal_equil_ps, mode.thermal_steady_ps,
+                                   mode.thermal_prod_ps)
     prod -= prod % 10
     runner.run("thermal", "thermal", data=md_data, out=out, nx=nx, ny=ny, nz=nz, T=system.thermal_T,
                dt=mode.timestep_ps, equil=equil, steady=steady, prod=prod, swap=mode.thermal_swap_steps)
     kv = read_keyvals(out / "thermal.txt")
-    profile = read_chunk_profile(out / "profile.txt")
+    profile = read_last_block(out / "profile.txt", header_words=3)  # fix ave/chunk: chunk z count T
     grad = gradient_from_profile(profile[:, 1], profile[:, 3], kv["lz_A"])
     flux = kv["energy_swapped_eV"] / (2.0 * kv["area_A2"] * kv["time_ps"]) * EV_PER_A2_PS_TO_W_M2
     kappa = flux / (grad * 1e10)
