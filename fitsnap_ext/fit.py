@@ -21,7 +21,7 @@ from .export.files import write_all
 from .export.snap import snap_files
 from .metrics import ErrorRow, csv_table, markdown_table, merge_sums, residual_sums
 from .models.linear import LinearSNAP
-from .parallel import collective, split_by_atoms
+from .parallel import collective, map_entries, split_by_atoms
 
 
 class Progress:
@@ -80,22 +80,23 @@ def distribute(settings: Settings, comm, progress) -> tuple[list[Entry], int]:
     return mine, total
 
 
+def read_and_compute(settings: Settings, comm, progress, compute, timings: dict):
+    """The first two stages of every fit, timed: read and spread the data, then `compute(settings, entries,
+    comm, progress)` on each rank's share → (this rank's entries, total count, what compute returned)."""
+    t = time.perf_counter()
+    entries, n_total = distribute(settings, comm, progress)
+    timings["read"] = time.perf_counter() - t
+    t = time.perf_counter()
+    computed = compute(settings, entries, comm, progress)
+    comm.Barrier()
+    timings["descriptors"] = time.perf_counter() - t
+    return entries, n_total, computed
+
+
 def compute_rows(settings: Settings, entries: list[Entry], comm, progress) -> Rows:
-    """This rank's rows, with a progress line about every 10 % (rank 0's share stands for all)."""
-    blocks = []
-    with collective(comm, "computing descriptors"):
-        calc = SnapCalculator(settings)
-        try:
-            t0 = time.perf_counter()
-            step = max(1, len(entries) // 10)
-            for i, entry in enumerate(entries, 1):
-                blocks.append(calc.rows(entry))
-                if i % step == 0 or i == len(entries):
-                    elapsed = time.perf_counter() - t0
-                    progress(f"descriptors {i}/{len(entries)} configurations on rank 0 "
-                             f"({elapsed:.1f} s, ~{elapsed / i * (len(entries) - i):.1f} s left)")
-        finally:
-            calc.close()
+    """This rank's rows of the linear system."""
+    blocks = map_entries(lambda: SnapCalculator(settings), lambda calc, entry: calc.rows(entry), entries, comm,
+                         progress, "descriptors")
     return Rows.concatenate(blocks, n_columns(settings))
 
 
@@ -141,14 +142,7 @@ def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) ->
         if comm.rank == 0:
             refuse_existing(output_paths(settings), overwrite)
 
-    t = time.perf_counter()
-    entries, n_total = distribute(settings, comm, progress)
-    timings["read"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    rows = compute_rows(settings, entries, comm, progress)
-    comm.Barrier()
-    timings["descriptors"] = time.perf_counter() - t
+    entries, n_total, rows = read_and_compute(settings, comm, progress, compute_rows, timings)
     bs = settings.bispectrum
     progress(f"descriptors done: {comm.allreduce(len(rows.b))} rows × {rows.a.shape[1]} columns "
              f"(2J={bs.twojmax}, {'quadratic' if bs.quadraticflag else 'linear'}) in {timings['descriptors']:.2f} s")

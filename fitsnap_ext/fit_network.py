@@ -20,7 +20,7 @@ from .config import Settings
 from .descriptors import ENERGY, FORCE, STRESS
 from .export.files import write_all
 from .export.mliap import mliap_files
-from .fit import FitResult, Progress, distribute, refuse_existing
+from .fit import FitResult, Progress, read_and_compute, refuse_existing
 from .metrics import csv_table, markdown_table, merge_sums, residual_sums
 from .parallel import collective
 from .peratom import check_network_settings, compute_peratom
@@ -106,14 +106,7 @@ def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=
         if comm.rank == 0:
             refuse_existing(network_output_paths(settings), overwrite)
 
-    t = time.perf_counter()
-    entries, n_total = distribute(settings, comm, progress)
-    timings["read"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    data = compute_peratom(settings, entries, comm, progress)
-    comm.Barrier()
-    timings["descriptors"] = time.perf_counter() - t
+    _, n_total, data = read_and_compute(settings, comm, progress, compute_peratom, timings)
     nbytes = comm.allreduce(sum(c.nbytes for c in data))
     npairs = comm.allreduce(sum(len(c.pair_i) for c in data))
     natoms = comm.allreduce(sum(c.natoms for c in data))

@@ -64,6 +64,30 @@ def collective(comm, stage: str):
         raise RankFailed(message if comm.size == 1 else f"{message} (rank {rank}, during {stage})")
 
 
+def map_entries(open_calculator, compute, entries: list, comm, progress, what: str, size=None) -> list:
+    """`compute(calculator, entry)` for this rank's entries with one calculator (closed at the end), as a
+    collective stage; a progress line about every 10 % (rank 0's share stands for all; `size(results)` adds
+    the memory held)."""
+    import time
+
+    out = []
+    with collective(comm, f"computing {what}"):
+        calc = open_calculator()
+        try:
+            t0 = time.perf_counter()
+            step = max(1, len(entries) // 10)
+            for i, entry in enumerate(entries, 1):
+                out.append(compute(calc, entry))
+                if i % step == 0 or i == len(entries):
+                    elapsed = time.perf_counter() - t0
+                    progress(f"{what} {i}/{len(entries)} configurations on rank 0 ({elapsed:.1f} s, "
+                             f"~{elapsed / i * (len(entries) - i):.1f} s left"
+                             + (f", {size(out) / 2**20:.0f} MiB)" if size else ")"))
+        finally:
+            calc.close()
+    return out
+
+
 def tsqr_r(blocks, ncols: int, comm, chunk_rows: int = 20000) -> np.ndarray:
     """R factor of the vertically stacked `blocks` of all ranks (TSQR), identical on every rank.
 

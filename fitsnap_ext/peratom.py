@@ -163,24 +163,8 @@ class PerAtomCalculator:
 
 
 def compute_peratom(settings: Settings, entries: list[Entry], comm, progress) -> list[ConfigData]:
-    """This rank's per-atom data, with a progress line about every 10 % (rank 0's share stands for all)."""
-    import time
+    """This rank's per-atom data."""
+    from .parallel import map_entries
 
-    from .parallel import collective
-
-    out = []
-    with collective(comm, "computing per-atom descriptors"):
-        calc = PerAtomCalculator(settings)
-        try:
-            t0 = time.perf_counter()
-            step = max(1, len(entries) // 10)
-            for k, entry in enumerate(entries, 1):
-                out.append(calc.compute(entry))
-                if k % step == 0 or k == len(entries):
-                    el = time.perf_counter() - t0
-                    progress(f"per-atom descriptors {k}/{len(entries)} configurations on rank 0 "
-                             f"({el:.1f} s, ~{el / k * (len(entries) - k):.1f} s left, "
-                             f"{sum(c.nbytes for c in out) / 2**20:.0f} MiB)")
-        finally:
-            calc.close()
-    return out
+    return map_entries(lambda: PerAtomCalculator(settings), lambda calc, entry: calc.compute(entry), entries,
+                       comm, progress, "per-atom descriptors", size=lambda out: sum(c.nbytes for c in out))

@@ -347,16 +347,19 @@ def _jsonable(obj):
 
 
 def data_fingerprint(data_path: Path) -> list:
-    """(relative name, size, mtime_ns) of every data file: cheap, and changes when the data does."""
+    """(relative name, size, sha256) of every data file: the same on any machine or clone (mtimes are not),
+    and changes when the data does (hashing the Si paper set takes well under a second)."""
     data_path = Path(data_path)
     files = sorted(p for p in data_path.rglob("*") if p.is_file()) if data_path.is_dir() else []
-    return [(str(p.relative_to(data_path)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return [(str(p.relative_to(data_path)), p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in files]
 
 
 def fit_key(settings: Settings) -> str:
     d = _jsonable(settings)
     d.pop("deck", None)
     d.pop("properties", None)
+    d.pop("data_path", None)  # where the data lies (clone, machine) does not matter: its content does
     payload = {"v": STUDY_VERSION, "settings": d, "data": data_fingerprint(settings.data_path)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
