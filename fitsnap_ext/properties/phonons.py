@@ -94,15 +94,42 @@ def build_force_constants(out: Path, unit, supercell: tuple[int, int, int], h: f
     return ForceConstants(unit_cell=cell, masses=masses, phi=phi, owner=owner, pair=np.array(pairs),
                           lattice_n=np.concatenate(lattice), weight=np.array(weights))
 
+
+@dataclass
+class BandAxis:
+    """x axis of a band path cut at its breaks: plot each segment of `x` on its own; one tick per special point,
+    "K|U" where the path jumps from K to U (both ends of a break sit at the same x)."""
+
+    x: np.ndarray
+    segments: list[tuple[int, int]]     # [start, stop) indices of the continuous pieces of the path
+    tick_x: np.ndarray
+    tick_labels: list[str]
+
+
+def band_axis(path) -> BandAxis:
+    """Split an ASE BandPath (e.g. fcc "GXWKGLUWLK,UX") at its breaks, which ASE marks by a zero-length step
+    in x; drawn as one line the bands would join K to U across the break."""
+    x, special_x, labels = path.get_linear_kpoint_axis()
+    cuts = [0, *(np.flatnonzero(np.diff(x) <= 1e-12) + 1), len(x)]
+    tick_x, tick_labels = [], []
+    for sx, label in zip(special_x, labels):
+        label = "Γ" if label == "G" else label
+        if tick_x and abs(sx - tick_x[-1]) <= 1e-12:
+            tick_labels[-1] += "|" + label
+        else:
+            tick_x.append(float(sx))
+            tick_labels.append(label)
+    return BandAxis(x=x, segments=[(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])],
+                    tick_x=np.array(tick_x), tick_labels=tick_labels)
+
+
 @dataclass
 class PhononResult:
     """Γ frequencies from both routes, dispersion along the standard path and a DOS (frequencies in THz)."""
 
     values: dict
-    path_x: np.ndarray
-    path_special_x: np.ndarray
-    path_labels: list
-    bands: np.ndarray
+    axis: BandAxis
+    bands: np.ndarray           # (nk, 3·nunit) along axis.x
     dos_freq: np.ndarray
     dos: np.ndarray
 
@@ -131,7 +158,6 @@ def run_phonons(runner: DeckRunner, system: SystemPreset, relaxed_data: Path, ou
     dm = np.loadtxt(out / "dynmat_gamma.txt").reshape(3 * len(unit), 3 * len(unit))
     gamma_lammps = eigen_thz(dm)
     path = unit.cell.bandpath(npoints=60 if quick else 200)
-    x, special_x, labels = path.get_linear_kpoint_axis()
     bands = fc.frequencies(path.kpts)
     dos_f, dos = phonon_dos(fc, mesh=8 if quick else 20)
     values = {
@@ -140,5 +166,4 @@ def run_phonons(runner: DeckRunner, system: SystemPreset, relaxed_data: Path, ou
         "phonon_max_THz": float(bands.max()),
         "phonon_min_THz": float(bands.min()),
     }
-    return PhononResult(values=values, path_x=x, path_special_x=special_x, path_labels=list(labels),
-                        bands=bands, dos_freq=dos_f, dos=dos)
+    return PhononResult(values=values, axis=band_axis(path), bands=bands, dos_freq=dos_f, dos=dos)

@@ -98,15 +98,17 @@ def plot_eos(path: Path, volumes, energies, bm, birch_murnaghan) -> None:
 
 
 def plot_phonons(path: Path, result) -> None:
-    """Dispersion along the standard path with the DOS beside it."""
+    """Dispersion along the standard path (each continuous segment drawn separately) with the DOS beside it."""
     plt = _pyplot()
     fig, (ax, ax_dos) = plt.subplots(1, 2, figsize=(8, 4), sharey=True, gridspec_kw={"width_ratios": [3, 1]})
-    ax.plot(result.path_x, result.bands, "k-", lw=1)
-    for x in result.path_special_x:
+    axis = result.axis
+    for start, stop in axis.segments:
+        ax.plot(axis.x[start:stop], result.bands[start:stop], "k-", lw=1)
+    for x in axis.tick_x:
         ax.axvline(x, color="0.7", lw=0.5)
-    ax.set_xticks(result.path_special_x)
-    ax.set_xticklabels(["Γ" if label == "G" else label for label in result.path_labels])
-    ax.set_xlim(result.path_x[0], result.path_x[-1])
+    ax.set_xticks(axis.tick_x)
+    ax.set_xticklabels(axis.tick_labels)
+    ax.set_xlim(axis.x[0], axis.x[-1])
     ax.set_ylabel("frequency (THz)")
     ax_dos.plot(result.dos, result.dos_freq, "k-")
     ax_dos.set_xlabel("DOS (states/THz/cell)")

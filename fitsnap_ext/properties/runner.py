@@ -16,12 +16,29 @@ from fitsnap_ext.errors import FitsnapError, LammpsError
 from fitsnap_ext.lammps_session import lammps_frame, lammps_module, working_directory
 
 
+def installed_scripts_dirs() -> list[Path]:
+    """Where an installed wheel put the decks (pyproject data-files → <prefix>/share/fitsnap_ext/lammps_scripts),
+    read from the distribution's file list so that any install scheme (venv, --user, --prefix) is found."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        files = distribution("fitsnap_ext").files or []
+    except PackageNotFoundError:
+        return []
+    return list(dict.fromkeys(Path(f.locate()).resolve().parent for f in files
+                              if f.name == "in.eos" and f.parent.name == "lammps_scripts"))
+
+
 def scripts_dir() -> Path:
-    """The repository's lammps_scripts/ folder (decks ship next to the package)."""
-    path = Path(__file__).resolve().parents[2] / "lammps_scripts"
-    if not path.is_dir():
-        raise FitsnapError(f"LAMMPS decks not found: {path}")
-    return path
+    """Folder of the LAMMPS decks: lammps_scripts/ at the root of a source checkout (editable install: edits are
+    live), else the copy a wheel installed; a clear error naming both places if neither holds the decks."""
+    candidates = [Path(__file__).resolve().parents[2] / "lammps_scripts", *installed_scripts_dirs()]
+    for path in candidates:
+        if (path / "in.eos").is_file():
+            return path
+    raise FitsnapError("LAMMPS decks (lammps_scripts/in.*) not found; looked in: "
+                       + ", ".join(str(p) for p in candidates)
+                       + " (reinstall fitsnap_ext, or run from a source checkout)")
 
 
 def default_comm(comm=None):
