@@ -47,7 +47,8 @@ def choose_validation(entries_meta: list[tuple[int, bool]], fraction: float, see
     return set(int(i) for i in train[rng.permutation(len(train))[:n_val]])
 
 
-def model_from_settings(settings: Settings) -> "NetworkSNAP":
+def model_from_settings(settings: Settings):
+    """The NetworkSNAP estimator a deck describes."""
     from .models.network import NetworkSNAP
 
     n = settings.network

@@ -97,7 +97,6 @@ def label(bits, ge):
 def rank():
     import ase.io
     import torch
-    from ase.constraints import FixCom  # noqa: F401
     from ase.optimize import FIRE
     from sevenn.calculator import SevenNetCalculator
     torch.set_num_threads(1)
