@@ -10,7 +10,7 @@ the Γ optical phonon, computed with fitsnap_ext's own CP2K labeler preset (PBE,
   C44 = Δσ_yz / 2γ. The unrelaxed (clamped-ion) value is recorded too.
 * Γ optical phonon: the two fcc sublattices displaced by ±u/2 along x (u = 0.02 Å, central difference):
   K = −ΔF_A / 2u per atom, ω = sqrt(2K/M) (reduced mass M/2).
-Every CP2K single point is cached in RUNS.json (default OUT's folder/.cp2k_si_runs.json), so a rerun resumes.
+Every CP2K single point is cached in RUNS.json (default OUT's folder/cp2k_runs/si.json), so a rerun resumes.
 Stresses: the labeler's convention (bar, pressure-positive); elastic constants take the tension-positive
 stress −P.
 """
@@ -33,7 +33,7 @@ def main(out_path: str, runs_path: str = "") -> None:
     from fitsnap_ext.generate.cp2k import Cp2kLabeler
     from fitsnap_ext.generate.deck import LabelerSettings
 
-    runs_path = runs_path or os.path.join(os.path.dirname(os.path.abspath(out_path)), ".cp2k_si_runs.json")
+    runs_path = runs_path or os.path.join(os.path.dirname(os.path.abspath(out_path)), "cp2k_runs", "si.json")
     runs = json.load(open(runs_path)) if os.path.exists(runs_path) else {}
     settings = LabelerSettings(type="cp2k")  # the preset: 400/50 Ry, 4x4x4 k, PBE, GTH, DZVP-MOLOPT-SR
     labeler = Cp2kLabeler(settings, workdir="/tmp/cp2k_si_reference")
