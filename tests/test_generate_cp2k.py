@@ -116,3 +116,27 @@ n_frames = 1
     assert -110 < fr[0].energy / 2 < -100  # CP2K GTH total energies: about -107 eV/atom for Si
     assert np.abs(fr[0].forces.sum(axis=0)).max() < 0.02
     assert not os.listdir(tmp_path / "out" / ".cp2k")  # scratch cleaned
+
+
+def test_ot_solver_input_and_its_deck_checks(tmp_path):
+    """scf = ot writes an orbital-transformation SCF (no diagonalisation, no mixing) and is refused with k-points
+    or smearing, naming the deck key; the default input is unchanged (diagonalisation + Broyden mixing)."""
+    from fitsnap_ext.errors import DeckError
+    from fitsnap_ext.generate.cp2k import cp2k_input
+    from fitsnap_ext.generate.deck import LabelerSettings, load_deck
+    from fitsnap_ext.generate.structures import load_structure
+
+    frame = load_structure("si_diamond", lattice=5.43)
+    ot = cp2k_input(frame, LabelerSettings(type="cp2k", kpoints=[1, 1, 1], scf="ot"), "/data")
+    assert "&OT ON" in ot and "&OUTER_SCF" in ot and "DIAGONALIZATION" not in ot and "MIXING" not in ot
+    assert "&KPOINTS" not in ot
+    diag = cp2k_input(frame, LabelerSettings(type="cp2k"), "/data")
+    assert "&DIAGONALIZATION ON" in diag and "BROYDEN_MIXING" in diag and "&OT" not in diag
+    deck = tmp_path / "gen.in"
+    base = "[GENERATE]\noutput = out\n\n[LABELER]\ntype = cp2k\nscf = ot\n{extra}\n[GROUP a]\nsampler = strain_rattle\n" \
+           "structure = si_diamond\nn_frames = 1\n"
+    deck.write_text(base.format(extra="kpoints = 1 1 1\n"))
+    assert load_deck(deck).labeler.scf == "ot"
+    deck.write_text(base.format(extra="kpoints = 2 2 2\n"))
+    with pytest.raises(DeckError, match=r"\[LABELER\] scf.*Gamma-only"):
+        load_deck(deck)

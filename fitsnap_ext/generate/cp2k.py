@@ -67,6 +67,13 @@ def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "
     added = f"      ADDED_MOS {s.added_mos}\n" if (s.added_mos or s.smearing > 0) else ""
     if s.smearing > 0 and not s.added_mos:
         added = "      ADDED_MOS 20\n"
+    if s.scf == "ot":  # orbital transformation: direct minimisation, for Γ-only insulators (validated in the deck)
+        solver = (f"      &OT ON\n        MINIMIZER DIIS\n        PRECONDITIONER FULL_SINGLE_INVERSE\n      &END OT\n"
+                  f"      &OUTER_SCF\n        MAX_SCF 10\n        EPS_SCF {s.eps_scf!r}\n      &END OUTER_SCF\n")
+    else:
+        solver = (f"{added}      &DIAGONALIZATION ON\n        ALGORITHM STANDARD\n      &END DIAGONALIZATION\n"
+                  f"      &MIXING\n        METHOD BROYDEN_MIXING\n        ALPHA {s.mixing_alpha!r}\n        NBROYDEN 8\n"
+                  f"      &END MIXING\n")
     return f"""&GLOBAL
   PROJECT {project}
   RUN_TYPE ENERGY_FORCE
@@ -91,15 +98,7 @@ def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "
       SCF_GUESS ATOMIC
       EPS_SCF {s.eps_scf!r}
       MAX_SCF {s.max_scf}
-{added}      &DIAGONALIZATION ON
-        ALGORITHM STANDARD
-      &END DIAGONALIZATION
-      &MIXING
-        METHOD BROYDEN_MIXING
-        ALPHA {s.mixing_alpha!r}
-        NBROYDEN 8
-      &END MIXING
-{smear}    &END SCF
+{solver}{smear}    &END SCF
 {kpoints}    &XC
       &XC_FUNCTIONAL {s.xc}
       &END XC_FUNCTIONAL
@@ -224,6 +223,8 @@ class Cp2kLabeler(Labeler):
                          "kpoints": list(s.kpoints) if not s.kspacing else None,
                          "kspacing": s.kspacing or None, "eps_scf": s.eps_scf, "eps_default": s.eps_default,
                          "smearing_K": s.smearing, "added_mos": s.added_mos}
+        if s.scf != "diagonalization":  # recorded only when not the default, so older datasets keep their header
+            self.settings["scf"] = s.scf
         self.last_seconds = 0.0
 
     def run_text(self, inp: str, tag: str) -> str:

@@ -50,6 +50,7 @@ class LabelerSettings:
     smearing: float = 0.0            # electronic temperature (K) for Fermi-Dirac smearing; 0 = none
     added_mos: int = 0
     mixing_alpha: float = 0.4
+    scf: str = "diagonalization"     # or "ot": orbital transformation (Γ-only insulators; several times faster)
     data_dir: str = ""               # CP2K data folder (BASIS_MOLOPT, GTH_POTENTIALS); default: found at run time
     executable: str = "cp2k.psmp"
     mpi_ranks: int = 2
@@ -166,7 +167,8 @@ _GEN_SPEC = {"output": str, "seed": int, "elements": "words", "progress": bool, 
 _LAB_SPEC = {"type": str, "pair_style": str, "pair_coeff": "lines", "pair_commands": "lines", "mod": str,
              "elements": "words", "masses": "floats", "cutoff": float, "rel_cutoff": float, "kpoints": "ints",
              "kspacing": float, "basis": str, "potential": str, "xc": str, "eps_scf": float, "max_scf": int,
-             "eps_default": float, "smearing": float, "added_mos": int, "mixing_alpha": float, "data_dir": str,
+             "eps_default": float, "smearing": float, "added_mos": int, "mixing_alpha": float, "scf": str,
+             "data_dir": str,
              "executable": str, "mpi_ranks": int, "mpi_command": str, "workdir": str, "keep_files": bool,
              "model": str, "device": str, "calculator": str, "calculator_kwargs": "json"}
 _GROUP_SPEC = {"sampler": str, "structure": str, "structure_index": int, "supercell": "ints", "lattice": float,
@@ -238,6 +240,12 @@ def load_deck(path) -> GeneratorDeck:
             raise raw.error("must be > 0", "LABELER", "cutoff" if labeler.cutoff <= 0 else "rel_cutoff")
         if labeler.mpi_ranks < 1:
             raise raw.error("must be >= 1", "LABELER", "mpi_ranks")
+        labeler.scf = labeler.scf.lower()
+        if labeler.scf not in ("diagonalization", "ot"):
+            raise raw.error(f"{labeler.scf!r}: one of diagonalization, ot", "LABELER", "scf")
+        if labeler.scf == "ot" and (labeler.smearing > 0 or labeler.kspacing > 0 or labeler.kpoints != [1, 1, 1]):
+            raise raw.error("ot (orbital transformation) needs Gamma-only k-points (kpoints = 1 1 1) and no "
+                            "smearing: it is for insulators", "LABELER", "scf")
     if labeler.type == "ase" and not re.match(r"^[\w.]+:[\w.]+$", labeler.calculator or ""):
         raise raw.error("required for an ase labeler, as module:Class", "LABELER", "calculator")
 

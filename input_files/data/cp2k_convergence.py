@@ -1,8 +1,9 @@
 """CP2K convergence check for a labeler: one (rattled) frame, several cutoff / k-point settings.
 
-    python input_files/data/cp2k_convergence.py OUT.json STRUCTURE INDEX RATTLE SEED name:cutoff:rel_cutoff:K ...
+    python input_files/data/cp2k_convergence.py OUT.json STRUCTURE INDEX RATTLE SEED name:cutoff:rel_cutoff:K[:ot] ...
 
-K is a kspacing (1/Å, e.g. 0.4) or a mesh "2x2x1". The first run is the reference; for each run the JSON
+K is a kspacing (1/Å, e.g. 0.4) or a mesh "2x2x1"; a trailing ":ot" uses orbital transformation (Γ-only
+insulators) instead of diagonalisation. The first run is the reference; for each run the JSON
 records the k-mesh, wall seconds, energy (eV), forces (eV/Å) and stress (bar), and the differences to the
 reference: dE (meV/atom), max |dF| (eV/Å), max |dsigma| (bar). Resumable: runs already in OUT.json are skipped.
 Used for input_files/data/gan and input_files/data/lgps (see their README.md).
@@ -31,10 +32,10 @@ def main(argv):
         "natoms": len(fr.symbols), "runs": []}
     done = {r["name"] for r in res["runs"]}
     for spec in specs:
-        name, cut, rel, k = spec.split(":")
+        name, cut, rel, k, *scf = spec.split(":")
         if name in done:
             continue
-        s = LabelerSettings(type="cp2k", cutoff=float(cut), rel_cutoff=float(rel))
+        s = LabelerSettings(type="cp2k", cutoff=float(cut), rel_cutoff=float(rel), scf=scf[0] if scf else "diagonalization")
         if "x" in k:
             s.kpoints = [int(x) for x in k.split("x")]
         else:
@@ -43,7 +44,7 @@ def main(argv):
         fr.info = {"config_id": name}
         t0 = time.time()
         r = lab.label(fr)
-        res["runs"].append({"name": name, "cutoff": float(cut), "rel_cutoff": float(rel),
+        res["runs"].append({"name": name, "cutoff": float(cut), "rel_cutoff": float(rel), "scf": s.scf,
                             "kspacing": s.kspacing or None, "kmesh": kpoint_mesh(fr.cell, s),
                             "seconds": time.time() - t0, "energy": r.energy, "forces": r.forces.tolist(),
                             "stress": r.stress.tolist()})
