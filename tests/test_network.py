@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, need_shared, run_cli
+from conftest import REPO, lammps_energy_forces, need_shared, run_cli
 
 DEMO = REPO / "input_files" / "in.demo"
 NN_KEYS = [("SOLVER", "solver", "PYTORCH"), ("CALCULATOR", "nonlinear", "1")]
@@ -28,15 +28,6 @@ def _torch1():
 
     torch.set_num_threads(1)
     return torch
-
-
-def _lammps_energy_forces(session, frame, types, mod, pressure=False):
-    """Energy and forces (and, if asked, the virial pressure tensor xx yy zz yz xz xy in bar) from LAMMPS."""
-    session.place(frame, types)
-    session.commands([f"include {mod}", "compute pv all pressure NULL virial", "run 0"])
-    n = frame.natoms
-    out = (float(session.lmp.get_thermo("pe")), np.array(session.lmp.numpy.extract_atom("f")[:n], dtype=float))
-    return out + (session.compute_vector("pv")[[0, 1, 2, 5, 4, 3]],) if pressure else out
 
 
 @pytest.fixture(scope="module", params=["zero", "zbl"])
@@ -112,7 +103,7 @@ def test_export_roundtrip_lammps(trained):
         for entry in entries:
             data = calc.compute(entry)
             energy, forces, pressure = model.predict(data)
-            e_lmp, f_lmp, p_lmp = _lammps_energy_forces(session, entry.frame, ["Si"], "nn.mod", pressure=True)
+            e_lmp, f_lmp, p_lmp = lammps_energy_forces(session, entry.frame, ["Si"], "nn.mod", pressure=True)
             e_err.append(abs(e_lmp - (energy + data.ref_energy)) / data.natoms)
             f_err.append(np.abs(f_lmp - (forces + data.ref_forces)).max())
             p_err.append(np.abs(p_lmp - (pressure + data.ref_stress)).max())
@@ -202,7 +193,7 @@ def test_fd_forces_and_nve_energy_conservation(trained):
     old = os.getcwd()
     os.chdir(trained["dir"])
     try:
-        _, f0 = _lammps_energy_forces(session, entry.frame, ["Si"], "nn.mod")
+        _, f0 = lammps_energy_forces(session, entry.frame, ["Si"], "nn.mod")
         x = session.lmp.numpy.extract_atom("x")
         h, worst = 1e-4, 0.0
         for atom in (0, 13, 42):

@@ -7,6 +7,7 @@ in GPa with the *pressure-positive* sign (the opposite of ASE's); it is converte
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -43,8 +44,11 @@ def kpoint_mesh(cell: np.ndarray, s: LabelerSettings) -> list[int]:
     return list(s.kpoints)
 
 
-def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "fx") -> str:
-    """The CP2K input text for one ENERGY_FORCE calculation with the analytical stress tensor."""
+def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "fx", guess_file: str = "") -> str:
+    """The CP2K input text for one ENERGY_FORCE calculation with the analytical stress tensor.
+
+    guess_file: a wavefunction restart file (.wfn at Γ, .kp with k-points) of the same atoms and k-mesh to start
+    the SCF from; CP2K falls back to the atomic guess when it does not exist."""
     kinds = sorted(set(frame.symbols))
     kp = kpoint_mesh(frame.cell, s)
     gamma_only = kp == [1, 1, 1]
@@ -74,6 +78,7 @@ def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "
         solver = (f"{added}      &DIAGONALIZATION ON\n        ALGORITHM STANDARD\n      &END DIAGONALIZATION\n"
                   f"      &MIXING\n        METHOD BROYDEN_MIXING\n        ALPHA {s.mixing_alpha!r}\n        NBROYDEN 8\n"
                   f"      &END MIXING\n")
+    restart = f"    WFN_RESTART_FILE_NAME {guess_file}\n" if guess_file else ""
     return f"""&GLOBAL
   PROJECT {project}
   RUN_TYPE ENERGY_FORCE
@@ -83,7 +88,7 @@ def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "
   METHOD Quickstep
   STRESS_TENSOR ANALYTICAL
   &DFT
-    BASIS_SET_FILE_NAME {os.path.join(data_dir, 'BASIS_MOLOPT')}
+{restart}    BASIS_SET_FILE_NAME {os.path.join(data_dir, 'BASIS_MOLOPT')}
     POTENTIAL_FILE_NAME {os.path.join(data_dir, 'GTH_POTENTIALS')}
     &MGRID
       CUTOFF {s.cutoff!r}
@@ -95,7 +100,7 @@ def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "
       EXTRAPOLATION USE_GUESS
     &END QS
     &SCF
-      SCF_GUESS ATOMIC
+      SCF_GUESS {'RESTART' if guess_file else 'ATOMIC'}
       EPS_SCF {s.eps_scf!r}
       MAX_SCF {s.max_scf}
 {solver}{smear}    &END SCF
@@ -170,6 +175,15 @@ def parse_cp2k_output(text: str, natoms: int, where=None):
     return energy, forces, stress
 
 
+def scf_steps(text: str) -> int:
+    """SCF steps of a CP2K run: the outer loop's total (OT) or the inner loop's count (diagonalisation)."""
+    outer = re.findall(r"outer SCF loop converged in\s+\d+ iterations or\s+(\d+) steps", text)
+    if outer:
+        return int(outer[-1])
+    inner = re.findall(r"SCF run converged in\s+(\d+) steps", text)
+    return int(inner[-1]) if inner else 0
+
+
 def _mpi_command(s: LabelerSettings, exe: str) -> list[str]:
     if s.mpi_ranks <= 1 and not s.mpi_command:
         return []
@@ -223,9 +237,11 @@ class Cp2kLabeler(Labeler):
                          "kpoints": list(s.kpoints) if not s.kspacing else None,
                          "kspacing": s.kspacing or None, "eps_scf": s.eps_scf, "eps_default": s.eps_default,
                          "smearing_K": s.smearing, "added_mos": s.added_mos}
-        if s.scf != "diagonalization":  # recorded only when not the default, so older datasets keep their header
-            self.settings["scf"] = s.scf
+        for key, default in (("scf", "diagonalization"), ("scf_guess", "atomic")):
+            if getattr(s, key) != default:  # recorded only when not the default, so older datasets keep their header
+                self.settings[key] = getattr(s, key)
         self.last_seconds = 0.0
+        self.last_scf_steps = 0
 
     def run_text(self, inp: str, tag: str) -> str:
         os.makedirs(self.workdir, exist_ok=True)
@@ -245,14 +261,27 @@ class Cp2kLabeler(Labeler):
             raise DataError(f"CP2K failed (exit {proc.returncode}) in {d}: {tail.strip()}", tag)
         return text
 
+    def guess_path(self, frame: Frame) -> str:
+        """Where the wavefunction of the last configuration with these atoms and this k-mesh is kept."""
+        kp = kpoint_mesh(frame.cell, self.s)
+        key = hashlib.sha256(repr((list(frame.symbols), kp)).encode()).hexdigest()[:16]
+        return os.path.join(self.workdir, f"guess-{key}" + (".wfn" if kp == [1, 1, 1] else ".kp"))
+
     def label(self, frame: Frame) -> Frame:
         tag = str(frame.info.get("config_id", "config"))
-        inp = cp2k_input(frame, self.s, self.data_dir)
+        run_dir = os.path.join(self.workdir, re.sub(r"[^A-Za-z0-9_.\-]", "_", tag))
+        guess = self.guess_path(frame) if self.s.scf_guess == "restart" else ""
+        inp = cp2k_input(frame, self.s, self.data_dir, guess_file=guess if guess and os.path.exists(guess) else "")
         text = self.run_text(inp, tag)
         e, f, st = parse_cp2k_output(text, frame.natoms, tag)
+        self.last_scf_steps = scf_steps(text)
+        if guess:  # keep this wavefunction for the next configuration (copied, then renamed: never half-written)
+            written = os.path.join(run_dir, "fx-RESTART" + os.path.splitext(guess)[1])
+            if os.path.exists(written):
+                shutil.copyfile(written, guess + ".part")
+                os.replace(guess + ".part", guess)
         if not all(frame.pbc):
             st = None
         if not self.s.keep_files:
-            shutil.rmtree(os.path.join(self.workdir, re.sub(r"[^A-Za-z0-9_.\-]", "_", tag)), ignore_errors=True)
-        out = _labelled(frame, e, f, st)
-        return out
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return _labelled(frame, e, f, st)

@@ -51,6 +51,7 @@ class LabelerSettings:
     added_mos: int = 0
     mixing_alpha: float = 0.4
     scf: str = "diagonalization"     # or "ot": orbital transformation (Γ-only insulators; several times faster)
+    scf_guess: str = "atomic"        # or "restart": start from the previous configuration's wavefunction
     data_dir: str = ""               # CP2K data folder (BASIS_MOLOPT, GTH_POTENTIALS); default: found at run time
     executable: str = "cp2k.psmp"
     mpi_ranks: int = 2
@@ -168,7 +169,7 @@ _LAB_SPEC = {"type": str, "pair_style": str, "pair_coeff": "lines", "pair_comman
              "elements": "words", "masses": "floats", "cutoff": float, "rel_cutoff": float, "kpoints": "ints",
              "kspacing": float, "basis": str, "potential": str, "xc": str, "eps_scf": float, "max_scf": int,
              "eps_default": float, "smearing": float, "added_mos": int, "mixing_alpha": float, "scf": str,
-             "data_dir": str,
+             "scf_guess": str, "data_dir": str,
              "executable": str, "mpi_ranks": int, "mpi_command": str, "workdir": str, "keep_files": bool,
              "model": str, "device": str, "calculator": str, "calculator_kwargs": "json"}
 _GROUP_SPEC = {"sampler": str, "structure": str, "structure_index": int, "supercell": "ints", "lattice": float,
@@ -180,6 +181,66 @@ _GROUP_SPEC = {"sampler": str, "structure": str, "structure_index": int, "superc
 
 def _abs(folder, p):
     return p if not p or os.path.isabs(p) else os.path.normpath(os.path.join(folder, p))
+
+
+def _labeler(raw: RawDeck, folder: str, elements=()) -> LabelerSettings:
+    """The validated [LABELER] section (elements default to [GENERATE] elements)."""
+    lab = _read_section(raw, "LABELER", _LAB_SPEC)
+    if "type" not in lab:
+        raise raw.error("required (one of " + ", ".join(LABELER_TYPES) + ")", "LABELER", "type")
+    lab["type"] = lab["type"].lower()
+    if lab["type"] not in LABELER_TYPES:
+        raise raw.error(f"unknown labeler {lab['type']!r} (one of " + ", ".join(LABELER_TYPES) + ")",
+                       "LABELER", "type")
+    for k in ("mod", "workdir", "data_dir"):
+        if lab.get(k):
+            lab[k] = _abs(folder, lab[k])
+    labeler = LabelerSettings(**lab)
+    if not labeler.elements:
+        labeler.elements = list(elements)
+    if labeler.type == "lammps":
+        if not labeler.mod and not labeler.pair_style:
+            raise raw.error("required for a lammps labeler (or give mod = FILE.mod)", "LABELER", "pair_style")
+        if labeler.pair_style and not labeler.pair_coeff:
+            raise raw.error("required with pair_style", "LABELER", "pair_coeff")
+        if labeler.mod and not os.path.isfile(labeler.mod):
+            raise raw.error(f"file not found: {labeler.mod}", "LABELER", "mod")
+        if not labeler.elements:
+            raise raw.error("required for a lammps labeler (LAMMPS type order)", "LABELER", "elements")
+        if labeler.masses and len(labeler.masses) != len(labeler.elements):
+            raise raw.error(f"{len(labeler.masses)} masses for {len(labeler.elements)} elements", "LABELER",
+                           "masses")
+    if labeler.type == "cp2k":
+        if len(labeler.kpoints) != 3 or min(labeler.kpoints) < 1:
+            raise raw.error("three positive integers expected", "LABELER", "kpoints")
+        if labeler.cutoff <= 0 or labeler.rel_cutoff <= 0:
+            raise raw.error("must be > 0", "LABELER", "cutoff" if labeler.cutoff <= 0 else "rel_cutoff")
+        if labeler.mpi_ranks < 1:
+            raise raw.error("must be >= 1", "LABELER", "mpi_ranks")
+        labeler.scf = labeler.scf.lower()
+        if labeler.scf not in ("diagonalization", "ot"):
+            raise raw.error(f"{labeler.scf!r}: one of diagonalization, ot", "LABELER", "scf")
+        labeler.scf_guess = labeler.scf_guess.lower()
+        if labeler.scf_guess not in ("atomic", "restart"):
+            raise raw.error(f"{labeler.scf_guess!r}: one of atomic, restart", "LABELER", "scf_guess")
+        if labeler.scf == "ot" and (labeler.smearing > 0 or labeler.kspacing > 0 or labeler.kpoints != [1, 1, 1]):
+            raise raw.error("ot (orbital transformation) needs Gamma-only k-points (kpoints = 1 1 1) and no "
+                            "smearing: it is for insulators", "LABELER", "scf")
+    if labeler.type == "ase" and not re.match(r"^[\w.]+:[\w.]+$", labeler.calculator or ""):
+        raise raw.error("required for an ase labeler, as module:Class", "LABELER", "calculator")
+    return labeler
+
+
+def load_labeler(path) -> LabelerSettings:
+    """Only the validated [LABELER] of a generator deck: for scripts that label with a deck's settings before
+    its groups can be read (e.g. the structure its groups need does not exist yet)."""
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(path):
+        raise DeckError("deck file not found", path)
+    raw = RawDeck.read(path, continuation=True)
+    if "LABELER" not in raw.sections:
+        raise DeckError("missing section", path, section="LABELER")
+    return _labeler(raw, os.path.dirname(path))
 
 
 def load_deck(path) -> GeneratorDeck:
@@ -206,48 +267,9 @@ def load_deck(path) -> GeneratorDeck:
     if gen.time_limit < 0:
         raise raw.error("must be >= 0", "GENERATE", "time_limit")
 
-    lab = _read_section(raw, "LABELER", _LAB_SPEC)
-    if "type" not in lab:
-        raise raw.error("required (one of " + ", ".join(LABELER_TYPES) + ")", "LABELER", "type")
-    lab["type"] = lab["type"].lower()
-    if lab["type"] not in LABELER_TYPES:
-        raise raw.error(f"unknown labeler {lab['type']!r} (one of " + ", ".join(LABELER_TYPES) + ")",
-                       "LABELER", "type")
-    for k in ("mod", "workdir", "data_dir"):
-        if lab.get(k):
-            lab[k] = _abs(folder, lab[k])
-    labeler = LabelerSettings(**lab)
-    if not labeler.elements:
-        labeler.elements = list(gen.elements)
+    labeler = _labeler(raw, folder, gen.elements)
     if not gen.elements:
         gen.elements = list(labeler.elements)
-    if labeler.type == "lammps":
-        if not labeler.mod and not labeler.pair_style:
-            raise raw.error("required for a lammps labeler (or give mod = FILE.mod)", "LABELER", "pair_style")
-        if labeler.pair_style and not labeler.pair_coeff:
-            raise raw.error("required with pair_style", "LABELER", "pair_coeff")
-        if labeler.mod and not os.path.isfile(labeler.mod):
-            raise raw.error(f"file not found: {labeler.mod}", "LABELER", "mod")
-        if not labeler.elements:
-            raise raw.error("required for a lammps labeler (LAMMPS type order)", "LABELER", "elements")
-        if labeler.masses and len(labeler.masses) != len(labeler.elements):
-            raise raw.error(f"{len(labeler.masses)} masses for {len(labeler.elements)} elements", "LABELER",
-                           "masses")
-    if labeler.type == "cp2k":
-        if len(labeler.kpoints) != 3 or min(labeler.kpoints) < 1:
-            raise raw.error("three positive integers expected", "LABELER", "kpoints")
-        if labeler.cutoff <= 0 or labeler.rel_cutoff <= 0:
-            raise raw.error("must be > 0", "LABELER", "cutoff" if labeler.cutoff <= 0 else "rel_cutoff")
-        if labeler.mpi_ranks < 1:
-            raise raw.error("must be >= 1", "LABELER", "mpi_ranks")
-        labeler.scf = labeler.scf.lower()
-        if labeler.scf not in ("diagonalization", "ot"):
-            raise raw.error(f"{labeler.scf!r}: one of diagonalization, ot", "LABELER", "scf")
-        if labeler.scf == "ot" and (labeler.smearing > 0 or labeler.kspacing > 0 or labeler.kpoints != [1, 1, 1]):
-            raise raw.error("ot (orbital transformation) needs Gamma-only k-points (kpoints = 1 1 1) and no "
-                            "smearing: it is for insulators", "LABELER", "scf")
-    if labeler.type == "ase" and not re.match(r"^[\w.]+:[\w.]+$", labeler.calculator or ""):
-        raise raw.error("required for an ase labeler, as module:Class", "LABELER", "calculator")
 
     groups = []
     for s in sections:

@@ -1,11 +1,12 @@
 """CP2K convergence check for a labeler: one (rattled) frame, several cutoff / k-point settings.
 
-    python input_files/data/cp2k_convergence.py OUT.json STRUCTURE INDEX RATTLE SEED name:cutoff:rel_cutoff:K[:ot] ...
+    python input_files/data/cp2k_convergence.py [--ranks N] OUT.json STRUCTURE INDEX RATTLE SEED name:cutoff:rel_cutoff:K[:ot] ...
 
 K is a kspacing (1/Å, e.g. 0.4) or a mesh "2x2x1"; a trailing ":ot" uses orbital transformation (Γ-only
 insulators) instead of diagonalisation. The first run is the reference; for each run the JSON
 records the k-mesh, wall seconds, energy (eV), forces (eV/Å) and stress (bar), and the differences to the
 reference: dE (meV/atom), max |dF| (eV/Å), max |dsigma| (bar). Resumable: runs already in OUT.json are skipped.
+--ranks: CP2K's MPI ranks (default 2; 1 lets a second labelling job use the other core).
 Used for input_files/data/gan and input_files/data/lgps (see their README.md).
 """
 import json
@@ -21,6 +22,9 @@ def main(argv):
     from fitsnap_ext.generate.cp2k import Cp2kLabeler, kpoint_mesh
     from fitsnap_ext.generate.deck import LabelerSettings
     from fitsnap_ext.generate.structures import atoms_to_frame
+    ranks = 2
+    if argv and argv[0].startswith("--ranks"):
+        ranks, argv = (int(argv[0].split("=")[1]), argv[1:]) if "=" in argv[0] else (int(argv[1]), argv[2:])
     out, structure, index, rattle, seed = argv[:5]
     specs = argv[5:]
     a = ase.io.read(structure, int(index))
@@ -35,7 +39,8 @@ def main(argv):
         name, cut, rel, k, *scf = spec.split(":")
         if name in done:
             continue
-        s = LabelerSettings(type="cp2k", cutoff=float(cut), rel_cutoff=float(rel), scf=scf[0] if scf else "diagonalization")
+        s = LabelerSettings(type="cp2k", cutoff=float(cut), rel_cutoff=float(rel), scf=scf[0] if scf else "diagonalization",
+                             mpi_ranks=ranks)
         if "x" in k:
             s.kpoints = [int(x) for x in k.split("x")]
         else:

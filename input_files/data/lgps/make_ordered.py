@@ -155,13 +155,11 @@ def rank():
 def confirm():
     import ase.io
     from fitsnap_ext.generate.cp2k import Cp2kLabeler
-    from fitsnap_ext.generate.deck import _LAB_SPEC, LabelerSettings, _Deck, _read_section
+    from fitsnap_ext.generate.deck import load_labeler
     from fitsnap_ext.generate.structures import atoms_to_frame
-    # the [LABELER] of gen_lgps.in (the deck itself needs the ordered cell that this step writes)
-    lab_keys = _read_section(_Deck(os.path.join(ROOT, "input_files", "gen_lgps.in")), "LABELER", _LAB_SPEC)
-    lab_keys["type"] = lab_keys["type"].lower()
-    s = LabelerSettings(**lab_keys)
-    lab = Cp2kLabeler(s, workdir=os.path.join("/tmp", "lgps_confirm"))
+    # the [LABELER] of gen_lgps.in (its groups need the ordered cell that this step writes)
+    lab = Cp2kLabeler(load_labeler(os.path.join(ROOT, "input_files", "gen_lgps.in")),
+                      workdir=os.path.join("/tmp", "lgps_confirm"))
     cands = ase.io.read(os.path.join(HERE, "candidates_relaxed.extxyz"), ":")[:N_CONFIRM]
     out_path = os.path.join(HERE, "ordering.json")
     res = json.load(open(out_path)) if os.path.exists(out_path) else {"cp2k": {}}
