@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import RawDeck, RawValue, Settings, load_settings
+from .data.dataset import group_file
 from .errors import DeckError, FitsnapError
 from .lammps_session import working_directory
 from .parallel import collective
@@ -44,7 +45,7 @@ MODEL_KEY_SECTIONS = {
 }
 QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_epochs", "out")
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
-              "md_temperature", "nn_epochs", "nn_stress_weight", "split_seed", "dataPath",
+              "md_temperature", "nn_epochs", "nn_stress_weight", "nn_group_weights", "split_seed", "dataPath",
               "property_quick") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
 
@@ -80,6 +81,7 @@ class StudySpec:
     md_temperature: float
     property_quick: bool = False
     base_overrides: tuple[tuple[str, str, str], ...] = ()
+    nn_group_weights: str = "unit"
     literature: Path | None = None
     volume_set: Path | None = None
     liquid_set: Path | None = None
@@ -221,6 +223,9 @@ def read_study(path: str | Path, overrides: list[tuple[str, str, str]] = ()) -> 
         raise raw.error("must be >= 0", s, "nn_stress_weight")
     nn_defaults = ([("PYTORCH", "num_epochs", str(nn_epochs))] if nn_epochs else []) + (
         [("PYTORCH", "stress_weight", repr(nn_stress_weight))] if nn_stress_weight is not None else [])
+    nn_group_weights = raw.get(s, "nn_group_weights", str, "unit").lower()
+    if nn_group_weights not in ("unit", "relative"):
+        raise raw.error(f"{nn_group_weights!r}: one of unit, relative", s, "nn_group_weights")
     base_overrides = []
     seed = raw.get(s, "split_seed", int, None)
     if seed is not None:  # a seeded shuffle for the split; without it the base deck's split is kept as is
@@ -258,7 +263,8 @@ def read_study(path: str | Path, overrides: list[tuple[str, str, str]] = ()) -> 
                 raise raw.error(f"file not found: {p}", r, key)
             refs[key] = p
     spec = StudySpec(path, base_deck, system, props, quick, out, tuple(models), md_cell, md_steps,
-                     md_temperature, property_quick or quick, tuple(base_overrides), **refs)
+                     md_temperature, property_quick or quick, tuple(base_overrides), nn_group_weights,
+                     **refs)
     for m in spec.models:  # validate every model's full deck now, not an hour into the study
         st = model_settings(spec, m)
         if not Path(st.data_path).is_dir():
@@ -267,6 +273,13 @@ def read_study(path: str | Path, overrides: list[tuple[str, str, str]] = ()) -> 
                             path if base == "inline" else base_deck,
                             raw.sections.get("PATH", {}).get("datapath", RawValue("", None)).line
                             if base == "inline" else None, "PATH", "dataPath")
+        missing = [g.name for g in st.groups.groups if group_file(st, g) is None]
+        if missing:
+            raise DeckError(f"no data for group(s) {', '.join(missing)} in {st.data_path} (generated data: run "
+                            f"its generator deck first, e.g. input_files/gen_lgps.in)",
+                            path if base == "inline" else base_deck,
+                            raw.sections.get("GROUPS", {}).get(missing[0].lower(), RawValue("", None)).line
+                            if base == "inline" else None, "GROUPS", missing[0])
     return spec
 
 
@@ -302,17 +315,23 @@ def inline_base_deck(study: Path, out: Path) -> Path:
     return target
 
 
-def network_group_weights(settings: Settings) -> list[tuple[str, str, str]]:
-    """Overrides giving every group energy/force/stress weight 1 for a network rung (0 stays 0; same split).
+def network_group_weights(settings: Settings, mode: str = "unit") -> list[tuple[str, str, str]]:
+    """Group-weight overrides for a network rung (same split).
 
-    A linear deck's group weights (e.g. 100/1/1e-4) balance rows of a least-squares fit; the network's loss
-    already weighs energies, forces and stresses with [PYTORCH] energy/force/stress_weight, and multiplies by
-    group weights.
+    A linear deck's group weights (e.g. 1000/1/1e-4) balance rows of a least-squares fit; the network's loss
+    already weighs energies, forces and stresses with [PYTORCH] energy/force/stress_weight and multiplies them by
+    the group weights. "unit": every group 1/1/1 (0 stays 0); "relative": each weight divided by the largest of
+    its kind over the groups, so the deck's relative emphasis (e.g. the E–V group's energies 10× the MD
+    groups') carries over.
     """
+    groups = settings.groups.groups
+    top = [max((getattr(g, w) for g in groups), default=0.0) or 1.0 for w in ("eweight", "fweight", "vweight")]
     ov = [("GROUPS", "group_sections", "name training_size testing_size eweight fweight vweight"),
           ("GROUPS", "group_types", "str float float float float float")]
-    for g in settings.groups.groups:
-        ov.append(("GROUPS", g.name, f"{g.training_size!r} {g.testing_size!r} 1 1 {int(g.vweight > 0)}"))
+    for g in groups:
+        w = [getattr(g, k) for k in ("eweight", "fweight", "vweight")]
+        w = [x / t for x, t in zip(w, top)] if mode == "relative" else [float(x > 0) for x in w]
+        ov.append(("GROUPS", g.name, f"{g.training_size!r} {g.testing_size!r} {w[0]!r} {w[1]!r} {w[2]!r}"))
     return ov
 
 
@@ -323,7 +342,7 @@ def model_settings(spec: StudySpec, model: ModelSpec) -> Settings:
     try:
         settings = load_settings(spec.base_deck, ov)
         if model.kind == "nn":
-            settings = load_settings(spec.base_deck, ov + network_group_weights(settings))
+            settings = load_settings(spec.base_deck, ov + network_group_weights(settings, spec.nn_group_weights))
         return settings
     except DeckError as exc:
         raise DeckError(f"model {model.name!r} (from {spec.deck.name}"

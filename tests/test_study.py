@@ -85,11 +85,15 @@ def test_cli_error_is_one_line(tmp_path):
     assert not (tmp_path / "study_si").exists()
 
 
-def test_lgps_deck_explains_missing_data():
-    if (REPO.parent / "shared" / "data" / "lgps_train").exists():
-        pytest.skip("LGPS training data present")
+def test_lgps_deck_explains_missing_data(tmp_path):
+    """The LGPS data are generated (gen_lgps.in): without them the study stops at once, naming the line."""
+    deck = REPO / "input_files" / "study_lgps.in"
     with pytest.raises(DeckError, match=r"study_lgps.in:\d+: \[PATH\] dataPath: data folder not found"):
-        read_study(REPO / "input_files" / "study_lgps.in")
+        read_study(deck, [("STUDY", "dataPath", str(tmp_path / "absent"))])
+    (tmp_path / "md_600K.xyz").write_text("")
+    with pytest.raises(DeckError, match=r"study_lgps.in:\d+: \[GROUPS\] strain_rattle: no data for group\(s\) "
+                                        r"strain_rattle, md_900K, md_1200K in .*gen_lgps.in"):
+        read_study(deck, [("STUDY", "dataPath", str(tmp_path))])
 
 
 def test_gan_inline_deck(tmp_path):
@@ -243,3 +247,26 @@ def test_ladder_parser_rejects_garbage(tmp_path):
     with pytest.raises(FitsnapError):
         ladder_models(["nn:8x"], raw)
     assert [m.name for m in ladder_models(["nn:16x8", "quadratic:2"], raw, [("PYTORCH", "num_epochs", "5")])] == ["nn_16x8", "quadratic_2J2"]
+
+
+def test_network_group_weights_unit_and_relative(tmp_path):
+    """NN rungs: unit weights (1/1/1, 0 stays 0), or the deck's weights relative to the largest of each kind."""
+    demo = REPO / "input_files" / "in.demo"
+    text = demo.read_text().replace("dataPath = demo", f"dataPath = {demo.parent / 'demo'}")
+    text = text.replace("volume           = 0.8 0.2  100  1  1e-4", "volume = 0.8 0.2 1000 1 1e-4")
+    text = text.replace("md_300K          = 0.8 0.2  100  1  1e-4", "md_300K = 0.8 0.2 100 0 0")
+    (tmp_path / "base.in").write_text(text)
+    deck = tmp_path / "study.in"
+    deck.write_text("[STUDY]\nsystem = si\nbase_deck = base.in\nladder = nn:8\nnn_group_weights = relative\n")
+
+    def weights(spec):
+        return {g.name: (g.eweight, g.fweight, g.vweight) for g in model_settings(spec, spec.models[0]).groups.groups}
+
+    relative = weights(read_study(deck))
+    assert relative["volume"] == (1.0, 1.0, 1.0)
+    assert relative["md_300K"] == (0.1, 0.0, 0.0) and relative["md_1200K"] == (0.1, 1.0, 1.0)
+    unit = weights(read_study(deck, [("STUDY", "nn_group_weights", "unit")]))
+    assert unit["volume"] == (1.0, 1.0, 1.0) and unit["md_300K"] == (1.0, 0.0, 0.0)
+    deck.write_text("[STUDY]\nsystem = si\nbase_deck = base.in\nladder = nn:8\nnn_group_weights = equal\n")
+    with pytest.raises(DeckError, match=r":5: \[STUDY\] nn_group_weights: 'equal': one of unit, relative"):
+        read_study(deck)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -44,21 +45,29 @@ def _split_counts(group: GroupSettings, n: int) -> tuple[int, int]:
     return train, test
 
 
+def group_file(settings: Settings, group: GroupSettings) -> Path | None:
+    """The group's data: <dataPath>/<name>/ (JSON scraper) or <dataPath>/<name>.xyz|.extxyz; None if absent."""
+    if settings.scraper.scraper == "JSON":
+        folder = settings.data_path / group.name
+        return folder if folder.is_dir() else None
+    return next((p for p in (settings.data_path / f"{group.name}{ext}" for ext in (".xyz", ".extxyz"))
+                 if p.is_file()), None)
+
+
 def _group_frames(settings: Settings, group: GroupSettings) -> list[Frame]:
     root = settings.data_path
     if settings.scraper.scraper == "JSON":
         from .fitsnap_json import read_fitsnap_json
 
-        folder = root / group.name
-        if not folder.is_dir():
-            raise DataError(f"group {group.name!r}: folder not found", folder)
+        folder = group_file(settings, group)
+        if folder is None:
+            raise DataError(f"group {group.name!r}: folder not found", root / group.name)
         files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == ".json")
         frames = [read_fitsnap_json(p, group.name) for p in files]
     else:
         from .extxyz import read_extxyz
 
-        candidates = [root / f"{group.name}{ext}" for ext in (".xyz", ".extxyz")]
-        path = next((p for p in candidates if p.is_file()), None)
+        path = group_file(settings, group)
         if path is None:
             raise DataError(f"group {group.name!r}: no {group.name}.xyz or {group.name}.extxyz", root)
         frames = read_extxyz(path, settings.scraper.stress_unit, group=group.name)
