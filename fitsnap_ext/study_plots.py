@@ -194,6 +194,17 @@ def plot_parity(path: Path, spec, results):
     return True
 
 
+def _save_curve(plt, fig, ax, path: Path, xlabel: str, ylabel: str) -> str:
+    """Label, save and close one property-curve figure; its file name."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.name
+
+
 def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
     """E–V, g(r), phonon DOS and Arrhenius curves of every model over the ab initio reference."""
     plt = _pyplot()
@@ -211,13 +222,7 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
         for name, c in curves.items():
             if "eos_v" in c:
                 ax.plot(c["eos_v"], c["eos_e"], ".-", lw=1, label=name)
-        ax.set_xlabel("volume (Å³/atom)")
-        ax.set_ylabel("energy (eV/atom)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "curves_eos.png", dpi=120)
-        plt.close(fig)
-        made.append("curves_eos.png")
+        made.append(_save_curve(plt, fig, ax, out / "curves_eos.png", "volume (Å³/atom)", "energy (eV/atom)"))
     if any("rdf_r" in c for c in curves.values()):
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for label, style in (("liquid", "k-"), ("solid", "k:")):
@@ -227,13 +232,7 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
         for name, c in curves.items():
             if "rdf_r" in c:
                 ax.plot(c["rdf_r"], c["rdf_g"], lw=1, label=name)
-        ax.set_xlabel("r (Å)")
-        ax.set_ylabel("g(r)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "curves_rdf.png", dpi=120)
-        plt.close(fig)
-        made.append("curves_rdf.png")
+        made.append(_save_curve(plt, fig, ax, out / "curves_rdf.png", "r (Å)", "g(r)"))
     if any("dos" in c for c in curves.values()):
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for name, c in curves.items():
@@ -242,13 +241,8 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
         ref = refs.get("phonon_max_THz")
         if ref:
             ax.axvline(ref["value"], color="k", ls="--", lw=1, label="reference max frequency")
-        ax.set_xlabel("frequency (THz)")
-        ax.set_ylabel("DOS (states/THz)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "curves_phonon_dos.png", dpi=120)
-        plt.close(fig)
-        made.append("curves_phonon_dos.png")
+        made.append(_save_curve(plt, fig, ax, out / "curves_phonon_dos.png", "frequency (THz)",
+                                "DOS (states/THz)"))
     if any("dif_T" in c for c in curves.values()):
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for name, c in curves.items():
@@ -264,13 +258,7 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
             x = np.linspace(1000.0 / t0, 1000.0 / 300.0, 20)
             y = np.log10(d0) - ea["value"] / (8.617333e-5 * np.log(10)) * (x - 1000.0 / t0) / 1000.0
             ax.plot(x, y, "k--", lw=1, label=f"reference slope, Ea = {ea['value']} eV")
-        ax.set_xlabel("1000/T (1/K)")
-        ax.set_ylabel("log10 D (cm²/s)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "curves_arrhenius.png", dpi=120)
-        plt.close(fig)
-        made.append("curves_arrhenius.png")
+        made.append(_save_curve(plt, fig, ax, out / "curves_arrhenius.png", "1000/T (1/K)", "log10 D (cm²/s)"))
     return made
 
 
