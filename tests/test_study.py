@@ -97,10 +97,15 @@ def test_lgps_deck_explains_missing_data(tmp_path):
 
 
 def test_gan_inline_deck(tmp_path):
-    need_shared("gan_paper", "volume.xyz")
-    spec = read_study(REPO / "input_files" / "study_gan.in", [("STUDY", "out", str(tmp_path / "gan"))])
+    """The GaN study deck carries its fitting deck inline (the generated CP2K data: stand-ins here)."""
+    for group in ("volume", "md_300K", "md_2300K"):
+        (tmp_path / f"{group}.xyz").write_text("")
+    spec = read_study(REPO / "input_files" / "study_gan.in", [
+        ("STUDY", "out", str(tmp_path / "gan")), ("STUDY", "dataPath", str(tmp_path)),
+        ("ABINITIO", "volume_set", str(tmp_path / "volume.xyz"))])
     st = model_settings(spec, spec.models[0])
-    assert st.bispectrum.types == ("Ga", "N") and st.scraper.stress_unit == "kbar"
+    assert st.bispectrum.types == ("Ga", "N") and st.scraper.stress_unit == "bar"
+    assert [g.name for g in st.groups.groups] == ["volume", "md_300K", "md_2300K"]
     # the extracted fitting deck keeps the study deck's line numbers
     study_lines = (REPO / "input_files" / "study_gan.in").read_text().splitlines()
     base_lines = spec.base_deck.read_text().splitlines()
