@@ -46,6 +46,7 @@ MODEL_KEY_SECTIONS = {
 QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_epochs", "out")
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
               "md_temperature", "nn_epochs", "nn_stress_weight", "nn_group_weights", "split_seed", "dataPath",
+              "structure",
               "property_quick") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
 
@@ -82,6 +83,7 @@ class StudySpec:
     property_quick: bool = False
     base_overrides: tuple[tuple[str, str, str], ...] = ()
     nn_group_weights: str = "unit"
+    structure: Path | None = None   # replaces the system preset's crystal (e.g. the ordered cell of the data)
     literature: Path | None = None
     volume_set: Path | None = None
     liquid_set: Path | None = None
@@ -223,6 +225,11 @@ def read_study(path: str | Path, overrides: list[tuple[str, str, str]] = ()) -> 
         raise raw.error("must be >= 0", s, "nn_stress_weight")
     nn_defaults = ([("PYTORCH", "num_epochs", str(nn_epochs))] if nn_epochs else []) + (
         [("PYTORCH", "stress_weight", repr(nn_stress_weight))] if nn_stress_weight is not None else [])
+    structure = raw.get(s, "structure", str, None)
+    if structure is not None:
+        structure = (path.parent / structure).resolve()
+        if not structure.is_file():
+            raise raw.error(f"file not found: {structure}", s, "structure")
     nn_group_weights = raw.get(s, "nn_group_weights", str, "unit").lower()
     if nn_group_weights not in ("unit", "relative"):
         raise raw.error(f"{nn_group_weights!r}: one of unit, relative", s, "nn_group_weights")
@@ -264,7 +271,7 @@ def read_study(path: str | Path, overrides: list[tuple[str, str, str]] = ()) -> 
             refs[key] = p
     spec = StudySpec(path, base_deck, system, props, quick, out, tuple(models), md_cell, md_steps,
                      md_temperature, property_quick or quick, tuple(base_overrides), nn_group_weights,
-                     **refs)
+                     structure, **refs)
     for m in spec.models:  # validate every model's full deck now, not an hour into the study
         st = model_settings(spec, m)
         if not Path(st.data_path).is_dir():
@@ -461,8 +468,23 @@ def stage_fit(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pat
     return {"key": key, **data}
 
 
+def study_system(spec: StudySpec):
+    """The property engine's system: the preset, or its settings on the deck's `structure` file."""
+    from .properties.systems import custom_system, get_preset
+
+    preset = get_preset(spec.system)
+    if spec.structure is None:
+        return preset
+    return custom_system(spec.structure, list(preset.elements), preset.properties, base=preset)
+
+
+def structure_digest(spec: StudySpec) -> str | None:
+    return hashlib.sha256(spec.structure.read_bytes()).hexdigest()[:16] if spec.structure else None
+
+
 def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path, comm, force: bool) -> dict:
-    key = stage_key(fitkey, properties=spec.properties, quick=spec.property_quick, system=spec.system)
+    key = stage_key(fitkey, properties=spec.properties, quick=spec.property_quick, system=spec.system,
+                    **({"structure": structure_digest(spec)} if spec.structure else {}))
     hit = None if force else comm.bcast(cached(folder, "properties", key) if comm.rank == 0 else None, root=0)
     if hit is not None:
         log(comm, f"{model.name}: properties cached (key {key}), skipped")
@@ -472,7 +494,7 @@ def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Pat
 
     log(comm, f"{model.name}: properties {', '.join(spec.properties)} ({'quick' if spec.property_quick else 'full'} engine mode)")
     t0 = time.perf_counter()
-    props = run_properties(folder / "pot.mod", spec.system, list(spec.properties), spec.property_quick,
+    props = run_properties(folder / "pot.mod", study_system(spec), list(spec.properties), spec.property_quick,
                            folder / "props.json", None, comm)
     wall = time.perf_counter() - t0
     if comm.rank == 0:
@@ -486,16 +508,14 @@ def stage_md_speed(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path,
                    volume_per_atom: float | None) -> dict:
     """NVE on the preset's MD cell × md_cell (e.g. 4×4×4 cubic Si = 512 atoms); only `run` is timed."""
     key = stage_key(fitkey, cell=spec.md_cell, steps=spec.md_steps, T=spec.md_temperature, system=spec.system,
-                    ranks=comm.size)
+                    ranks=comm.size, **({"structure": structure_digest(spec)} if spec.structure else {}))
     hit = None if force else comm.bcast(cached(folder, "md", key) if comm.rank == 0 else None, root=0)
     if hit is not None:
         log(comm, f"{model.name}: MD timing cached (key {key}), skipped")
         return hit
     from .lammps_session import lammps_module
     from .properties.runner import write_data
-    from .properties.systems import get_preset
-
-    preset = get_preset(spec.system)
+    preset = study_system(spec)
     atoms = preset.build_md() if preset.build_md is not None else preset.build()
     if volume_per_atom and math.isfinite(volume_per_atom):
         scale = (volume_per_atom * len(atoms) / atoms.get_volume()) ** (1.0 / 3.0)

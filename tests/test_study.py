@@ -275,3 +275,24 @@ def test_network_group_weights_unit_and_relative(tmp_path):
     deck.write_text("[STUDY]\nsystem = si\nbase_deck = base.in\nladder = nn:8\nnn_group_weights = equal\n")
     with pytest.raises(DeckError, match=r":5: \[STUDY\] nn_group_weights: 'equal': one of unit, relative"):
         read_study(deck)
+
+
+def test_structure_key_replaces_the_preset_crystal(tmp_path):
+    """[STUDY] structure: properties and MD timing start from that file (e.g. the data's own ordered LGPS cell),
+    with the system preset's settings; a missing file is named."""
+    from ase.build import bulk
+    from ase.io import write
+
+    from fitsnap_ext.study import study_system
+
+    write(tmp_path / "si_prim.extxyz", bulk("Si", "diamond", a=5.5))
+    deck = write_deck(tmp_path, "[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:4\nstructure = si_prim.extxyz\n")
+    system = study_system(read_study(deck))
+    atoms = system.build()
+    assert len(atoms) == 2 and atoms.cell.lengths()[0] == pytest.approx(5.5 / 2 ** 0.5)
+    assert system.properties == study_system(read_study(DECK)).properties and system.liquid_T == 1750.0
+    preset_atoms = study_system(read_study(DECK)).build()  # without the key: the preset's own crystal
+    assert preset_atoms.cell.lengths()[0] != pytest.approx(5.5 / 2 ** 0.5)
+    deck.write_text(deck.read_text().replace("si_prim.extxyz", "absent.extxyz"))
+    with pytest.raises(DeckError, match=r":5: \[STUDY\] structure: file not found: .*absent.extxyz"):
+        read_study(deck)
