@@ -94,6 +94,21 @@ def test_resume_after_kill_gives_identical_files(tmp_path):
     assert all(f.forces.shape == (8, 3) and f.stress.shape == (3, 3) for f in frames)
 
 
+def test_groups_option_labels_a_subset_with_the_same_files(tmp_path):
+    """--groups: passes over subsets of the groups give the files of one full run; a group's input that does not
+    exist yet (MD snapshots still being sampled) does not stop the others; an unknown name is one clear error."""
+    ref = _deck(tmp_path, "ref.in", "ref")
+    assert run_generate(ref).returncode == 0
+    deck = _deck(tmp_path, "gen.in", "out", groups=SMALL_GROUPS + "\n[GROUP later]\nsampler = file\n"
+                                                                  "structure = not_yet.xyz\nn_frames = 2\n")
+    for subset in ("vol,md", "strained,amd"):
+        r = run_generate(deck, args=["--groups", subset])
+        assert r.returncode == 0, r.stderr
+    assert _files(tmp_path / "out") == _files(tmp_path / "ref")
+    r = run_generate(deck, args=["--groups", "vol,volume"])
+    assert r.returncode == 2 and "--groups volume: no such [GROUP]" in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.mark.mpi
 def test_mpirun_gives_the_same_files(tmp_path):
     ref = _deck(tmp_path, "ref.in", "ref")

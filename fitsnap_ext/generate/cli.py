@@ -32,6 +32,9 @@ def main(argv=None) -> int:
                    help="this pass labels only configurations with index < K in each group (interleaves long "
                         "jobs: run with K = 5, 10, 20, ... so that every group gets frames early; the files "
                         "are the same as those of one full run)")
+    p.add_argument("--groups", metavar="A,B,...",
+                   help="label only these groups (comma-separated; the other groups' inputs are not read); the "
+                        "files are the same as those of a full run")
     args = p.parse_args(argv)
     import mpi4py.MPI  # noqa: F401  (libmpi before liblammps)
     from fitsnap_ext.generate.deck import load_deck
@@ -40,7 +43,7 @@ def main(argv=None) -> int:
     comm = _comm()
     rank = comm.Get_rank() if comm is not None else 0
     try:
-        deck = load_deck(args.deck)
+        deck = load_deck(args.deck, args.groups.split(",") if args.groups else None)
         if args.quiet:
             deck.generate.progress = False
         if args.upto < 0:

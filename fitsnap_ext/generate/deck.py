@@ -243,8 +243,11 @@ def load_labeler(path) -> LabelerSettings:
     return _labeler(raw, os.path.dirname(path))
 
 
-def load_deck(path) -> GeneratorDeck:
-    """Parse and validate a generator deck. Relative paths are relative to the deck's folder."""
+def load_deck(path, only: list[str] | None = None) -> GeneratorDeck:
+    """Parse and validate a generator deck. Relative paths are relative to the deck's folder.
+
+    only: the groups to keep (the others are not read, so their inputs need not exist yet: e.g. a group that
+    relabels MD snapshots still being sampled); each name must be a [GROUP name] of the deck."""
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
         raise DeckError("deck file not found", path)
@@ -271,9 +274,13 @@ def load_deck(path) -> GeneratorDeck:
     if not gen.elements:
         gen.elements = list(labeler.elements)
 
+    names = [s[len("GROUP "):] for s in sections if s.startswith("GROUP ")]
+    unknown = [g for g in (only or []) if g not in names]
+    if unknown:
+        raise DeckError(f"--groups {' '.join(unknown)}: no such [GROUP] (the deck has {', '.join(names)})", path)
     groups = []
     for s in sections:
-        if not s.startswith("GROUP "):
+        if not s.startswith("GROUP ") or (only and s[len("GROUP "):] not in only):
             continue
         name = s[len("GROUP "):]
         if not re.match(r"^[A-Za-z0-9_.\-]+$", name):

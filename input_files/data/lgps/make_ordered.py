@@ -161,6 +161,11 @@ def confirm():
     lab = Cp2kLabeler(load_labeler(os.path.join(ROOT, "input_files", "gen_lgps.in")),
                       workdir=os.path.join("/tmp", "lgps_confirm"))
     cands = ase.io.read(os.path.join(HERE, "candidates_relaxed.extxyz"), ":")[:N_CONFIRM]
+    # one candidate of each Ge/P arrangement first: the arrangement is the question, the Li choices within one are
+    # nearly degenerate (li016/li253: 1 meV per cell with SevenNet)
+    seen = set()
+    firsts = [c for c in cands if not (c.info["ge_sites"] in seen or seen.add(c.info["ge_sites"]))]
+    cands = firsts + [c for c in cands if all(c is not f for f in firsts)]
     out_path = os.path.join(HERE, "ordering.json")
     res = json.load(open(out_path)) if os.path.exists(out_path) else {"cp2k": {}}
     for a in cands:
@@ -172,7 +177,8 @@ def confirm():
         t0 = time.time()
         lab_fr = lab.label(fr)
         res["cp2k"][cid] = {"energy": lab_fr.energy, "sevenn_energy": a.info["sevenn_energy"],
-                            "max_force": float(np.abs(lab_fr.forces).max()), "seconds": time.time() - t0}
+                            "max_force": float(np.abs(lab_fr.forces).max()), "seconds": time.time() - t0,
+                            "eps_scf": lab.s.eps_scf, "scf_steps": lab.last_scf_steps}
         res["labeler_settings"] = lab.settings
         json.dump(res, open(out_path, "w"), indent=1)
         print(cid, res["cp2k"][cid], flush=True)
