@@ -149,8 +149,21 @@ def _model_section(raw: RawDeck, section: str, name: str, nn_defaults=()) -> Mod
 
 
 def read_study(path: str | Path, overrides: list[tuple[str, str, str]] = ()) -> StudySpec:
-    """Parse and validate a study deck (errors name file, line, section and key)."""
-    path = Path(path).resolve()
+    """Parse and validate a study deck (errors name file, line, section and key). A deck that fails leaves
+    nothing behind: the inline fitting deck it wrote for validation (and a folder made for it) is removed."""
+    created: list[Path] = []
+    try:
+        return _read_study(Path(path).resolve(), overrides, created)
+    except Exception:
+        for p in reversed(created):  # every rank runs this: another may have removed it already
+            try:
+                p.unlink() if p.is_file() else p.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _read_study(path: Path, overrides, created: list[Path]) -> StudySpec:
     raw = RawDeck.read(path)
     for sec, key, value in overrides:
         raw.override(sec, key, value)
@@ -186,7 +199,11 @@ def read_study(path: str | Path, overrides: list[tuple[str, str, str]] = ()) -> 
         if not inline:
             raise raw.error("no fitting deck: give base_deck = PATH or the fitting sections ([BISPECTRUM], "
                             "[GROUPS], ...) in this deck", s, "base_deck")
-        base_deck = inline_base_deck(path, (path.parent / raw.get(s, "out", str, f"study_{system_name(raw)}")))
+        out_dir = (path.parent / raw.get(s, "out", str, f"study_{system_name(raw)}")).resolve()
+        created += [d for d in reversed([out_dir, *out_dir.parents]) if not d.exists()]
+        if not (out_dir / "base_deck.in").exists():
+            created.append(out_dir / "base_deck.in")
+        base_deck = inline_base_deck(path, out_dir)
     else:
         if inline:
             raise DeckError(f"fitting section [{inline[0]}] given here and base_deck = {base} too: use one",

@@ -93,7 +93,8 @@ def test_lgps_deck_explains_missing_data(tmp_path):
     (tmp_path / "md_600K.xyz").write_text("")
     with pytest.raises(DeckError, match=r"study_lgps.in:\d+: \[GROUPS\] strain_rattle: no data for group\(s\) "
                                         r"strain_rattle, md_900K, md_1200K in .*gen_lgps.in"):
-        read_study(deck, [("STUDY", "dataPath", str(tmp_path))])
+        read_study(deck, [("STUDY", "dataPath", str(tmp_path)), ("STUDY", "out", str(tmp_path / "new" / "out"))])
+    assert not (tmp_path / "new").exists()  # the inline fitting deck written for validation is gone again
 
 
 def test_gan_inline_deck(tmp_path):
