@@ -289,21 +289,24 @@ def _read_study(path: Path, overrides, created: list[Path]) -> StudySpec:
     spec = StudySpec(path, base_deck, system, props, quick, out, tuple(models), md_cell, md_steps,
                      md_temperature, property_quick or quick, tuple(base_overrides), nn_group_weights,
                      structure, **refs)
+    def fitting_deck_error(message: str, section: str, key: str) -> DeckError:
+        """An error at a fitting-deck key: its line in the study deck when inline, else the base deck."""
+        if base != "inline":
+            return DeckError(message, base_deck, None, section, key)
+        return DeckError(message, path, raw.sections.get(section, {}).get(key.lower(), RawValue("", None)).line,
+                         section, key)
+
     for m in spec.models:  # validate every model's full deck now, not an hour into the study
         st = model_settings(spec, m)
         if not Path(st.data_path).is_dir():
-            raise DeckError(f"data folder not found: {st.data_path} (for LGPS no public training data exists: "
-                            f"generate it with `python -m fitsnap_ext generate` and point dataPath at it)",
-                            path if base == "inline" else base_deck,
-                            raw.sections.get("PATH", {}).get("datapath", RawValue("", None)).line
-                            if base == "inline" else None, "PATH", "dataPath")
+            raise fitting_deck_error(f"data folder not found: {st.data_path} (for LGPS no public training data "
+                                     f"exists: generate it with `python -m fitsnap_ext generate` and point "
+                                     f"dataPath at it)", "PATH", "dataPath")
         missing = [g.name for g in st.groups.groups if group_file(st, g) is None]
         if missing:
-            raise DeckError(f"no data for group(s) {', '.join(missing)} in {st.data_path} (generated data: run "
-                            f"its generator deck first, e.g. input_files/gen_lgps.in)",
-                            path if base == "inline" else base_deck,
-                            raw.sections.get("GROUPS", {}).get(missing[0].lower(), RawValue("", None)).line
-                            if base == "inline" else None, "GROUPS", missing[0])
+            raise fitting_deck_error(f"no data for group(s) {', '.join(missing)} in {st.data_path} (generated "
+                                     f"data: run its generator deck first, e.g. input_files/gen_lgps.in)",
+                                     "GROUPS", missing[0])
     return spec
 
 
@@ -495,13 +498,14 @@ def study_system(spec: StudySpec):
     return custom_system(spec.structure, list(preset.elements), preset.properties, base=preset)
 
 
-def structure_digest(spec: StudySpec) -> str | None:
-    return hashlib.sha256(spec.structure.read_bytes()).hexdigest()[:16] if spec.structure else None
+def structure_key(spec: StudySpec) -> dict:
+    """The cache-key entry of the deck's `structure` file (its content), or nothing without one."""
+    return {"structure": hashlib.sha256(spec.structure.read_bytes()).hexdigest()[:16]} if spec.structure else {}
 
 
 def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path, comm, force: bool) -> dict:
     key = stage_key(fitkey, properties=spec.properties, quick=spec.property_quick, system=spec.system,
-                    **({"structure": structure_digest(spec)} if spec.structure else {}))
+                    **structure_key(spec))
     hit = None if force else comm.bcast(cached(folder, "properties", key) if comm.rank == 0 else None, root=0)
     if hit is not None:
         log(comm, f"{model.name}: properties cached (key {key}), skipped")
@@ -525,7 +529,7 @@ def stage_md_speed(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path,
                    volume_per_atom: float | None) -> dict:
     """NVE on the preset's MD cell × md_cell (e.g. 4×4×4 cubic Si = 512 atoms); only `run` is timed."""
     key = stage_key(fitkey, cell=spec.md_cell, steps=spec.md_steps, T=spec.md_temperature, system=spec.system,
-                    ranks=comm.size, **({"structure": structure_digest(spec)} if spec.structure else {}))
+                    ranks=comm.size, **structure_key(spec))
     hit = None if force else comm.bcast(cached(folder, "md", key) if comm.rank == 0 else None, root=0)
     if hit is not None:
         log(comm, f"{model.name}: MD timing cached (key {key}), skipped")
