@@ -711,8 +711,9 @@ def summary_row(model: ModelSpec, fit: dict | None, props: dict | None, md: dict
                     row[f"{key}_err"] = float(val) - float(ref["value"])
                 except (TypeError, ValueError):
                     pass
-        for key in ("lattice_constant_A", "a_A", "c_A", "bulk_modulus_GPa", "C11_GPa", "C12_GPa", "C44_GPa",
-                    "phonon_max_THz", "liquid_density_g_cm3", "rdf_first_peak_A", "activation_energy_eV",
+        for key in ("lattice_constant_A", "a_A", "c_A", "bulk_modulus_GPa", "C11_GPa", "C12_GPa", "C13_GPa",
+                    "C33_GPa", "C44_GPa", "C66_GPa", "phonon_max_THz", "phonon_gamma_max_THz",
+                    "liquid_density_g_cm3", "rdf_first_peak_A", "activation_energy_eV",
                     "ionic_conductivity_300K_mS_cm"):
             if key in props["props"] and key not in row:
                 row[key] = props["props"][key]

@@ -238,9 +238,10 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
         for name, c in curves.items():
             if "dos" in c:
                 ax.plot(c["dos_freq"], c["dos"], lw=1, label=name)
-        ref = refs.get("phonon_max_THz")
-        if ref:
-            ax.axvline(ref["value"], color="k", ls="--", lw=1, label="reference max frequency")
+        for key, label in (("phonon_max_THz", "reference max frequency"),
+                           ("phonon_gamma_max_THz", "reference highest Γ mode")):
+            if key in refs:
+                ax.axvline(refs[key]["value"], color="k", ls="--", lw=1, label=label)
         made.append(_save_curve(plt, fig, ax, out / "curves_phonon_dos.png", "frequency (THz)",
                                 "DOS (states/THz)"))
     if any("dif_T" in c for c in curves.values()):
@@ -307,7 +308,8 @@ def write_report(spec, rows, results, refs, ref_curves, wall, command, nranks) -
                 md.append(f"| {r['model']} | " + " | ".join(
                     f"{_fmt(r.get(k))} ({_fmt(r.get(k + '_err'), '{:+.3g}')})" if k in r else "–" for k in pkeys)
                     + " |")
-    other = sorted({k for r in rows for k in ("C11_GPa", "C12_GPa", "C44_GPa", "phonon_max_THz",
+    other = sorted({k for r in rows for k in ("C11_GPa", "C12_GPa", "C13_GPa", "C33_GPa", "C44_GPa", "C66_GPa",
+                                              "phonon_max_THz", "phonon_gamma_max_THz",
                                               "liquid_density_g_cm3", "rdf_first_peak_A", "a_A", "c_A",
                                               "activation_energy_eV", "ionic_conductivity_300K_mS_cm")
                     if k in r and k not in pkeys})

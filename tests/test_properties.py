@@ -176,6 +176,40 @@ def test_tersoff_gan_elastic_constants_are_hexagonal_and_consistent(gan_props):
 def test_tersoff_gan_phonons_two_routes_agree(gan_props):
     np.testing.assert_allclose(np.sort(gan_props["phonon_gamma_THz"]),
                                np.sort(gan_props["phonon_gamma_dynmat_THz"]), atol=0.01)
+    assert gan_props["phonon_gamma_max_THz"] == pytest.approx(max(gan_props["phonon_gamma_THz"]))
+
+
+def test_gan_reference_script_method_reproduces_the_engine_on_tersoff(gan_props, tersoff_mod, tmp_path):
+    """input_files/reference/cp2k_gan_reference.py computes the GaN references with CP2K; its method (Newton
+    cell search, ±1 % strains with relaxed ions, Γ modes from three displaced atoms + the acoustic sum rule)
+    run on the Tersoff potential must give the property engine's numbers."""
+    import importlib.util
+
+    from fitsnap_ext.generate.deck import LabelerSettings
+    from fitsnap_ext.generate.labelers import LammpsLabeler
+
+    folder = REPO / "input_files" / "reference"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("cp2k_gan_reference", folder / "cp2k_gan_reference.py")
+        script = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(script)
+        from cp2k_cache import CachedSinglePoints
+    finally:
+        sys.path.remove(str(folder))
+    labeler = LammpsLabeler(LabelerSettings(type="lammps", mod=str(tersoff_mod), elements=["Ga", "N"],
+                                            masses=[69.723, 14.0067]))
+    try:
+        r = script.wurtzite_references(CachedSinglePoints(labeler, str(tmp_path / "runs.json")))
+    finally:
+        labeler.close()
+    assert np.abs(r["residual_stress_GPa"]).max() < 0.05
+    assert r["cell"].cell.cellpar()[0] == pytest.approx(gan_props["a_A"], abs=2e-3)
+    assert r["cell"].cell.cellpar()[2] == pytest.approx(gan_props["c_A"], abs=3e-3)
+    for key in ("C11", "C12", "C13", "C33", "C44", "C66"):
+        assert r["constants"][f"{key}_GPa"] == pytest.approx(gan_props[f"{key}_GPa"], abs=1.0), key
+    assert abs(r["C13_spread_GPa"]) < 2.0
+    np.testing.assert_allclose(np.sort(r["gamma_THz"]), np.sort(gan_props["phonon_gamma_THz"]), atol=0.05)
 
 
 @pytest.mark.parametrize("lattice, labels, ends", [

@@ -163,6 +163,7 @@ def run_phonons(runner: DeckRunner, system: SystemPreset, relaxed_data: Path, ou
     values = {
         "phonon_gamma_THz": [float(f) for f in gamma],
         "phonon_gamma_dynmat_THz": [float(f) for f in gamma_lammps],
+        "phonon_gamma_max_THz": float(gamma.max()),
         "phonon_max_THz": float(bands.max()),
         "phonon_min_THz": float(bands.min()),
     }

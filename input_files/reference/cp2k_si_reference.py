@@ -17,9 +17,9 @@ stress −P.
 import json
 import os
 import sys
-import time
 
 import numpy as np
+from cp2k_cache import CachedSinglePoints, relax
 
 AMU_A2_PS2_IN_EV = 1.0 / 9648.533212  # 1 amu·Å²/ps² in eV, so ω² [1/ps²] = K [eV/Å²] / (M [amu] · this)
 SI_MASS = 28.0855
@@ -29,30 +29,12 @@ def main(out_path: str, runs_path: str = "") -> None:
     from ase.build import bulk
     from ase.eos import EquationOfState
 
-    from fitsnap_ext.data.frame import Frame
     from fitsnap_ext.generate.cp2k import Cp2kLabeler
     from fitsnap_ext.generate.deck import LabelerSettings
 
     runs_path = runs_path or os.path.join(os.path.dirname(os.path.abspath(out_path)), "cp2k_runs", "si.json")
-    runs = json.load(open(runs_path)) if os.path.exists(runs_path) else {}
     settings = LabelerSettings(type="cp2k")  # the preset: 400/50 Ry, 4x4x4 k, PBE, GTH, DZVP-MOLOPT-SR
-    labeler = Cp2kLabeler(settings, workdir="/tmp/cp2k_si_reference")
-
-    def single_point(tag: str, atoms):
-        """(energy eV, forces eV/Å, tension-positive stress 3×3 in GPa) of `atoms`, cached by tag."""
-        if tag not in runs:
-            frame = Frame(atoms.get_chemical_symbols(), atoms.positions, atoms.cell.array, info={"config_id": tag})
-            t0 = time.time()
-            r = labeler.label(frame)
-            runs[tag] = {"energy": r.energy, "forces": r.forces.tolist(), "stress_bar": r.stress.tolist(),
-                         "positions": atoms.positions.tolist(), "cell": atoms.cell.array.tolist(),
-                         "seconds": time.time() - t0}
-            tmp = runs_path + ".tmp"
-            json.dump(runs, open(tmp, "w"))
-            os.replace(tmp, runs_path)
-            print(f"{tag}: {runs[tag]['seconds']:.0f} s", flush=True)
-        r = runs[tag]
-        return r["energy"], np.array(r["forces"]), -np.array(r["stress_bar"]) * 1e-4
+    single_point = CachedSinglePoints(Cp2kLabeler(settings, workdir="/tmp/cp2k_si_reference"), runs_path)
 
     def cubic(a):
         return bulk("Si", "diamond", a=a, cubic=True)
@@ -92,7 +74,7 @@ def main(out_path: str, runs_path: str = "") -> None:
         eps[1, 2] = eps[2, 1] = sign * gamma / 2
         atoms = strained(eps)
         clamped[sign] = single_point(f"c44_{sign:+d}_step0", atoms)[2]
-        relaxed[sign] = relax(atoms, lambda a, k, s=sign: single_point(f"c44_{s:+d}_step{k}", a))
+        relaxed[sign] = relax(atoms, lambda a, k, s=sign: single_point(f"c44_{s:+d}_step{k}", a))[0]
     c44_clamped = (clamped[1][1, 2] - clamped[-1][1, 2]) / (2 * gamma)
     c44 = (relaxed[1][1, 2] - relaxed[-1][1, 2]) / (2 * gamma)
 
@@ -127,36 +109,14 @@ def main(out_path: str, runs_path: str = "") -> None:
             "phonon_max_THz": {"value": nu_thz, "unit": "THz",
                                "source": src + ", Gamma optical (LTO) by sublattice displacement +-0.01 A"},
         },
-        "cp2k_seconds": sum(r["seconds"] for r in runs.values()),
-        "cp2k_runs": len(runs),
+        "cp2k_seconds": single_point.seconds(),
+        "cp2k_runs": len(single_point.runs),
     }
     tmp = out_path + ".tmp"
     json.dump(result, open(tmp, "w"), indent=1)
     os.replace(tmp, out_path)
     print(json.dumps({k: round(v["value"], 3) for k, v in result["values"].items()}))
 
-
-def relax(atoms, evaluate, fmax=1e-3, max_steps=30):
-    """Positions relaxed at fixed cell by BFGS on CP2K forces (`evaluate(atoms, step)` → (E, F, σ), cached);
-    returns the stress σ of the relaxed structure."""
-    from ase.calculators.calculator import Calculator, all_changes
-    from ase.optimize import BFGS
-
-    state = {"step": 0}
-
-    class Driver(Calculator):
-        implemented_properties = ["energy", "forces"]
-
-        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-            super().calculate(atoms, properties, system_changes)
-            energy, forces, state["stress"] = evaluate(self.atoms, state["step"])
-            state["step"] += 1
-            self.results = {"energy": energy, "forces": forces}
-
-    atoms = atoms.copy()
-    atoms.calc = Driver()
-    BFGS(atoms, logfile=None).run(fmax=fmax, steps=max_steps)
-    return state["stress"]
 
 
 if __name__ == "__main__":
