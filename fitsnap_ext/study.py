@@ -419,16 +419,21 @@ def _stage_file(folder: Path, stage: str) -> Path:
     return folder / f"stage_{stage}.json"
 
 
-def cached(folder: Path, stage: str, key: str) -> dict | None:
+def cached(folder: Path, stage: str, key: str, comm, force: bool, what: str) -> dict | None:
+    """The stage's record when its key matches (read on rank 0, shared with all ranks), else None;
+    logs the skip as `what`."""
+    hit = None
     f = _stage_file(folder, stage)
-    if f.is_file():
+    if not force and comm.rank == 0 and f.is_file():
         try:
             d = json.loads(f.read_text())
         except json.JSONDecodeError:
-            return None
-        if d.get("key") == key:
-            return d
-    return None
+            d = {}
+        hit = d if d.get("key") == key else None
+    hit = comm.bcast(hit, root=0)
+    if hit is not None:
+        log(comm, f"{what} cached (key {key}), skipped")
+    return hit
 
 
 def mark_done(folder: Path, stage: str, key: str, data: dict) -> None:
@@ -466,9 +471,8 @@ def network_available() -> str | None:
 
 def stage_fit(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Path, comm, force: bool) -> dict:
     key = fit_key(settings)
-    hit = None if force else comm.bcast(cached(folder, "fit", key) if comm.rank == 0 else None, root=0)
+    hit = cached(folder, "fit", key, comm, force, f"{model.name}: fit")
     if hit is not None:
-        log(comm, f"{model.name}: fit cached (key {key}), skipped")
         return hit
     from .fit import Progress, run_fit
 
@@ -506,9 +510,8 @@ def structure_key(spec: StudySpec) -> dict:
 def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path, comm, force: bool) -> dict:
     key = stage_key(fitkey, properties=spec.properties, quick=spec.property_quick, system=spec.system,
                     **structure_key(spec))
-    hit = None if force else comm.bcast(cached(folder, "properties", key) if comm.rank == 0 else None, root=0)
+    hit = cached(folder, "properties", key, comm, force, f"{model.name}: properties")
     if hit is not None:
-        log(comm, f"{model.name}: properties cached (key {key}), skipped")
         return hit
     from .properties import run_properties
     from .properties.engine import curves_path
@@ -530,9 +533,8 @@ def stage_md_speed(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path,
     """NVE on the preset's MD cell × md_cell (e.g. 4×4×4 cubic Si = 512 atoms); only `run` is timed."""
     key = stage_key(fitkey, cell=spec.md_cell, steps=spec.md_steps, T=spec.md_temperature, system=spec.system,
                     ranks=comm.size, **structure_key(spec))
-    hit = None if force else comm.bcast(cached(folder, "md", key) if comm.rank == 0 else None, root=0)
+    hit = cached(folder, "md", key, comm, force, f"{model.name}: MD timing")
     if hit is not None:
-        log(comm, f"{model.name}: MD timing cached (key {key}), skipped")
         return hit
     from .lammps_session import lammps_module
     from .properties.runner import write_data
