@@ -227,6 +227,9 @@ class BispectrumSettings:
         return " ".join(args)
 
 
+STRESS_COMPONENTS = {"all": (1.0,) * 6, "diagonal": (1.0, 1.0, 1.0, 0.0, 0.0, 0.0)}  # Voigt xx yy zz yz xz xy
+
+
 @dataclass(frozen=True)
 class CalculatorSettings:
     """[CALCULATOR]: which rows enter the fit."""
@@ -236,6 +239,13 @@ class CalculatorSettings:
     force: bool = True
     stress: bool = True
     nonlinear: bool = False
+    # "diagonal": fit σ_xx, σ_yy, σ_zz only (data whose shear stresses are unreliable); all six are still reported
+    stress_components: str = "all"
+
+    @property
+    def stress_mask(self) -> tuple[float, ...]:
+        """Per Voigt component (xx yy zz yz xz xy): 1 if it enters the fit."""
+        return STRESS_COMPONENTS[self.stress_components]
 
 
 @dataclass(frozen=True)
@@ -568,7 +578,11 @@ def load_settings(deck: str | Path, overrides: list[tuple[str, str, str]] = ()) 
     calculator = CalculatorSettings(
         calculator=raw.get(c, "calculator", str, "LAMMPSSNAP").upper(),
         energy=raw.get(c, "energy", bool, True), force=raw.get(c, "force", bool, True),
-        stress=raw.get(c, "stress", bool, True), nonlinear=raw.get(c, "nonlinear", bool, False))
+        stress=raw.get(c, "stress", bool, True), nonlinear=raw.get(c, "nonlinear", bool, False),
+        stress_components=raw.get(c, "stress_components", str, "all").lower())
+    if calculator.stress_components not in STRESS_COMPONENTS:
+        raise raw.error(f"unknown value {calculator.stress_components!r} (known: {', '.join(STRESS_COMPONENTS)})",
+                        c, "stress_components")
     if calculator.calculator != "LAMMPSSNAP":
         raise raw.error("only LAMMPSSNAP is supported", c, "calculator")
     if not (calculator.energy or calculator.force or calculator.stress):

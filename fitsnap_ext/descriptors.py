@@ -22,6 +22,17 @@ KIND_NAMES = ("Energy", "Force", "Stress")
 VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
 
 
+def voigt_to_data_frame(rotation: np.ndarray) -> np.ndarray:
+    """M (6×6) with voigt(Rᵀ S R) = M · voigt(S): takes a symmetric tensor's Voigt vector (xx yy zz yz xz xy)
+    from LAMMPS' frame (S = R S_data Rᵀ) back to the data's frame, where a stress component mask applies."""
+    m = np.empty((6, 6))
+    for j, (a, b) in enumerate(zip(*VOIGT)):
+        basis = np.zeros((3, 3))
+        basis[a, b] = basis[b, a] = 1.0
+        m[:, j] = (rotation.T @ basis @ rotation)[VOIGT]
+    return m
+
+
 @dataclass
 class Rows:
     """Rows of the linear system held by this rank (unweighted A, target b, weights w)."""
@@ -108,12 +119,17 @@ class SnapCalculator:
             kinds.append(np.full(3 * n, FORCE))
         if calc.stress:
             rot = placed.rotation
-            stress = rot @ frame.stress @ rot.T
             volume = float(np.prod(np.diag(placed.cell)))
             virial = snap[1 + 3 * n:, :-1] * (EV_PER_A3_TO_BAR / volume)
+            if calc.stress_components == "all":  # rows in LAMMPS' frame
+                target = (rot @ frame.stress @ rot.T)[VOIGT] - ref[1 + 3 * n:]
+            else:  # rows in the data's frame, where the mask means what the deck says
+                back = voigt_to_data_frame(rot)
+                virial = back @ virial
+                target = frame.stress[VOIGT] - back @ ref[1 + 3 * n:]
             parts_a.append(add_constant(virial, np.zeros((6, nt))))
-            parts_b.append(stress[VOIGT] - ref[1 + 3 * n:])
-            parts_w.append(np.full(6, entry.vweight))
+            parts_b.append(target)
+            parts_w.append(entry.vweight * np.asarray(calc.stress_mask))
             kinds.append(np.full(6, STRESS))
         a = np.concatenate(parts_a)
         return Rows(a, np.concatenate([np.asarray(p, float) for p in parts_b]),

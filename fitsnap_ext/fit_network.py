@@ -56,7 +56,7 @@ def model_from_settings(settings: Settings):
                        num_epochs=n.num_epochs, batch_size=n.batch_size, energy_weight=n.energy_weight,
                        force_weight=n.force_weight, stress_weight=n.stress_weight, seed=n.seed, patience=n.patience,
                        n_elements=settings.bispectrum.numtypes, checkpoint=n.checkpoint, save_freq=n.save_freq,
-                       init_state=n.save_state_input)
+                       init_state=n.save_state_input, stress_mask=settings.calculator.stress_mask)
 
 
 def loss_csv(history: list[dict]) -> str:

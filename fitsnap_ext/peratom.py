@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import Settings
 from .data.dataset import Entry
-from .descriptors import VOIGT
+from .descriptors import VOIGT, voigt_to_data_frame
 from .errors import DataError, FitsnapError, LammpsError
 
 
@@ -134,6 +134,9 @@ class PerAtomCalculator:
             rot = placed.rotation
             stress = (rot @ frame.stress @ rot.T)[VOIGT] - ref_stress
             dbde = self.strain_derivatives(entry, placed)
+            if self.settings.calculator.stress_components != "all":  # the data's frame, where the mask applies
+                back = voigt_to_data_frame(rot)
+                stress, ref_stress, dbde = back @ stress, back @ ref_stress, np.einsum("uv,nvd->nud", back, dbde)
         return ConfigData(entry.index, frame.group, entry.test, entry.eweight, entry.fweight, elements, b,
                           pair_i.astype(np.int32), pair_j.astype(np.int32), np.ascontiguousarray(dgrad),
                           frame.energy - ref_energy, forces - ref_forces, ref_energy, ref_forces,

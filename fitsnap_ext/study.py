@@ -401,8 +401,15 @@ def data_fingerprint(data_path: Path) -> list:
             for p in files]
 
 
+# settings added after studies were cached: keyed only when not at their default (which fits as before them)
+KEYED_UNLESS_DEFAULT = {("calculator", "stress_components"): "all"}
+
+
 def fit_key(settings: Settings) -> str:
     d = _jsonable(settings)
+    for (section, key), default in KEYED_UNLESS_DEFAULT.items():
+        if d.get(section, {}).get(key) == default:
+            del d[section][key]
     d.pop("deck", None)
     d.pop("properties", None)
     d.pop("data_path", None)  # where the data lies (clone, machine) does not matter: its content does

@@ -15,7 +15,8 @@ any rank count, up to round-off in the sums.
 
 Loss per configuration c (weights from the deck's groups times the [PYTORCH] weights):
     eweight_c · energy_weight · ((E_c − E_c^DFT) / N_c)²  +  fweight_c · force_weight · mean_a,j (F − F^DFT)²
-    + vweight_c · stress_weight · mean_v (P_v − P_v^DFT in GPa)²     (configurations with stresses only)
+    + vweight_c · stress_weight · mean_v (P_v − P_v^DFT in GPa)²     (configurations with stresses only;
+      v over the fitted Voigt components: all six, or xx yy zz with stress_mask (1, 1, 1, 0, 0, 0))
 and a batch's loss is the sum over its configurations divided by the batch size.
 
 torch is imported inside functions only (importing this module does not import torch).
@@ -151,9 +152,9 @@ def _evaluate(nets, batch: _Batch, create_graph: bool):
 
 def _loss_terms(batch: _Batch, energy, forces, stress, weights):
     """Per-configuration loss terms and error sums [Σ|ΔE/N|, Σ(ΔE/N)², Σ|ΔF|, Σ ΔF², n_F, Σ|ΔP|, Σ ΔP², n_P]
-    (P in bar); `weights` = (energy_weight, force_weight, stress_weight)."""
+    (P in bar, all six components); `weights` = (energy_weight, force_weight, stress_weight, stress_mask)."""
     torch = _torch()
-    energy_weight, force_weight, stress_weight = weights
+    energy_weight, force_weight, stress_weight, stress_mask = weights
     de = (energy - batch.energy) / batch.natoms
     df = forces - batch.forces
     ds = stress - batch.stress
@@ -161,7 +162,8 @@ def _loss_terms(batch: _Batch, energy, forces, stress, weights):
     f_sq = torch.zeros(batch.ncfg, dtype=torch.float64).index_add(0, batch.atom_cfg, (df * df).sum(1))
     terms = batch.ew * energy_weight * de * de + batch.fw * force_weight * f_sq / counts
     if stress_weight:
-        s_sq = (ds * BAR_TO_GPA).pow(2).mean(1)
+        mask = torch.tensor(stress_mask, dtype=torch.float64)
+        s_sq = ((ds * BAR_TO_GPA).pow(2) * mask).sum(1) / mask.sum()
         terms = terms.index_add(0, batch.stress_cfg, batch.vw * stress_weight * s_sq)
     with torch.no_grad():
         stats = torch.stack([de.abs().sum(), (de * de).sum(), df.abs().sum(), (df * df).sum(), counts.sum(),
@@ -174,7 +176,8 @@ class NetworkSNAP:
 
     def __init__(self, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300, batch_size=8,
                  energy_weight=100.0, force_weight=1.0, seed=0, patience=50, n_elements=1, checkpoint="",
-                 save_freq=10, init_state="", lr_final_fraction=0.01, stress_weight=0.0):
+                 save_freq=10, init_state="", lr_final_fraction=0.01, stress_weight=0.0,
+                 stress_mask=(1.0,) * 6):
         if activation not in ACTIVATIONS:
             raise FitsnapError(f"activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (the only ones "
                                "LAMMPS' mliap model nn implements; any other name would silently run as linear)")
@@ -186,6 +189,7 @@ class NetworkSNAP:
         self.energy_weight = energy_weight
         self.force_weight = force_weight
         self.stress_weight = stress_weight
+        self.stress_mask = tuple(float(m) for m in stress_mask)
         self.seed = seed
         self.patience = patience
         self.n_elements = n_elements
@@ -227,7 +231,7 @@ class NetworkSNAP:
     def _fingerprint(self, nd, fit_ids):
         h = hashlib.sha256(repr((self.hidden, self.activation, nd, self.n_elements, self.seed, self.batch_size,
                                  self.learning_rate, self.num_epochs, self.energy_weight, self.force_weight,
-                                 self.stress_weight, list(fit_ids))).encode())
+                                 self.stress_weight, self.stress_mask, list(fit_ids))).encode())
         return h.hexdigest()
 
     def _save_checkpoint(self, state: dict, comm) -> None:
@@ -279,7 +283,7 @@ class NetworkSNAP:
         comm = comm or world()
         progress = progress or (lambda msg: None)
         self._weights = (self.energy_weight if use_energy else 0.0, self.force_weight if use_force else 0.0,
-                         self.stress_weight if use_stress else 0.0)
+                         self.stress_weight if use_stress else 0.0, self.stress_mask)
         validation = set(validation)
         fit = [c for c in data if not c.test and c.index not in validation]
         val = [c for c in data if not c.test and c.index in validation]
