@@ -656,9 +656,12 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
         r, g, coord = rdf_numpy(frames, rmax=min(6.0, 0.5 * widths - 1e-6))
         curves.update({f"{label}_rdf_r": r, f"{label}_rdf_g": g})
         if label == "liquid":
-            from .properties.liquid import first_peak_and_coordination
+            from .properties.liquid import (ADF_BOND_CUTOFF, SMALL_ANGLE_DEG, adf_numpy,
+                                            first_peak_and_coordination, small_angle_fraction)
 
             peak, rmin, cn = first_peak_and_coordination(r, g, coord)
+            theta, adf, _ = adf_numpy(frames)
+            curves.update(liquid_adf_theta=theta, liquid_adf=adf)
             masses = frames[0].get_masses().sum()
             dens = masses / frames[0].get_volume() * 1.66053906660
             src = (f"g(r) of the {len(frames)} DFT liquid frames of {path.name} ({path}); these are fixed-volume "
@@ -666,6 +669,12 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
             refs["rdf_first_peak_A"] = {"value": peak, "unit": "Å", "source": src}
             refs["coordination_number"] = {"value": cn, "unit": "atoms (to the first g(r) minimum)",
                                            "source": src + f"; first minimum at {rmin:.2f} Å"}
+            how = f"; bond angles with both bonds < {ADF_BOND_CUTOFF} Å (as the engine's compute adf)"
+            refs["adf_small_angle_fraction"] = {"value": small_angle_fraction(theta, adf), "unit": "",
+                                                "source": src + how + f", fraction below {SMALL_ANGLE_DEG:g}°"}
+            refs["adf_peak_deg"] = {"value": float(theta[np.argmax(adf)]), "unit": "degrees", "compare": False,
+                                    "source": src + how + "; most probable angle — not compared: two peaks of "
+                                                          "similar height, the argmax jumps between them"}
             refs["dft_liquid_frames_density_g_cm3"] = {
                 "value": dens, "unit": "g/cm³", "compare": False,
                 "source": f"density of the fixed cell of {path.name}; NOT an equilibrium liquid density "

@@ -233,6 +233,15 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
             if "rdf_r" in c:
                 ax.plot(c["rdf_r"], c["rdf_g"], lw=1, label=name)
         made.append(_save_curve(plt, fig, ax, out / "curves_rdf.png", "r (Å)", "g(r)"))
+    if any("adf_theta" in c for c in curves.values()):
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        if "liquid_adf_theta" in ref_curves:
+            ax.plot(ref_curves["liquid_adf_theta"], ref_curves["liquid_adf"], "k-", lw=1.5, label="DFT liquid frames")
+        for name, c in curves.items():
+            if "adf_theta" in c:
+                ax.plot(c["adf_theta"], c["adf"], lw=1, label=name)
+        made.append(_save_curve(plt, fig, ax, out / "curves_adf.png", "bond angle θ (degrees)",
+                                "bond-angle distribution (1/degree)"))
     if any("dos" in c for c in curves.values()):
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for name, c in curves.items():

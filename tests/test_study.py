@@ -146,6 +146,37 @@ def test_rdf_of_diamond():
     assert coord[np.searchsorted(r, 3.0)] == pytest.approx(4.0, abs=1e-12)
 
 
+def test_adf_numpy_equals_lammps_compute_adf():
+    """The reference ADF (numpy, from DFT frames) and the engine's (LAMMPS compute adf) are the same function:
+    checked on a rattled 64-atom diamond cell; the perfect crystal gives the tetrahedral angle only."""
+    from ase.build import bulk
+
+    from fitsnap_ext.data.frame import Frame
+    from fitsnap_ext.lammps_session import LammpsSession
+    from fitsnap_ext.properties.liquid import ADF_BOND_CUTOFF, adf_numpy
+
+    crystal = bulk("Si", "diamond", a=5.431, cubic=True).repeat(2)
+    theta, adf, per_atom = adf_numpy([crystal])
+    assert theta[np.argmax(adf)] == 109.0 and adf.max() * 2.0 == pytest.approx(1.0)   # 108–110° bin
+    assert per_atom[-1] == pytest.approx(6.0)                                       # C(4, 2) angles per atom
+    rattled = crystal.copy()
+    rattled.rattle(0.15, seed=3)
+    theta, adf, per_atom = adf_numpy([rattled])
+    session = LammpsSession()
+    try:
+        session.place(Frame(rattled.get_chemical_symbols(), rattled.positions, rattled.cell.array), ["Si"],
+                      "metal", "atomic")
+        session.commands(["pair_style zero 4.0", "pair_coeff * *", "mass 1 28.0855",
+                          f"compute adf all adf 90 1 1 1 0.0 {ADF_BOND_CUTOFF} 0.0 {ADF_BOND_CUTOFF}", "run 0"])
+        lammps = session.compute_array("adf")
+    finally:
+        session.close()
+    np.testing.assert_allclose(theta, lammps[:, 0])
+    np.testing.assert_allclose(adf, lammps[:, 1], atol=1e-12)
+    np.testing.assert_allclose(per_atom, lammps[:, 2], atol=1e-12)
+    assert 5 < np.count_nonzero(adf) < 60                                          # a spread, not one bin
+
+
 def test_si_abinitio_reference_from_volume_set(tmp_path):
     need_shared("si_paper", "volume.xyz")
     from fitsnap_ext.study import abinitio_reference
@@ -155,6 +186,9 @@ def test_si_abinitio_reference_from_volume_set(tmp_path):
     assert 5.44 < refs["lattice_constant_A"]["value"] < 5.50       # PBE overestimates a (expt 5.431)
     assert 80 < refs["bulk_modulus_GPa"]["value"] < 100            # PBE ≈ 88-89 GPa
     assert 2.3 < refs["rdf_first_peak_A"]["value"] < 2.6
+    assert 0.25 < refs["adf_small_angle_fraction"]["value"] < 0.4      # liquid Si: the ≈ 60° population
+    assert refs["adf_peak_deg"]["compare"] is False
+    assert curves["liquid_adf"].sum() * 2.0 == pytest.approx(1.0)
     assert all(v["source"] for v in refs.values())
     assert refs["dft_liquid_frames_density_g_cm3"]["compare"] is False
 

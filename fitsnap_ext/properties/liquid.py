@@ -41,13 +41,47 @@ class LiquidResult:
     adf: np.ndarray
 
 
+ADF_BOND_CUTOFF = 3.1  # Å: both legs of a bond angle (in.liquid's rbond); Si's first g(r) minimum is ≈ 3.0–3.2 Å
+SMALL_ANGLE_DEG = 80.0  # liquid Si's ADF has two peaks of similar height (≈ 57° and ≈ 100°): the weight below
+                        # 80° is a robust scalar for the balance between them, its argmax is not
+
+
+def small_angle_fraction(theta: np.ndarray, adf: np.ndarray) -> float:
+    """Fraction of bond angles below SMALL_ANGLE_DEG of a unit-area ADF on uniform bins."""
+    return float(adf[theta < SMALL_ANGLE_DEG].sum() * (theta[1] - theta[0]))
+
+
+def adf_numpy(frames, rcut: float = ADF_BOND_CUTOFF, nbins: int = 90):
+    """Bond-angle distribution of ASE frames as LAMMPS' `compute adf nbins 1 1 1 0 rcut 0 rcut` gives it:
+    (θ bin centres in degrees, density normalised to unit area in degrees, cumulative angles per atom).
+    Minimum image: every cell width must exceed 2·rcut."""
+    edges = np.linspace(0.0, 180.0, nbins + 1)
+    hist = np.zeros(nbins)
+    centres = 0
+    for a in frames:
+        frac = a.get_scaled_positions(wrap=True)
+        d = frac[None, :, :] - frac[:, None, :]
+        d -= np.round(d)
+        vec = d @ a.cell.array                       # vec[i, j] = r_j − r_i
+        r = np.linalg.norm(vec, axis=-1)
+        for i in range(len(a)):
+            nb = np.flatnonzero((r[i] < rcut) & (r[i] > 0.0))
+            u = vec[i, nb] / r[i, nb, None]
+            cos = np.clip(u @ u.T, -1.0, 1.0)[np.triu_indices(len(nb), 1)]
+            hist += np.histogram(np.degrees(np.arccos(cos)), bins=edges)[0]
+        centres += len(a)
+    theta = 0.5 * (edges[1:] + edges[:-1])
+    return theta, hist / (max(hist.sum(), 1.0) * (edges[1] - edges[0])), np.cumsum(hist) / max(centres, 1)
+
+
 def run_liquid(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Path, quick: bool) -> LiquidResult:
     """Melt, equilibrate at system.liquid_T and P = 0, then average density, g(r) and ADF."""
     mode = system.mode(quick)
     steps = md_steps(mode.timestep_ps, mode.liquid_melt_ps, mode.liquid_equil_ps, mode.liquid_prod_ps)
     nx, ny, nz = mode.md_supercell
     runner.run("liquid", "liquid", data=md_data, out=out, nx=nx, ny=ny, nz=nz, T=system.liquid_T,
-               dt=mode.timestep_ps, melt=steps[0], equil=steps[1], prod=steps[2] - steps[2] % 20)
+               dt=mode.timestep_ps, melt=steps[0], equil=steps[1], prod=steps[2] - steps[2] % 20,
+               rbond=ADF_BOND_CUTOFF)
     rdf = read_last_block(out / "rdf.txt", header_words=2)  # fix ave/time ... mode vector
     adf = read_last_block(out / "adf.txt", header_words=2)
     r, g, coord = rdf[:, 1], rdf[:, 2], rdf[:, 3]
@@ -55,5 +89,6 @@ def run_liquid(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Pat
     kv = read_keyvals(out / "liquid.txt")
     values = {"liquid_temperature_K": kv["temperature_K"], "liquid_density_g_cm3": kv["density_g_cm3"],
               "rdf_first_peak_A": peak, "rdf_first_minimum_A": minimum, "coordination_number": cn,
-              "adf_peak_deg": float(adf[np.argmax(adf[:, 2]), 1])}
+              "adf_peak_deg": float(adf[np.argmax(adf[:, 2]), 1]),
+              "adf_small_angle_fraction": small_angle_fraction(adf[:, 1], adf[:, 2])}
     return LiquidResult(values=values, r=r, g=g, theta=adf[:, 1], adf=adf[:, 2])
