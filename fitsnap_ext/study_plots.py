@@ -205,8 +205,15 @@ def _save_curve(plt, fig, ax, path: Path, xlabel: str, ylabel: str) -> str:
     return path.name
 
 
+def _model_lines(ax, curves: dict, xkey: str, ykey: str, fmt: str = "-") -> None:
+    """One line per model that has the curve (xkey, ykey)."""
+    for name, c in curves.items():
+        if xkey in c:
+            ax.plot(c[xkey], c[ykey], fmt, lw=1, label=name)
+
+
 def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
-    """E–V, g(r), phonon DOS and Arrhenius curves of every model over the ab initio reference."""
+    """E–V, g(r), bond angles, phonon DOS and Arrhenius curves of every model over the ab initio reference."""
     plt = _pyplot()
     curves = {}
     for model, *_ in results:
@@ -219,9 +226,7 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
         if "eos_v" in ref_curves:
             ax.plot(ref_curves["eos_v"], ref_curves["eos_e"], "ko", ms=3, label="DFT (volume set)")
             ax.plot(ref_curves["eos_fit_v"], ref_curves["eos_fit_e"], "k-", lw=0.8, label="DFT BM fit")
-        for name, c in curves.items():
-            if "eos_v" in c:
-                ax.plot(c["eos_v"], c["eos_e"], ".-", lw=1, label=name)
+        _model_lines(ax, curves, "eos_v", "eos_e", ".-")
         made.append(_save_curve(plt, fig, ax, out / "curves_eos.png", "volume (Å³/atom)", "energy (eV/atom)"))
     if any("rdf_r" in c for c in curves.values()):
         fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -229,24 +234,18 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
             if f"{label}_rdf_r" in ref_curves:
                 ax.plot(ref_curves[f"{label}_rdf_r"], ref_curves[f"{label}_rdf_g"], style, lw=1.5,
                         label=f"DFT {label} frames")
-        for name, c in curves.items():
-            if "rdf_r" in c:
-                ax.plot(c["rdf_r"], c["rdf_g"], lw=1, label=name)
+        _model_lines(ax, curves, "rdf_r", "rdf_g")
         made.append(_save_curve(plt, fig, ax, out / "curves_rdf.png", "r (Å)", "g(r)"))
     if any("adf_theta" in c for c in curves.values()):
         fig, ax = plt.subplots(figsize=(5.5, 4))
         if "liquid_adf_theta" in ref_curves:
             ax.plot(ref_curves["liquid_adf_theta"], ref_curves["liquid_adf"], "k-", lw=1.5, label="DFT liquid frames")
-        for name, c in curves.items():
-            if "adf_theta" in c:
-                ax.plot(c["adf_theta"], c["adf"], lw=1, label=name)
+        _model_lines(ax, curves, "adf_theta", "adf")
         made.append(_save_curve(plt, fig, ax, out / "curves_adf.png", "bond angle θ (degrees)",
                                 "bond-angle distribution (1/degree)"))
     if any("dos" in c for c in curves.values()):
         fig, ax = plt.subplots(figsize=(5.5, 4))
-        for name, c in curves.items():
-            if "dos" in c:
-                ax.plot(c["dos_freq"], c["dos"], lw=1, label=name)
+        _model_lines(ax, curves, "dos_freq", "dos")
         for key, label in (("phonon_max_THz", "reference max frequency"),
                            ("phonon_gamma_max_THz", "reference highest Γ mode")):
             if key in refs:

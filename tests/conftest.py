@@ -44,6 +44,26 @@ def run_cli(args, cwd, nprocs=1, timeout=600, check=True):
     return proc
 
 
+def fit_in_process(deck, keys, work: Path):
+    """Fit `deck` with `keys` overrides ((SECTION, key, value) triples) in a new folder `work`, in this process;
+    the FitResult (linear or network)."""
+    import io
+
+    from fitsnap_ext.config import load_settings
+    from fitsnap_ext.fit import Progress, run_fit
+    from fitsnap_ext.parallel import world
+
+    settings = load_settings(deck, keys)
+    work.mkdir()
+    old = os.getcwd()
+    os.chdir(work)
+    try:
+        comm = world()
+        return run_fit(settings, comm, overwrite=False, progress=Progress(comm, io.StringIO()))
+    finally:
+        os.chdir(old)
+
+
 def write_gen_deck(folder: Path, name="gen.in", output="out", labeler=SW_LABELER, groups="", extra="") -> Path:
     """A generator deck `folder/name`: [GENERATE] (output, seed 7, `extra` lines), `labeler`, then `groups`."""
     path = folder / name

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, lammps_energy_forces, need_shared, run_cli
+from conftest import REPO, fit_in_process, lammps_energy_forces, need_shared, run_cli
 
 DEMO = REPO / "input_files" / "in.demo"
 NN_KEYS = [("SOLVER", "solver", "PYTORCH"), ("CALCULATOR", "nonlinear", "1")]
@@ -146,21 +146,8 @@ def test_files_and_metrics(trained):
 
 
 def _fit_in_process(keys, work):
-    from fitsnap_ext.config import load_settings
-    from fitsnap_ext.fit import Progress
-    from fitsnap_ext.fit_network import run_network_fit
-    from fitsnap_ext.parallel import world
-
     _torch1()
-    settings = load_settings(DEMO, keys)
-    work.mkdir()
-    old = os.getcwd()
-    os.chdir(work)
-    try:
-        comm = world()
-        return run_network_fit(settings, comm, overwrite=False, progress=Progress(comm, io.StringIO()))
-    finally:
-        os.chdir(old)
+    return fit_in_process(DEMO, keys, work)
 
 
 def test_stress_weight_fits_stresses(tmp_path):

@@ -1,13 +1,10 @@
 """[CALCULATOR] stress_components = diagonal fits σ_xx, σ_yy, σ_zz only: a data set whose shear stresses are garbage
 (here the demo set's, swapped and scaled) gives the same model as the clean set — linear and network — while
 `all` is pulled by them. (Made for ../shared/data/si_zuo, whose shear stresses are in the wrong components.)"""
-import io
-import os
-
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, fit_in_process
 
 DEMO = REPO / "input_files" / "in.demo"
 GROUPS = [("GROUPS", g, "0.5 0.2 100 1 1e-3") for g in
@@ -32,19 +29,7 @@ def data_sets(tmp_path_factory):
 
 
 def _fit(keys, work):
-    from fitsnap_ext.config import load_settings
-    from fitsnap_ext.fit import Progress, run_fit
-    from fitsnap_ext.parallel import world
-
-    settings = load_settings(DEMO, keys)
-    work.mkdir()
-    old = os.getcwd()
-    os.chdir(work)
-    try:
-        comm = world()
-        return run_fit(settings, comm, overwrite=False, progress=Progress(comm, io.StringIO()))
-    finally:
-        os.chdir(old)
+    return fit_in_process(DEMO, keys, work)
 
 
 def test_bad_value_is_refused_naming_the_key(tmp_path):
