@@ -180,21 +180,24 @@ def test_deck_errors_name_section_key_and_line(tmp_path):
     line = p.read_text().splitlines().index("bogus = 1") + 1
     assert ei.value.section == "GROUP strained" and ei.value.key == "bogus" and ei.value.line == line
     assert f"gen.in:{line}: [GROUP strained] bogus: unknown key" in str(ei.value)
-    p = _deck(tmp_path, groups=SMALL_GROUPS.replace("n_frames = 6", "n_frames = six"))
-    with pytest.raises(DeckError, match=r"\[GROUP strained\] n_frames.*integer"):
-        load_deck(p)
-    p = _deck(tmp_path, groups=SMALL_GROUPS.replace("sampler = lammps_md", "sampler = metadynamics"))
-    with pytest.raises(DeckError, match=r"\[GROUP md\] sampler"):
-        load_deck(p)
-    p = _deck(tmp_path, labeler=SW_LABELER.replace("type = lammps", "type = vasp"))
-    with pytest.raises(DeckError, match=r"\[LABELER\] type"):
-        load_deck(p)
-    p = _deck(tmp_path, groups=SMALL_GROUPS.replace("structure = si_diamond_primitive", "structure = nope.cif"))
-    with pytest.raises(DeckError, match=r"\[GROUP vol\] structure"):
-        load_deck(p)
-    p = _deck(tmp_path, labeler=SW_LABELER.replace("elements = Si\n", ""))
-    with pytest.raises(DeckError, match=r"\[LABELER\] elements"):
-        load_deck(p)
+
+
+@pytest.mark.parametrize("part, old, new, where", [
+    ("groups", "n_frames = 6", "n_frames = six", r"\[GROUP strained\] n_frames.*integer"),
+    ("groups", "sampler = lammps_md", "sampler = metadynamics", r"\[GROUP md\] sampler"),
+    ("labeler", "type = lammps", "type = vasp", r"\[LABELER\] type"),
+    ("groups", "structure = si_diamond_primitive", "structure = nope.cif", r"\[GROUP vol\] structure"),
+    ("labeler", "elements = Si\n", "", r"\[LABELER\] elements"),
+])
+def test_bad_deck_value_names_its_section_and_key(tmp_path, part, old, new, where):
+    from fitsnap_ext.generate.deck import load_deck
+    text = {"groups": SMALL_GROUPS, "labeler": SW_LABELER}[part]
+    assert old in text
+    with pytest.raises(DeckError, match=where):
+        load_deck(_deck(tmp_path, **{part: text.replace(old, new)}))
+
+
+def test_bad_deck_value_exits_2_from_the_cli(tmp_path):
     r = run_generate(_deck(tmp_path, groups=SMALL_GROUPS.replace("temperatures = 600 1500", "temperatures = -3")))
     assert r.returncode == 2 and "temperatures" in r.stderr and "Traceback" not in r.stderr
 
