@@ -29,7 +29,7 @@ import numpy as np
 
 from .config import RawDeck, RawValue, Settings, load_settings
 from .data.dataset import group_file
-from .errors import DeckError, FitsnapError
+from .errors import DataError, DeckError, FitsnapError
 from .lammps_session import working_directory
 from .parallel import collective
 
@@ -617,6 +617,9 @@ def rdf_numpy(frames, rmax: float, dr: float = 0.02):
     return r, g, coord
 
 
+MIN_EOS_FRAMES = 5  # E0, V0, B0, B0' and one degree of freedom
+
+
 def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
     """({key: {value, unit, source}}, curves) computed from the ab initio data sets named in [REFERENCE]."""
     from .properties.eos import birch_murnaghan, fit_birch_murnaghan
@@ -626,7 +629,14 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
         frames = _read_frames(spec.volume_set)
         v = np.array([a.get_volume() / len(a) for a in frames])
         e = np.array([a.get_potential_energy() / len(a) for a in frames])
-        e0, v0, b0, bp = fit_birch_murnaghan(v, e)
+        where = f"[ABINITIO] volume_set ({len(frames)} frames)"
+        if len(frames) < MIN_EOS_FRAMES:
+            raise DataError(f"{where}: a Birch–Murnaghan fit needs at least {MIN_EOS_FRAMES} frames",
+                            spec.volume_set)
+        try:
+            e0, v0, b0, bp = fit_birch_murnaghan(v, e)
+        except FitsnapError as exc:
+            raise DataError(f"{where}: {exc}", spec.volume_set) from None
         src = (f"3rd-order Birch–Murnaghan fit to (V/atom, E/atom) of the {len(frames)} DFT frames of "
                f"{spec.volume_set.name} ({spec.volume_set})")
         refs["energy_per_atom_eV"] = {"value": e0, "unit": "eV/atom", "source": src}

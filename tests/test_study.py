@@ -177,6 +177,22 @@ def test_adf_numpy_equals_lammps_compute_adf():
     assert 5 < np.count_nonzero(adf) < 60                                          # a spread, not one bin
 
 
+def test_too_few_volume_frames_name_the_file(tmp_path):
+    """A volume set still being labelled (3 frames) stops the study with the file and the count, not a fit error."""
+    from fitsnap_ext.data.extxyz import read_extxyz, write_extxyz
+    from fitsnap_ext.errors import DataError
+    from fitsnap_ext.study import abinitio_reference
+
+    frames = read_extxyz(REPO / "input_files" / "demo" / "volume.xyz", "bar")[:3]
+    write_extxyz(tmp_path / "volume.xyz", frames)
+    deck = write_deck(tmp_path, f"[STUDY]\nsystem = si\nbase_deck = DEMO\nout = {tmp_path / 'out'}\n"
+                                f"ladder = linear:4\n[ABINITIO]\nvolume_set = {tmp_path / 'volume.xyz'}\n")
+    spec = read_study(deck)
+    with pytest.raises(DataError, match=r"volume.xyz: \[ABINITIO\] volume_set \(3 frames\): a Birch.Murnaghan fit "
+                                        r"needs at least 5 frames"):
+        abinitio_reference(spec, tmp_path)
+
+
 def test_si_abinitio_reference_from_volume_set(tmp_path):
     need_shared("si_paper", "volume.xyz")
     from fitsnap_ext.study import abinitio_reference
