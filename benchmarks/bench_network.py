@@ -9,8 +9,10 @@
 2. MD speed: one process runs NVE MD on the same diamond Si supercell (≈5 % random displacements) with the
    exported network (pair_style mliap model nn), linear SNAP and quadratic SNAP fitted with the same 2J=8 /
    rcutfac (input_files/in.si_zuo, in.si_quadratic), and the same linear SNAP through `mliap model linear`
-   (the network's descriptor path without the network), interleaved `--repeats` times (fastest kept), and
-   reports katom-step/s and the ratios to linear SNAP (target: a 2×32 network ≥ 0.7× linear SNAP).
+   (the network's descriptor path without the network), and the linear SNAP tallying energy every step (then it
+   computes B_i every step, as every model whose forces need B_i must: the floor of quadratic SNAP and networks),
+   interleaved `--repeats` times (fastest kept), and reports katom-step/s and the ratios to linear SNAP (target:
+   a 2×32 network ≥ 0.7× linear SNAP).
 Wall-clock numbers on this machine (2 shared cores: expect noise of ±10 %).
 """
 from __future__ import annotations
