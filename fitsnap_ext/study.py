@@ -828,9 +828,9 @@ def main(argv: list[str]) -> int:
     overrides = [tuple(k) for k in args.keyword]
     if args.quick:
         overrides.append(("STUDY", "quick", "1"))
+    if args.out:  # before reading: an inline fitting deck is written into the output folder
+        overrides += [("STUDY", key, str(Path(args.out).resolve())) for key in ("out", "quick_out")]
     spec = read_study(args.deck, overrides)
-    if args.out:
-        spec = dataclasses.replace(spec, out=Path(args.out).resolve())
     if args.only:
         unknown = sorted(set(args.only) - {m.name for m in spec.models})
         if unknown:

@@ -114,6 +114,22 @@ def test_gan_inline_deck(tmp_path):
     assert base_lines[i] == study_lines[i]
 
 
+def test_cli_out_receives_the_inline_fitting_deck(tmp_path):
+    """`--out DIR` is where everything goes, the extracted inline fitting deck included (it used to land in the
+    deck's own [STUDY] out folder)."""
+    from fitsnap_ext.study import main
+
+    for group in ("volume", "md_300K", "md_2300K"):
+        (tmp_path / f"{group}.xyz").write_text("")
+    default_out = REPO / "benchmarks" / "results" / "gan"
+    existed = default_out.exists()
+    assert main([str(REPO / "input_files" / "study_gan.in"), "--check", "--out", str(tmp_path / "cli_out"),
+                 "-k", "STUDY", "dataPath", str(tmp_path),
+                 "-k", "ABINITIO", "volume_set", str(tmp_path / "volume.xyz")]) == 0
+    assert (tmp_path / "cli_out" / "base_deck.in").is_file()
+    assert default_out.exists() == existed
+
+
 # ---------------------------------------------------------------- cache keys, references (fast)
 
 def test_fit_key_changes_with_settings_and_data(tmp_path):
