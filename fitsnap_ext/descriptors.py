@@ -33,6 +33,15 @@ def voigt_to_data_frame(rotation: np.ndarray) -> np.ndarray:
     return m
 
 
+def stress_in_fit_frame(stress: np.ndarray, rotation: np.ndarray, components: str) -> tuple[np.ndarray, np.ndarray]:
+    """The Voigt stress target in the frame of the fit's stress rows, and the 6×6 matrix taking LAMMPS-frame Voigt
+    vectors (model virials, reference stresses, their derivatives) to that frame: LAMMPS' own for all six
+    components (identity), the data's when a component mask applies (so that the mask means what the deck says)."""
+    if components == "all":
+        return (rotation @ stress @ rotation.T)[VOIGT], np.eye(6)
+    return stress[VOIGT], voigt_to_data_frame(rotation)
+
+
 @dataclass
 class Rows:
     """Rows of the linear system held by this rank (unweighted A, target b, weights w)."""
@@ -120,13 +129,9 @@ class SnapCalculator:
         if calc.stress:
             rot = placed.rotation
             volume = float(np.prod(np.diag(placed.cell)))
-            virial = snap[1 + 3 * n:, :-1] * (EV_PER_A3_TO_BAR / volume)
-            if calc.stress_components == "all":  # rows in LAMMPS' frame
-                target = (rot @ frame.stress @ rot.T)[VOIGT] - ref[1 + 3 * n:]
-            else:  # rows in the data's frame, where the mask means what the deck says
-                back = voigt_to_data_frame(rot)
-                virial = back @ virial
-                target = frame.stress[VOIGT] - back @ ref[1 + 3 * n:]
+            target, to_fit = stress_in_fit_frame(frame.stress, rot, calc.stress_components)
+            virial = to_fit @ (snap[1 + 3 * n:, :-1] * (EV_PER_A3_TO_BAR / volume))
+            target = target - to_fit @ ref[1 + 3 * n:]
             parts_a.append(add_constant(virial, np.zeros((6, nt))))
             parts_b.append(target)
             parts_w.append(entry.vweight * np.asarray(calc.stress_mask))

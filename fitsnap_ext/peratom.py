@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import Settings
 from .data.dataset import Entry
-from .descriptors import VOIGT, voigt_to_data_frame
+from .descriptors import VOIGT, stress_in_fit_frame
 from .errors import DataError, FitsnapError, LammpsError
 
 
@@ -131,12 +131,11 @@ class PerAtomCalculator:
         stress = dbde = None
         ref_stress = ref_pressure[[0, 1, 2, 5, 4, 3]]  # LAMMPS' order is xx yy zz xy xz yz
         if self.with_stress and frame.stress is not None:
-            rot = placed.rotation
-            stress = (rot @ frame.stress @ rot.T)[VOIGT] - ref_stress
-            dbde = self.strain_derivatives(entry, placed)
-            if self.settings.calculator.stress_components != "all":  # the data's frame, where the mask applies
-                back = voigt_to_data_frame(rot)
-                stress, ref_stress, dbde = back @ stress, back @ ref_stress, np.einsum("uv,nvd->nud", back, dbde)
+            target, to_fit = stress_in_fit_frame(frame.stress, placed.rotation,
+                                                 self.settings.calculator.stress_components)
+            ref_stress = to_fit @ ref_stress
+            stress = target - ref_stress
+            dbde = np.einsum("uv,nvd->nud", to_fit, self.strain_derivatives(entry, placed))
         return ConfigData(entry.index, frame.group, entry.test, entry.eweight, entry.fweight, elements, b,
                           pair_i.astype(np.int32), pair_j.astype(np.int32), np.ascontiguousarray(dgrad),
                           frame.energy - ref_energy, forces - ref_forces, ref_energy, ref_forces,
