@@ -590,6 +590,50 @@ def stage_md_speed(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path,
 # Ab initio references
 
 
+def labeler_summary(info: dict) -> str:
+    """`cp2k (PBE, GTH-PBE, DZVP-MOLOPT-SR-GTH)`, `lammps (sw)`, `sevenn (7net-0) — surrogate: ...` from a frame's
+    generator keys; '' when the frame records no labeler."""
+    if "labeler" not in info:
+        return ""
+    try:
+        settings = json.loads(info.get("labeler_settings", "{}"))
+    except (TypeError, ValueError):
+        settings = {}
+    details = [str(settings[k]) for k in ("xc", "potential", "basis", "pair_style", "model") if k in settings]
+    text = str(info["labeler"]) + (f" ({', '.join(details)})" if details else "")
+    return text + (f" — {info['labeler_note']}" if "labeler_note" in info else "")
+
+
+def data_provenance(settings: Settings) -> list[dict]:
+    """Per group of the fitting deck: its file, frame count and labeler(s) as the generator recorded them
+    (`labeler`, `labeler_note` on every frame; absent from public sets), so a report says what it rests on — a
+    surrogate-labelled set above all."""
+    from ase.io.extxyz import key_val_str_to_dict
+
+    from .data.dataset import group_file
+    from .data.extxyz import scan_extxyz
+
+    rows = []
+    for group in settings.groups.groups:
+        path = group_file(settings, group)
+        row = {"group": group.name, "file": path.name if path else "missing", "frames": 0, "labelers": []}
+        if path is not None and path.is_file():
+            spans, _, _ = scan_extxyz(path)
+            with open(path, "rb") as fh:
+                for start, _ in spans:
+                    fh.seek(start)
+                    fh.readline()
+                    info = key_val_str_to_dict(fh.readline().decode())
+                    who = labeler_summary(info)
+                    if who and who not in row["labelers"]:
+                        row["labelers"].append(who)
+            row["frames"] = len(spans)
+        elif path is not None:
+            row["frames"] = sum(1 for p in path.iterdir() if p.suffix == ".json")
+        rows.append(row)
+    return rows
+
+
 def _read_frames(path: Path):
     from ase.io import read
 
@@ -767,6 +811,7 @@ def run_study(spec: StudySpec, comm, force: bool = False, only: list[str] | None
             np.savez(spec.out / "reference_curves.npz", **ref_curves)
     refs = comm.bcast(refs, root=0)
     log(comm, f"{len(refs)} reference values ({', '.join(refs)})")
+    provenance = data_provenance(load_settings(spec.base_deck, list(spec.base_overrides))) if comm.rank == 0 else []
     nn_problem = network_available()
     rows, results = [], []
     for model in spec.models:
@@ -802,7 +847,7 @@ def run_study(spec: StudySpec, comm, force: bool = False, only: list[str] | None
     if comm.rank == 0:
         from .study_plots import write_report
 
-        write_report(spec, rows, results, refs, ref_curves, wall, command, comm.size)
+        write_report(spec, rows, results, refs, ref_curves, wall, command, comm.size, provenance)
         log(comm, f"report: {spec.out / 'study.md'} ({wall:.1f} s)")
     comm.Barrier()
     return {"rows": rows, "wall_s": wall}

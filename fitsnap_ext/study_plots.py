@@ -271,7 +271,7 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
     return made
 
 
-def write_report(spec, rows, results, refs, ref_curves, wall, command, nranks) -> None:
+def write_report(spec, rows, results, refs, ref_curves, wall, command, nranks, provenance=()) -> None:
     out = spec.out
     write_csv(out / "study.csv", rows)
     figs = []
@@ -296,8 +296,17 @@ def write_report(spec, rows, results, refs, ref_curves, wall, command, nranks) -
           f"stage_*.json for stage times).", "",
           "All models use the same data and the same train/test split (the base deck's groups; seeded "
           "when `split_seed` or the deck's random_seed is set). Units: energy meV/atom, force eV/Å, stress bar "
-          "(LAMMPS metal), properties in the unit at the end of each name.", "",
-          "## Fitting errors, size and MD speed (all groups)", "",
+          "(LAMMPS metal), properties in the unit at the end of each name.", ""]
+    if provenance:
+        md += ["## Data (the labels every model is fitted to)", "", "| group | file | frames | labeler |",
+               "|---|---|--:|---|"]
+        md += [f"| {p['group']} | {p['file']} | {p['frames']} | {'; '.join(p['labelers']) or 'not recorded'} |"
+               for p in provenance]
+        if any("surrogate" in who for p in provenance for who in p["labelers"]):
+            md.append("\n**These labels come from a surrogate, not from DFT**: every error below is measured against "
+                      "the surrogate, and the properties are the surrogate's as learnt by each model.")
+        md.append("")
+    md += ["## Fitting errors, size and MD speed (all groups)", "",
           "| model | kind | 2J | " + " | ".join(h for _, h, _ in FIT_COLUMNS) + " |",
           "|---|---|--:|" + "--:|" * len(FIT_COLUMNS)]
     for r in rows:

@@ -13,8 +13,8 @@ import pytest
 
 from conftest import REPO, need_shared, run_cli
 from fitsnap_ext.errors import DeckError, FitsnapError
-from fitsnap_ext.study import (fit_key, ladder_models, model_settings, network_available, parameter_count,
-                               rdf_numpy, read_study)
+from fitsnap_ext.study import (data_provenance, fit_key, ladder_models, model_settings, network_available,
+                               parameter_count, rdf_numpy, read_study)
 
 DECK = REPO / "input_files" / "study_si.in"
 
@@ -152,6 +152,28 @@ def test_fit_key_changes_with_settings_and_data(tmp_path):
     assert fit_key(load_settings(deck)) != k1
 
 
+def test_data_provenance_counts_frames_and_names_the_labeler(tmp_path):
+    from fitsnap_ext.config import load_settings
+    from fitsnap_ext.data.extxyz import read_extxyz
+
+    demo = load_settings(REPO / "input_files" / "in.demo")
+    rows = data_provenance(demo)
+    assert [r["group"] for r in rows] == [g.name for g in demo.groups.groups]
+    for r in rows:
+        assert r["frames"] == len(read_extxyz(demo.data_path / r["file"], "bar")), r
+        assert r["labelers"] == ["lammps (sw)"], r
+    # a surrogate's note is carried; a missing group file is reported, not an error
+    folder = tmp_path / "data"
+    folder.mkdir()
+    line = (REPO / "input_files" / "demo" / "volume.xyz").read_text().splitlines()
+    natoms = int(line[0])
+    header = line[1].replace('labeler="lammps"', 'labeler="sevenn" labeler_note="surrogate: test"')
+    (folder / "volume.xyz").write_text("\n".join([line[0], header, *line[2:2 + natoms]]) + "\n")
+    rows = data_provenance(load_settings(REPO / "input_files" / "in.demo", [("PATH", "dataPath", str(folder))]))
+    assert rows[0]["frames"] == 1 and rows[0]["labelers"] == ["sevenn (sw) — surrogate: test"]
+    assert rows[1] == {"group": "strain_rattle", "file": "missing", "frames": 0, "labelers": []}
+
+
 def test_rdf_of_diamond():
     from ase.build import bulk
 
@@ -264,6 +286,7 @@ def test_quick_study_report(quick_study):
     md = (out / "study.md").read_text()
     assert "Command: `python -m fitsnap_ext study" in md and "--quick" in md
     assert "Does lower fitting error buy better properties?" in md
+    assert "| md_300K | md_300K.xyz | 40 | lammps (sw) |" in md and "surrogate" not in md
     for r in rows:
         if r["kind"] == "nn" and network_available():
             assert r["status"].startswith("skipped"), r
