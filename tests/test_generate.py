@@ -188,6 +188,8 @@ def test_deck_errors_name_section_key_and_line(tmp_path):
     ("labeler", "type = lammps", "type = vasp", r"\[LABELER\] type"),
     ("groups", "structure = si_diamond_primitive", "structure = nope.cif", r"\[GROUP vol\] structure"),
     ("labeler", "elements = Si\n", "", r"\[LABELER\] elements"),
+    ("groups", "temperatures = 600 1500", "temperatures = 600 1500\nrelax_fmax = 0.01",
+     r"\[GROUP md\] relax_fmax.*strain_rattle"),
 ])
 def test_bad_deck_value_names_its_section_and_key(tmp_path, part, old, new, where):
     from fitsnap_ext.generate.deck import load_deck
@@ -264,6 +266,38 @@ n_frames = 2
     s4 = [f.info["force_std_max"] for f in frames]
     assert [f.info["candidate"] for f in f2] == sorted(np.argsort(-np.array(s4))[:2].tolist())
     assert sorted(f.info["force_std_max"] for f in f2) == pytest.approx(sorted(s4)[2:], rel=1e-9)
+
+
+def test_relaxed_volume_group_labels_have_relaxed_ions(tmp_path):
+    """relax_fmax: each strained cell's ions are relaxed (FIRE, the labeler's own calculator) before labelling,
+    so an E–V group carries relaxed-ion energies below the clamped ones and forces under the tolerance."""
+    from ase.build import bulk
+    from fitsnap_ext.generate.deck import load_deck
+    from fitsnap_ext.generate.runner import run
+    si = bulk("Si", "diamond", a=5.431, cubic=True)
+    si.rattle(0.08, seed=3)
+    si.write(tmp_path / "si_rattled.extxyz")
+    group = """
+[GROUP {name}]
+sampler = strain_rattle
+structure = si_rattled.extxyz
+strain_mode = isotropic_grid
+strain = 0.03
+n_frames = 3
+"""
+    groups = group.format(name="clamped") + group.format(name="relaxed") + "relax_fmax = 0.005\n"
+    deck = load_deck(_deck(tmp_path, groups=groups))
+    deck.generate.progress = False
+    assert run(deck) == 0
+    clamped = read_extxyz(tmp_path / "out" / "clamped.xyz", "bar")
+    relaxed = read_extxyz(tmp_path / "out" / "relaxed.xyz", "bar")
+    for c, r in zip(clamped, relaxed):
+        assert np.allclose(c.cell, r.cell)
+        assert np.abs(c.forces).max() > 0.3 and np.linalg.norm(r.forces, axis=1).max() < 0.005
+        assert r.energy < c.energy - 0.05
+        assert r.info["relax_steps"] > 0 and r.info["relax_max_force"] < 0.005
+    # a deck without relax_fmax records the same sampler settings as before the key existed
+    assert "relax_fmax" not in deck.groups[0].fingerprint() and "relax_fmax" in deck.groups[1].fingerprint()
 
 
 def test_ase_md_and_ase_labeler(tmp_path):

@@ -81,6 +81,8 @@ class GroupSettings:
     strain: float = 0.0
     strain_mode: str = "random"
     rattle: float = 0.0              # Å, Gaussian standard deviation
+    relax_fmax: float = 0.0          # eV/Å; > 0: relax the ions of each strained cell (md_calculator, FIRE)
+    relax_steps: int = 300           #   at most this many FIRE steps, before the rattle
     # md
     temperatures: list[float] = field(default_factory=list)
     timestep: float = 0.001          # ps
@@ -107,6 +109,9 @@ class GroupSettings:
                                                        and self.strain_mode != "isotropic_grid"):
             d.pop("n_frames")
         d.pop("name")
+        if not self.relax_fmax:  # keys added later stay out at their default, so older files still match
+            d.pop("relax_fmax")
+            d.pop("relax_steps")
         if self.sampler == "file":  # frame i is file frame structure_index + i*every: extendable
             d.pop("n_frames")
         else:  # keys of other samplers stay out, so files made before they existed still match
@@ -173,7 +178,8 @@ _LAB_SPEC = {"type": str, "pair_style": str, "pair_coeff": "lines", "pair_comman
              "executable": str, "mpi_ranks": int, "mpi_command": str, "workdir": str, "keep_files": bool,
              "model": str, "device": str, "calculator": str, "calculator_kwargs": "json"}
 _GROUP_SPEC = {"sampler": str, "structure": str, "structure_index": int, "supercell": "ints", "lattice": float,
-               "n_frames": int, "every": int, "strain": float, "strain_mode": str, "rattle": float, "temperatures": "floats",
+               "n_frames": int, "every": int, "strain": float, "strain_mode": str, "rattle": float,
+               "relax_fmax": float, "relax_steps": int, "temperatures": "floats",
                "timestep": float, "equilibration": int, "interval": int, "ensemble": str, "pressure": float,
                "damping": float, "melt_temperature": float, "melt_steps": int, "md_potential": str, "md_calculator": str, "md_calculator_kwargs": "json",
                "ensemble_mods": "words", "candidates": str, "n_candidates": int}
@@ -335,6 +341,10 @@ def _validate_group(raw: RawDeck, s: str, g: GroupSettings, labeler: LabelerSett
         raise raw.error("must be >= 0", s, "rattle")
     if g.strain_mode not in STRAIN_MODES:
         raise raw.error("one of " + ", ".join(STRAIN_MODES), s, "strain_mode")
+    if g.relax_fmax < 0 or (g.relax_fmax and g.sampler != "strain_rattle"):
+        raise raw.error("a force tolerance >= 0 (eV/Å), for the strain_rattle sampler", s, "relax_fmax")
+    if g.relax_steps < 1:
+        raise raw.error("must be >= 1", s, "relax_steps")
     if g.sampler in ("lammps_md", "ase_md") or (g.sampler == "active" and not g.candidates):
         if not g.temperatures or min(g.temperatures) <= 0:
             raise raw.error("positive temperatures (K) required", s, "temperatures")
@@ -356,7 +366,7 @@ def _validate_group(raw: RawDeck, s: str, g: GroupSettings, labeler: LabelerSett
         raise raw.error("melt_temperature is for lammps_md", s, "melt_temperature")
     if g.sampler == "ase_md" and g.ensemble != "nvt":
         raise raw.error("ase_md supports nvt only", s, "ensemble")
-    if g.sampler == "ase_md" and g.md_calculator != "labeler" and not re.match(r"^[\w.]+:[\w.]+$",
+    if (g.sampler == "ase_md" or g.relax_fmax) and g.md_calculator != "labeler" and not re.match(r"^[\w.]+:[\w.]+$",
                                                                                  g.md_calculator):
         raise raw.error("labeler or module:Class", s, "md_calculator")
     if g.sampler == "file":

@@ -50,8 +50,39 @@ def _structure(g: GroupSettings) -> Frame:
 # ---------------------------------------------------------------------------------------------- strain/rattle
 
 
-def strain_rattle(deck: GeneratorDeck, g: GroupSettings, needed: Callable[[int], bool]) -> Iterator:
+def _ase_calculator(g: GroupSettings, labeler, key: str = "md_calculator"):
+    """The group's ASE calculator: the labeler's own (`labeler`) or `module:Class` with its kwargs."""
+    import importlib
+
+    if g.md_calculator == "labeler":
+        if labeler is None:
+            raise DeckError(f"{g.sampler} with md_calculator = labeler needs the labeler", section=f"GROUP {g.name}",
+                            key=key)
+        return labeler.ase_calculator()
+    mod, cls = g.md_calculator.split(":")
+    try:
+        return getattr(importlib.import_module(mod), cls)(**g.md_calculator_kwargs)
+    except (ImportError, AttributeError) as exc:
+        raise DeckError(f"cannot import {g.md_calculator}: {exc}", section=f"GROUP {g.name}", key=key)
+
+
+def _relax_ions(positions: np.ndarray, base: Frame, cell: np.ndarray, g: GroupSettings, calc) -> tuple:
+    """FIRE on the ions at a fixed cell to max |F| < relax_fmax (or relax_steps): an E–V point with relaxed
+    ions, as the property engine's E–V scan has. Returns (positions, steps, max |F|)."""
+    from ase.optimize import FIRE
+    from ase.parallel import DummyMPI
+
+    atoms = frame_to_atoms(Frame(symbols=list(base.symbols), positions=positions, cell=cell, pbc=base.pbc))
+    atoms.calc = calc
+    opt = FIRE(atoms, logfile=None, comm=DummyMPI())
+    opt.run(fmax=g.relax_fmax, steps=g.relax_steps)
+    fmax = float(np.sqrt((atoms.get_forces() ** 2).sum(axis=1)).max())
+    return np.array(atoms.get_positions()), int(opt.get_number_of_steps()), fmax
+
+
+def strain_rattle(deck: GeneratorDeck, g: GroupSettings, needed: Callable[[int], bool], labeler=None) -> Iterator:
     base = _structure(g)
+    calc = _ase_calculator(g, labeler, "relax_fmax") if g.relax_fmax else None
     n = g.n_frames
     for i in range(n):
         if not needed(i):
@@ -72,6 +103,8 @@ def strain_rattle(deck: GeneratorDeck, g: GroupSettings, needed: Callable[[int],
             eps = np.triu(e) + np.triu(e, 1).T  # symmetric, 6 independent components
         deform = np.eye(3) + eps
         pos = base.positions @ deform
+        if calc is not None:
+            pos, info["relax_steps"], info["relax_max_force"] = _relax_ions(pos, base, base.cell @ deform, g, calc)
         if g.rattle > 0:
             pos = pos + rng.normal(0.0, g.rattle, pos.shape)
         fr = Frame(symbols=list(base.symbols), positions=pos, cell=base.cell @ deform, pbc=base.pbc)
@@ -129,8 +162,6 @@ def lammps_md(deck: GeneratorDeck, g: GroupSettings, needed) -> Iterator:
 
 
 def ase_md(deck: GeneratorDeck, g: GroupSettings, needed, labeler=None) -> Iterator:
-    import importlib
-
     from ase import units
     from ase.md.langevin import Langevin
     from ase.constraints import FixCom
@@ -141,18 +172,7 @@ def ase_md(deck: GeneratorDeck, g: GroupSettings, needed, labeler=None) -> Itera
     except ImportError:  # older ASE
         from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize
 
-    if g.md_calculator == "labeler":
-        if labeler is None:
-            raise DeckError("ase_md with md_calculator = labeler needs the labeler", section=f"GROUP {g.name}",
-                            key="md_calculator")
-        calc = labeler.ase_calculator()
-    else:
-        mod, cls = g.md_calculator.split(":")
-        try:
-            calc = getattr(importlib.import_module(mod), cls)(**g.md_calculator_kwargs)
-        except (ImportError, AttributeError) as exc:
-            raise DeckError(f"cannot import {g.md_calculator}: {exc}", section=f"GROUP {g.name}",
-                            key="md_calculator")
+    calc = _ase_calculator(g, labeler)
     base = _structure(g)
     for ti, t in enumerate(g.temperatures):
         first = ti * g.n_frames
@@ -275,7 +295,7 @@ def active(deck: GeneratorDeck, g: GroupSettings, needed) -> Iterator:
 
 def sample(deck: GeneratorDeck, g: GroupSettings, needed, labeler=None) -> Iterator:
     if g.sampler == "strain_rattle":
-        return strain_rattle(deck, g, needed)
+        return strain_rattle(deck, g, needed, labeler)
     if g.sampler == "lammps_md":
         return lammps_md(deck, g, needed)
     if g.sampler == "ase_md":
