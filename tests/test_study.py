@@ -88,12 +88,16 @@ def test_cli_error_is_one_line(tmp_path):
 def test_lgps_deck_explains_missing_data(tmp_path):
     """The LGPS data are generated (gen_lgps.in): without them the study stops at once, naming the line."""
     deck = REPO / "input_files" / "study_lgps.in"
+    with pytest.raises(DeckError, match=r"study_lgps.in: \[ABINITIO\] volume_set: file not found: .*absent.xyz"):
+        read_study(deck, [("ABINITIO", "volume_set", str(tmp_path / "absent.xyz"))])
+    volume_set = ("ABINITIO", "volume_set", str(REPO / "input_files" / "data" / "lgps" / "sevenn_md" / "volume.xyz"))
     with pytest.raises(DeckError, match=r"study_lgps.in:\d+: \[PATH\] dataPath: data folder not found"):
-        read_study(deck, [("STUDY", "dataPath", str(tmp_path / "absent"))])
+        read_study(deck, [volume_set, ("STUDY", "dataPath", str(tmp_path / "absent"))])
     (tmp_path / "md_600K.xyz").write_text("")
-    with pytest.raises(DeckError, match=r"study_lgps.in:\d+: \[GROUPS\] strain_rattle: no data for group\(s\) "
-                                        r"strain_rattle, md_900K, md_1200K in .*gen_lgps.in"):
-        read_study(deck, [("STUDY", "dataPath", str(tmp_path)), ("STUDY", "out", str(tmp_path / "new" / "out"))])
+    with pytest.raises(DeckError, match=r"study_lgps.in:\d+: \[GROUPS\] volume: no data for group\(s\) "
+                                        r"volume, strain_rattle, md_900K, md_1200K in .*gen_lgps.in"):
+        read_study(deck, [volume_set, ("STUDY", "dataPath", str(tmp_path)),
+                          ("STUDY", "out", str(tmp_path / "new" / "out"))])
     assert not (tmp_path / "new").exists()  # the inline fitting deck written for validation is gone again
 
 
