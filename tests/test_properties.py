@@ -346,6 +346,21 @@ def test_lammps_error_names_deck_and_command(tmp_path):
         run_properties(bad, "si", ["eos"], quick=True, out=tmp_path / "p.json")
 
 
+def test_unstable_potential_is_one_clear_error(tmp_path):
+    """A purely repulsive potential makes diamond Si fly apart in the zero-pressure relaxation: the engine says
+    so instead of fitting an E–V curve of separated atoms (energy 0 at every volume)."""
+    from fitsnap_ext.errors import FitsnapError
+    from fitsnap_ext.properties import run_properties
+    from fitsnap_ext.properties.eos import fit_birch_murnaghan
+
+    mod = tmp_path / "repulsive.mod"
+    mod.write_text("pair_style soft 4.0\npair_coeff * * 1.0\n")
+    with pytest.raises(FitsnapError, match=r"relaxation flew apart: volume 20.02 -> \d+"):
+        run_properties(mod, "si", ["eos"], quick=True, out=tmp_path / "p.json")
+    with pytest.raises(FitsnapError, match="no minimum"):
+        fit_birch_murnaghan(np.linspace(20.0, 22.0, 7), np.full(7, -5.39))
+
+
 def test_cli_under_mpirun_matches_serial(tersoff_mod, tmp_path):
     mpirun = Path(sys.executable).parent / "mpirun"
     args = [str(tersoff_mod), "--system", "gan", "--properties", "eos,elastic,phonons", "--quick"]

@@ -24,6 +24,10 @@ class EosResult:
     bm: tuple[float, float, float, float]   # E0, V0, B0 (eV/Å³), B0'
 
 
+# a relaxed cell this many times larger (or smaller) than the crystal's is no longer that crystal
+MAX_RELAX_VOLUME_RATIO = 2.0
+
+
 def birch_murnaghan(v, e0, v0, b0, bp):
     """Third-order Birch–Murnaghan energy (eV) at volume v; b0 in eV/Å³."""
     eta = (v0 / v) ** (2.0 / 3.0)
@@ -35,7 +39,7 @@ def fit_birch_murnaghan(volumes: np.ndarray, energies: np.ndarray) -> tuple[floa
     from scipy.optimize import curve_fit
 
     c2, c1, c0 = np.polyfit(volumes, energies, 2)
-    if c2 <= 0:
+    if c2 <= 0 or np.ptp(energies) < 1e-6:  # a flat curve: atoms out of each other's reach
         raise FitsnapError("E-V curve has no minimum in the scanned range: the potential may be unstable")
     v0 = -c1 / (2 * c2)
     guess = (c0 - c1**2 / (4 * c2), v0, 2 * c2 * v0, 4.0)
@@ -72,6 +76,12 @@ def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, qui
                npts=7 if quick else 13)
     relaxed = read_keyvals(out / "eos_relaxed.txt")
     natoms = int(relaxed["natoms"])
+    ratio = relaxed["volume"] / atoms.get_volume()
+    if not 1 / MAX_RELAX_VOLUME_RATIO < ratio < MAX_RELAX_VOLUME_RATIO:
+        how = "flew apart" if ratio > 1 else "collapsed"
+        raise FitsnapError(f"the zero-pressure relaxation {how}: volume {atoms.get_volume() / natoms:.4g} -> "
+                           f"{relaxed['volume'] / natoms:.4g} Å³/atom (energy {relaxed['energy'] / natoms:.4g} "
+                           f"eV/atom): the potential is unstable for this crystal")
     curve = np.loadtxt(out / "eos_curve.txt", comments="#", ndmin=2)
     volumes, energies = curve[:, 1] / natoms, curve[:, 2] / natoms
     e0, v0, b0, bp = fit_birch_murnaghan(volumes, energies)
