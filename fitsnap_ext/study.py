@@ -773,6 +773,8 @@ def summary_row(model: ModelSpec, fit: dict | None, props: dict | None, md: dict
             row[f"{q}_{sp}_rmse_{unit}"] = e["rmse"] * f
     if props:
         row["props_wall_s"] = props.get("props_wall_s")
+        if "eos_scan_failed" in props["props"]:
+            row["notes"] = f"E–V scan: {props['props']['eos_scan_failed']}"
         for key, ref in refs.items():
             if key not in props["props"]:
                 continue

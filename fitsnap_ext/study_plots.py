@@ -227,6 +227,9 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
             ax.plot(ref_curves["eos_v"], ref_curves["eos_e"], "ko", ms=3, label="DFT (volume set)")
             ax.plot(ref_curves["eos_fit_v"], ref_curves["eos_fit_e"], "k-", lw=0.8, label="DFT BM fit")
         _model_lines(ax, curves, "eos_v", "eos_e", ".-")
+        if "eos_v" in ref_curves:  # a model whose scan fell into a hole must not hide everyone else's curve
+            lo, hi = np.min(ref_curves["eos_e"]), np.max(ref_curves["eos_e"])
+            ax.set_ylim(lo - 0.3 * (hi - lo), hi + 0.5 * (hi - lo))
         made.append(_save_curve(plt, fig, ax, out / "curves_eos.png", "volume (Å³/atom)", "energy (eV/atom)"))
     if any("rdf_r" in c for c in curves.values()):
         fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -335,6 +338,10 @@ def write_report(spec, rows, results, refs, ref_curves, wall, command, nranks, p
                "| model | " + " | ".join(other) + " |", "|---|" + "---|" * len(other)]
         md += [f"| {r['model']} | " + " | ".join(_fmt(r.get(k)) for k in other) + " |" for r in rows
                if r["status"] == "ok"]
+    notes = [(r["model"], r["notes"]) for r in rows if r.get("notes")]
+    if notes:
+        md += ["", "Properties that failed while the others were computed:", ""]
+        md += [f"- {name}: {text}" for name, text in notes]
     md += ["", "## References and their sources", "", "| key | value | unit | source |", "|---|---|---|---|"]
     for k, v in refs.items():
         note = "" if v.get("compare", True) else " (shown, not compared)"

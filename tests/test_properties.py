@@ -359,6 +359,13 @@ def test_unstable_potential_is_one_clear_error(tmp_path):
         run_properties(mod, "si", ["eos"], quick=True, out=tmp_path / "p.json")
     with pytest.raises(FitsnapError, match="no minimum"):
         fit_birch_murnaghan(np.linspace(20.0, 22.0, 7), np.full(7, -5.39))
+    # a crystal that stands at zero pressure but whose E–V scan has no minimum (here: no interaction at all) keeps
+    # its relaxed cell for the other properties; the failed scan is recorded, B is not invented
+    zero = tmp_path / "zero.mod"
+    zero.write_text("pair_style zero 3.0\npair_coeff * *\n")
+    props = run_properties(zero, "si", ["eos"], quick=True, out=tmp_path / "zero.json")
+    assert "bulk_modulus_GPa" not in props and "no minimum" in props["eos_scan_failed"]
+    assert props["volume_per_atom_A3"] == pytest.approx(5.431 ** 3 / 8, rel=1e-3)
 
 
 def test_cli_under_mpirun_matches_serial(tersoff_mod, tmp_path):

@@ -74,8 +74,10 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
                    "elements": list(preset.elements), "properties": wanted}
     eos = eos_mod.run_eos(runner, preset, data, dirs["eos"], quick)
     props.update(eos.values)
-    curves = {"eos_v": eos.volumes, "eos_e": eos.energies, "eos_bm": eos.bm}
-    if rank0:
+    curves = {"eos_v": eos.volumes, "eos_e": eos.energies}
+    if eos.bm is not None:
+        curves["eos_bm"] = eos.bm
+    if rank0 and eos.bm is not None:
         report.plot_eos(work / "eos.png", eos.volumes, eos.energies, eos.bm, eos_mod.birch_murnaghan)
 
     md_data = dirs["structure"] / "md.data"

@@ -21,7 +21,7 @@ class EosResult:
     relaxed_data: Path
     volumes: np.ndarray        # Å³/atom
     energies: np.ndarray       # eV/atom
-    bm: tuple[float, float, float, float]   # E0, V0, B0 (eV/Å³), B0'
+    bm: tuple[float, float, float, float] | None   # E0, V0, B0 (eV/Å³), B0'; None if the scan gave no fit
 
 
 # a relaxed cell this many times larger (or smaller) than the crystal's is no longer that crystal
@@ -84,15 +84,20 @@ def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, qui
                            f"eV/atom): the potential is unstable for this crystal")
     curve = np.loadtxt(out / "eos_curve.txt", comments="#", ndmin=2)
     volumes, energies = curve[:, 1] / natoms, curve[:, 2] / natoms
-    e0, v0, b0, bp = fit_birch_murnaghan(volumes, energies)
     cell = read_data(out / "relaxed.data", system.elements)
     values = lattice_parameters(cell, system.lattice)
     values.update({
         "energy_per_atom_eV": relaxed["energy"] / natoms,
         "volume_per_atom_A3": relaxed["volume"] / natoms,
-        "bulk_modulus_GPa": b0 * EV_A3_TO_GPA,
-        "bulk_modulus_pressure_derivative": bp,
         "residual_pressure_bar": relaxed["pressure"],
     })
-    return EosResult(values=values, relaxed_data=out / "relaxed.data", volumes=volumes, energies=energies,
-                     bm=(e0, v0, b0, bp))
+    bm = None
+    try:
+        bm = fit_birch_murnaghan(volumes, energies)
+        values.update(bulk_modulus_GPa=bm[2] * EV_A3_TO_GPA, bulk_modulus_pressure_derivative=bm[3])
+    except FitsnapError as exc:
+        # the zero-pressure crystal stands (the other properties start from it); only B is missing
+        low = int(np.argmin(energies))
+        values["eos_scan_failed"] = (f"{exc}; lowest point at scale {curve[low, 0]:g}: "
+                                     f"{energies[low]:.4g} eV/atom")
+    return EosResult(values=values, relaxed_data=out / "relaxed.data", volumes=volumes, energies=energies, bm=bm)
