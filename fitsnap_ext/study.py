@@ -773,8 +773,10 @@ def summary_row(model: ModelSpec, fit: dict | None, props: dict | None, md: dict
             row[f"{q}_{sp}_rmse_{unit}"] = e["rmse"] * f
     if props:
         row["props_wall_s"] = props.get("props_wall_s")
-        if "eos_scan_failed" in props["props"]:
-            row["notes"] = f"E–V scan: {props['props']['eos_scan_failed']}"
+        notes = [f"E–V scan: {props['props']['eos_scan_failed']}"] if "eos_scan_failed" in props["props"] else []
+        notes += [f"{k}: {v}" for k, v in props["props"].get("failed_properties", {}).items()]
+        if notes:
+            row["notes"] = "; ".join(notes)
         for key, ref in refs.items():
             if key not in props["props"]:
                 continue

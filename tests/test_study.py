@@ -178,15 +178,16 @@ def test_data_provenance_counts_frames_and_names_the_labeler(tmp_path):
     assert rows[1] == {"group": "strain_rattle", "file": "missing", "frames": 0, "labelers": []}
 
 
-def test_failed_eos_scan_is_a_note_of_the_model():
+def test_failed_properties_are_notes_of_the_model():
     from fitsnap_ext.study import ModelSpec, summary_row
 
     refs = {"volume_per_atom_A3": {"value": 20.0, "unit": "Å³/atom", "source": "x"},
             "bulk_modulus_GPa": {"value": 19.0, "unit": "GPa", "source": "x"}}
-    props = {"props": {"volume_per_atom_A3": 20.2, "eos_scan_failed": "E-V curve has no minimum"}}
+    props = {"props": {"volume_per_atom_A3": 20.2, "eos_scan_failed": "E-V curve has no minimum",
+                       "failed_properties": {"diffusion": "Lost atoms"}}}
     row = summary_row(ModelSpec("linear_2J6", "linear", ()), None, props, None, refs, "ok")
     assert row["volume_per_atom_A3_err"] == pytest.approx(0.2) and "bulk_modulus_GPa" not in row
-    assert row["notes"] == "E–V scan: E-V curve has no minimum"
+    assert row["notes"] == "E–V scan: E-V curve has no minimum; diffusion: Lost atoms"
 
 
 def test_rdf_of_diamond():

@@ -47,14 +47,17 @@ def main(argv: list[str] | None = None, comm=None) -> int:
             system = get_preset(args.system)
         else:
             raise FitsnapError("give --system (si, gan, lgps) or --structure FILE")
-        run_properties(args.pot, system, props, args.quick, args.out, args.reference, comm)
+        result = run_properties(args.pot, system, props, args.quick, args.out, args.reference, comm)
     except FitsnapError as exc:
         if comm.Get_rank() == 0:
             print(f"error: {exc}", file=sys.stderr)
         return 1
+    failed = result.get("failed_properties", {})
     if comm.Get_rank() == 0:
-        print(f"wrote {args.out}")
-    return 0
+        print(f"wrote {args.out}" + (f" (without {', '.join(failed)})" if failed else ""))
+        for name, why in failed.items():
+            print(f"error: {name}: {why}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

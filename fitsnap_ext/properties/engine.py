@@ -86,12 +86,13 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
                    preset.elements, preset.masses)
     comm.Barrier()
 
-    if "elastic" in wanted:
+    def elastic():
         from fitsnap_ext.properties.elastic import run_elastic
 
         values, _ = run_elastic(runner, preset, eos.relaxed_data, dirs["elastic"], quick, rotation)
         props.update(values)
-    if "phonons" in wanted:
+
+    def phonons():
         from fitsnap_ext.properties.phonons import run_phonons
 
         ph = run_phonons(runner, preset, eos.relaxed_data, dirs["phonons"], quick)
@@ -99,7 +100,8 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
         curves.update(dos_freq=ph.dos_freq, dos=ph.dos)
         if rank0:
             report.plot_phonons(work / "phonons.png", ph)
-    if "liquid" in wanted:
+
+    def liquid():
         from fitsnap_ext.properties.liquid import run_liquid
 
         liq = run_liquid(runner, preset, md_data, dirs["liquid"], quick)
@@ -107,15 +109,18 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
         curves.update(rdf_r=liq.r, rdf_g=liq.g, adf_theta=liq.theta, adf=liq.adf)
         if rank0:
             report.plot_rdf_adf(work / "rdf_adf.png", liq.r, liq.g, liq.theta, liq.adf)
-    if "melting" in wanted:
+
+    def melting():
         from fitsnap_ext.properties.melting import run_melting
 
         props.update(run_melting(runner, preset, md_data, dirs["melting"], quick))
-    if "thermal" in wanted:
+
+    def thermal():
         from fitsnap_ext.properties.thermal import run_thermal
 
         props.update(run_thermal(runner, preset, md_data, dirs["thermal"], quick))
-    if "diffusion" in wanted:
+
+    def diffusion():
         from fitsnap_ext.properties.diffusion import run_diffusion
 
         dif = run_diffusion(runner, preset, md_data, dirs["diffusion"], quick)
@@ -125,6 +130,19 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
         if rank0:
             report.plot_diffusion(work / "diffusion.png", dif.curves, dif.temperatures, dif.d_mean, dif.d_err,
                                   dif.arrhenius)
+
+    # one property failing (an MD run losing atoms, a phonon run blowing up) is that property's result: the
+    # others are still computed, and the failure is recorded in props.json
+    failed = {}
+    for name, compute in (("elastic", elastic), ("phonons", phonons), ("liquid", liquid), ("melting", melting),
+                          ("thermal", thermal), ("diffusion", diffusion)):
+        if name in wanted:
+            try:
+                compute()
+            except FitsnapError as exc:
+                failed[name] = str(exc).splitlines()[0][:300]
+    if failed:
+        props["failed_properties"] = failed
 
     if rank0:
         out.parent.mkdir(parents=True, exist_ok=True)
