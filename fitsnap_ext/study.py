@@ -681,8 +681,9 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
             e0, v0, b0, bp = fit_birch_murnaghan(v, e)
         except FitsnapError as exc:
             raise DataError(f"{where}: {exc}", spec.volume_set) from None
-        src = (f"3rd-order Birch–Murnaghan fit to (V/atom, E/atom) of the {len(frames)} DFT frames of "
-               f"{spec.volume_set.name} ({spec.volume_set})")
+        who = labeler_summary(frames[0].info) or "DFT"
+        src = (f"3rd-order Birch–Murnaghan fit to (V/atom, E/atom) of the {len(frames)} frames of "
+               f"{spec.volume_set.name} ({spec.volume_set}; labels: {who})")
         refs["energy_per_atom_eV"] = {"value": e0, "unit": "eV/atom", "source": src}
         refs["volume_per_atom_A3"] = {"value": v0, "unit": "Å³/atom", "source": src}
         refs["bulk_modulus_GPa"] = {"value": b0 * 160.21766208, "unit": "GPa", "source": src}
