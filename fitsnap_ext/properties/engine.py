@@ -77,8 +77,8 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
     curves = {"eos_v": eos.volumes, "eos_e": eos.energies}
     if eos.bm is not None:
         curves["eos_bm"] = eos.bm
-    if rank0 and eos.bm is not None:
-        report.plot_eos(work / "eos.png", eos.volumes, eos.energies, eos.bm, eos_mod.birch_murnaghan)
+        if rank0:
+            report.plot_eos(work / "eos.png", eos.volumes, eos.energies, eos.bm, eos_mod.birch_murnaghan)
 
     md_data = dirs["structure"] / "md.data"
     if rank0 and any(p in wanted for p in MD_PROPERTIES):
