@@ -5,6 +5,11 @@ class FitsnapError(Exception):
     """Base class: anything the user can fix (deck, data, command line, LAMMPS input)."""
 
 
+def first_line(exc: Exception, limit: int = 300) -> str:
+    """An error's first line, cut to fit a table cell or a one-line record."""
+    return str(exc).splitlines()[0][:limit] if str(exc) else type(exc).__name__
+
+
 class DeckError(FitsnapError):
     """A deck (INI) problem: names file, line and key."""
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from .config import RawDeck, RawValue, Settings, load_settings
 from .data.dataset import group_file
-from .errors import DataError, DeckError, FitsnapError
+from .errors import DataError, DeckError, FitsnapError, first_line
 from .lammps_session import working_directory
 from .parallel import collective
 
@@ -774,8 +774,7 @@ def summary_row(model: ModelSpec, fit: dict | None, props: dict | None, md: dict
             row[f"{q}_{sp}_rmse_{unit}"] = e["rmse"] * f
     if props:
         row["props_wall_s"] = props.get("props_wall_s")
-        notes = [f"E–V scan: {props['props']['eos_scan_failed']}"] if "eos_scan_failed" in props["props"] else []
-        notes += [f"{k}: {v}" for k, v in props["props"].get("failed_properties", {}).items()]
+        notes = [f"{k}: {v}" for k, v in props["props"].get("failed_properties", {}).items()]
         if notes:
             row["notes"] = "; ".join(notes)
         for key, ref in refs.items():
@@ -837,13 +836,13 @@ def run_study(spec: StudySpec, comm, force: bool = False, only: list[str] | None
         try:  # a potential that blows up in MD is a result, not a reason to stop the study
             props = stage_properties(spec, model, fit["key"], folder, comm, force) if spec.properties else None
         except FitsnapError as exc:
-            status = f"properties failed: {str(exc).splitlines()[0][:200]}"
+            status = f"properties failed: {first_line(exc)}"
             log(comm, f"{model.name}: {status}")
         vpa = props["props"].get("volume_per_atom_A3") if props else None
         try:
             md = stage_md_speed(spec, model, fit["key"], folder, comm, force, vpa)
         except FitsnapError as exc:
-            status = f"MD timing failed: {str(exc).splitlines()[0][:200]}" if status == "ok" else status
+            status = f"MD timing failed: {first_line(exc)}" if status == "ok" else status
             log(comm, f"{model.name}: {status}")
         log(comm, f"{model.name}: done in {time.perf_counter() - t0:.1f} s")
         rows.append(summary_row(model, fit, props, md, refs, status))

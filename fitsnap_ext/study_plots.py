@@ -274,6 +274,13 @@ def plot_curves(out: Path, spec, results, ref_curves, refs) -> list[str]:
     return made
 
 
+def failure_lines(rows: list[dict]) -> list[str]:
+    """Markdown bullets: why a fitted model has no property row (its crystal flew apart), or which of its
+    properties failed while the others were computed."""
+    lines = [f"- {r['model']}: {r['status']}" for r in rows if r["status"] != "ok" and "n_params" in r]
+    return lines + [f"- {r['model']}: computed the others; failed: {r['notes']}" for r in rows if r.get("notes")]
+
+
 def write_report(spec, rows, results, refs, ref_curves, wall, command, nranks, provenance=()) -> None:
     out = spec.out
     write_csv(out / "study.csv", rows)
@@ -338,10 +345,9 @@ def write_report(spec, rows, results, refs, ref_curves, wall, command, nranks, p
                "| model | " + " | ".join(other) + " |", "|---|" + "---|" * len(other)]
         md += [f"| {r['model']} | " + " | ".join(_fmt(r.get(k)) for k in other) + " |" for r in rows
                if r["status"] == "ok"]
-    notes = [(r["model"], r["notes"]) for r in rows if r.get("notes")]
-    if notes:
-        md += ["", "Properties that failed while the others were computed:", ""]
-        md += [f"- {name}: {text}" for name, text in notes]
+    failures = failure_lines(rows)
+    if failures:
+        md += ["", "Failures (each is a result about that model's stability):", ""] + failures
     md += ["", "## References and their sources", "", "| key | value | unit | source |", "|---|---|---|---|"]
     for k, v in refs.items():
         note = "" if v.get("compare", True) else " (shown, not compared)"

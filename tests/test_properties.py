@@ -346,7 +346,7 @@ def test_lammps_error_names_deck_and_command(tmp_path):
         run_properties(bad, "si", ["eos"], quick=True, out=tmp_path / "p.json")
 
 
-def test_unstable_potential_is_one_clear_error(tmp_path):
+def test_unstable_potential_is_one_clear_error(sw_mod, tmp_path):
     """A purely repulsive potential makes diamond Si fly apart in the zero-pressure relaxation: the engine says
     so instead of fitting an E–V curve of separated atoms (energy 0 at every volume)."""
     from fitsnap_ext.errors import FitsnapError
@@ -357,6 +357,10 @@ def test_unstable_potential_is_one_clear_error(tmp_path):
     mod.write_text("pair_style soft 4.0\npair_coeff * * 1.0\n")
     with pytest.raises(FitsnapError, match=r"relaxation flew apart: volume 20.02 -> \d+"):
         run_properties(mod, "si", ["eos"], quick=True, out=tmp_path / "p.json")
+    assert not list(tmp_path.rglob("eos_curve.txt"))  # the deck stopped before scanning separated atoms
+    mod.write_text("pair_style soft 4.0\npair_coeff * * -1.0\n")  # attractive everywhere: atoms pile up
+    with pytest.raises(FitsnapError, match="relaxation collapsed"):
+        run_properties(mod, "si", ["eos"], quick=True, out=tmp_path / "p.json")
     with pytest.raises(FitsnapError, match="no minimum"):
         fit_birch_murnaghan(np.linspace(20.0, 22.0, 7), np.full(7, -5.39))
     # a crystal that stands at zero pressure but whose E–V scan has no minimum (here: no interaction at all) keeps
@@ -364,8 +368,16 @@ def test_unstable_potential_is_one_clear_error(tmp_path):
     zero = tmp_path / "zero.mod"
     zero.write_text("pair_style zero 3.0\npair_coeff * *\n")
     props = run_properties(zero, "si", ["eos"], quick=True, out=tmp_path / "zero.json")
-    assert "bulk_modulus_GPa" not in props and "no minimum" in props["eos_scan_failed"]
+    assert "bulk_modulus_GPa" not in props and "no minimum" in props["failed_properties"]["eos_scan"]
     assert props["volume_per_atom_A3"] == pytest.approx(5.431 ** 3 / 8, rel=1e-3)
+    # LAMMPS failing inside the scan (as MD "Lost atoms" would) after the crystal relaxed: the same record
+    broken = tmp_path / "sw_breaks_compressed.mod"
+    # (a loop variable survives `clear`: the potential breaks at its third include, the scan's second volume)
+    broken.write_text(sw_mod.read_text() + 'variable visit loop 3\n'
+                      'if "${visit} == 3" then "not_a_lammps_command"\nnext visit\n')
+    props = run_properties(broken, "si", ["eos"], quick=True, out=tmp_path / "broken.json")
+    assert "E-V scan stopped" in props["failed_properties"]["eos_scan"] and "bulk_modulus_GPa" not in props
+    assert props["volume_per_atom_A3"] == pytest.approx(20.0, abs=0.1)  # SW's diamond Si: a = 5.431 Å
 
 
 def test_one_failing_property_leaves_the_others(sw_mod, tmp_path, capsys):

@@ -180,14 +180,21 @@ def test_data_provenance_counts_frames_and_names_the_labeler(tmp_path):
 
 def test_failed_properties_are_notes_of_the_model():
     from fitsnap_ext.study import ModelSpec, summary_row
+    from fitsnap_ext.study_plots import failure_lines
 
     refs = {"volume_per_atom_A3": {"value": 20.0, "unit": "Å³/atom", "source": "x"},
             "bulk_modulus_GPa": {"value": 19.0, "unit": "GPa", "source": "x"}}
-    props = {"props": {"volume_per_atom_A3": 20.2, "eos_scan_failed": "E-V curve has no minimum",
-                       "failed_properties": {"diffusion": "Lost atoms"}}}
+    props = {"props": {"volume_per_atom_A3": 20.2,
+                       "failed_properties": {"eos_scan": "E-V curve has no minimum", "diffusion": "Lost atoms"}}}
     row = summary_row(ModelSpec("linear_2J6", "linear", ()), None, props, None, refs, "ok")
     assert row["volume_per_atom_A3_err"] == pytest.approx(0.2) and "bulk_modulus_GPa" not in row
-    assert row["notes"] == "E–V scan: E-V curve has no minimum; diffusion: Lost atoms"
+    assert row["notes"] == "eos_scan: E-V curve has no minimum; diffusion: Lost atoms"
+    # the report names both kinds: a model without any property (its crystal flew apart) and the partial failures
+    blown = summary_row(ModelSpec("nn_32x32", "nn", ()), None, None, None, refs, "properties failed: flew apart")
+    blown["n_params"] = 8324
+    assert failure_lines([row, blown]) == [
+        "- nn_32x32: properties failed: flew apart",
+        "- linear_2J6: computed the others; failed: eos_scan: E-V curve has no minimum; diffusion: Lost atoms"]
 
 
 def test_rdf_of_diamond():

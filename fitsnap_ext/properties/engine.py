@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fitsnap_ext.errors import FitsnapError
+from fitsnap_ext.errors import FitsnapError, first_line
 from fitsnap_ext.properties import report
 from fitsnap_ext.properties.runner import DeckRunner, default_comm, lammps_cell, read_data, write_data
 from fitsnap_ext.properties.systems import ALL_PROPERTIES, SystemPreset, get_preset
@@ -131,16 +131,16 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
             report.plot_diffusion(work / "diffusion.png", dif.curves, dif.temperatures, dif.d_mean, dif.d_err,
                                   dif.arrhenius)
 
-    # one property failing (an MD run losing atoms, a phonon run blowing up) is that property's result: the
-    # others are still computed, and the failure is recorded in props.json
-    failed = {}
+    # one property failing (an E–V scan falling into a hole, an MD run losing atoms) is that property's result:
+    # the others are still computed, and the failure is recorded in props.json
+    failed = {"eos_scan": eos.scan_failure} if eos.scan_failure else {}
     for name, compute in (("elastic", elastic), ("phonons", phonons), ("liquid", liquid), ("melting", melting),
                           ("thermal", thermal), ("diffusion", diffusion)):
         if name in wanted:
             try:
                 compute()
             except FitsnapError as exc:
-                failed[name] = str(exc).splitlines()[0][:300]
+                failed[name] = first_line(exc)
     if failed:
         props["failed_properties"] = failed
 

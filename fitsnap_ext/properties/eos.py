@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fitsnap_ext.errors import FitsnapError
+from fitsnap_ext.errors import FitsnapError, LammpsError, first_line
 from fitsnap_ext.properties.runner import DeckRunner, lammps_cell, read_data, read_keyvals
 from fitsnap_ext.properties.systems import SystemPreset
 
@@ -22,10 +22,13 @@ class EosResult:
     volumes: np.ndarray        # Å³/atom
     energies: np.ndarray       # eV/atom
     bm: tuple[float, float, float, float] | None   # E0, V0, B0 (eV/Å³), B0'; None if the scan gave no fit
+    scan_failure: str | None = None                # why the scan gave no fit (the crystal itself stands)
 
 
 # a relaxed cell this many times larger (or smaller) than the crystal's is no longer that crystal
 MAX_RELAX_VOLUME_RATIO = 2.0
+# what LAMMPS says when atoms pile onto each other during a relaxation
+COLLAPSE_SIGNS = ("box size << cutoff", "Neighbor list overflow")
 
 
 def birch_murnaghan(v, e0, v0, b0, bp):
@@ -72,9 +75,24 @@ def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, qui
     atoms = system.build()
     triclinic = np.abs(lammps_cell(atoms.cell.array)[0][[1, 2, 2], [0, 0, 1]]).max() > 1e-8
     relax = "iso" if system.lattice == "diamond" else ("tri" if triclinic else "aniso")
-    runner.run("eos", "eos", data=data, out=out, relax=relax, smin=0.97, smax=1.03,
-               npts=7 if quick else 13)
-    relaxed = read_keyvals(out / "eos_relaxed.txt")
+    relaxed_file, curve_file = out / "eos_relaxed.txt", out / "eos_curve.txt"
+    if runner.rank == 0:  # the deck writes these as it goes: stale ones would hide where it stopped
+        relaxed_file.unlink(missing_ok=True)
+        curve_file.unlink(missing_ok=True)
+    runner.comm.Barrier()
+    scan_error = None
+    try:
+        runner.run("eos", "eos", data=data, out=out, relax=relax, smin=0.97, smax=1.03,
+                   npts=7 if quick else 13, maxratio=MAX_RELAX_VOLUME_RATIO)
+    except LammpsError as exc:
+        if relaxed_file.is_file():  # the crystal relaxed; a volume of the scan broke (atoms lost, fused)
+            scan_error = f"E-V scan stopped: {first_line(exc, 200)}"
+        elif any(sign in str(exc) for sign in COLLAPSE_SIGNS):
+            raise FitsnapError(f"the zero-pressure relaxation collapsed (LAMMPS: {first_line(exc, 120)}): the "
+                               f"potential is unstable for this crystal") from exc
+        else:
+            raise
+    relaxed = read_keyvals(relaxed_file)
     natoms = int(relaxed["natoms"])
     ratio = relaxed["volume"] / atoms.get_volume()
     if not 1 / MAX_RELAX_VOLUME_RATIO < ratio < MAX_RELAX_VOLUME_RATIO:
@@ -82,7 +100,7 @@ def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, qui
         raise FitsnapError(f"the zero-pressure relaxation {how}: volume {atoms.get_volume() / natoms:.4g} -> "
                            f"{relaxed['volume'] / natoms:.4g} Å³/atom (energy {relaxed['energy'] / natoms:.4g} "
                            f"eV/atom): the potential is unstable for this crystal")
-    curve = np.loadtxt(out / "eos_curve.txt", comments="#", ndmin=2)
+    curve = np.loadtxt(curve_file, comments="#", ndmin=2).reshape(-1, 3)
     volumes, energies = curve[:, 1] / natoms, curve[:, 2] / natoms
     cell = read_data(out / "relaxed.data", system.elements)
     values = lattice_parameters(cell, system.lattice)
@@ -91,13 +109,15 @@ def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, qui
         "volume_per_atom_A3": relaxed["volume"] / natoms,
         "residual_pressure_bar": relaxed["pressure"],
     })
-    bm = None
-    try:
-        bm = fit_birch_murnaghan(volumes, energies)
-        values.update(bulk_modulus_GPa=bm[2] * EV_A3_TO_GPA, bulk_modulus_pressure_derivative=bm[3])
-    except FitsnapError as exc:
-        # the zero-pressure crystal stands (the other properties start from it); only B is missing
-        low = int(np.argmin(energies))
-        values["eos_scan_failed"] = (f"{exc}; lowest point at scale {curve[low, 0]:g}: "
-                                     f"{energies[low]:.4g} eV/atom")
-    return EosResult(values=values, relaxed_data=out / "relaxed.data", volumes=volumes, energies=energies, bm=bm)
+    # if the scan fails the zero-pressure crystal still stands (the other properties start from it); only B is
+    # missing
+    bm, scan_failure = None, scan_error
+    if scan_failure is None:
+        try:
+            bm = fit_birch_murnaghan(volumes, energies)
+            values.update(bulk_modulus_GPa=bm[2] * EV_A3_TO_GPA, bulk_modulus_pressure_derivative=bm[3])
+        except FitsnapError as exc:
+            low = int(np.argmin(energies))
+            scan_failure = f"{exc}; lowest point at scale {curve[low, 0]:g}: {energies[low]:.4g} eV/atom"
+    return EosResult(values=values, relaxed_data=out / "relaxed.data", volumes=volumes, energies=energies, bm=bm,
+                     scan_failure=scan_failure)
