@@ -190,6 +190,7 @@ def test_deck_errors_name_section_key_and_line(tmp_path):
     ("labeler", "elements = Si\n", "", r"\[LABELER\] elements"),
     ("groups", "temperatures = 600 1500", "temperatures = 600 1500\nrelax_fmax = 0.01",
      r"\[GROUP md\] relax_fmax.*strain_rattle"),
+    ("groups", "n_frames = 6", "n_frames = 6\nstrain_min = -0.01", r"\[GROUP strained\] strain_min.*isotropic"),
 ])
 def test_bad_deck_value_names_its_section_and_key(tmp_path, part, old, new, where):
     from fitsnap_ext.generate.deck import load_deck
@@ -298,6 +299,33 @@ n_frames = 3
         assert r.info["relax_steps"] > 0 and r.info["relax_max_force"] < 0.005
     # a deck without relax_fmax records the same sampler settings as before the key existed
     assert "relax_fmax" not in deck.groups[0].fingerprint() and "relax_fmax" in deck.groups[1].fingerprint()
+
+
+def test_expanded_cells_from_strain_min(tmp_path):
+    """strain_min moves the isotropic grid's lower end: expanded cells only (+5 ... +26 % in lattice, the
+    volume range where a network must learn that separated atoms cost energy)."""
+    from ase.build import bulk
+    from fitsnap_ext.generate.deck import load_deck
+    from fitsnap_ext.generate.runner import run
+    bulk("Si", "diamond", a=5.431, cubic=True).write(tmp_path / "si.extxyz")
+    group = """
+[GROUP {name}]
+sampler = strain_rattle
+structure = si.extxyz
+strain_mode = isotropic_grid
+strain = 0.26
+n_frames = 3
+"""
+    deck = load_deck(_deck(tmp_path, groups=group.format(name="symmetric")
+                           + group.format(name="expanded") + "strain_min = 0.05\n"))
+    deck.generate.progress = False
+    assert run(deck) == 0
+    for name, scales in (("symmetric", [0.74, 1.0, 1.26]), ("expanded", [1.05, 1.155, 1.26])):
+        frames = read_extxyz(tmp_path / "out" / f"{name}.xyz", "bar")
+        assert [f.cell[0, 0] / 5.431 for f in frames] == pytest.approx(scales, abs=1e-12)
+    expanded = read_extxyz(tmp_path / "out" / "expanded.xyz", "bar")
+    assert expanded[0].energy < expanded[2].energy  # SW: stretching costs energy
+    assert "strain_min" not in deck.groups[0].fingerprint() and "strain_min" in deck.groups[1].fingerprint()
 
 
 def test_ase_md_and_ase_labeler(tmp_path):

@@ -79,6 +79,7 @@ class GroupSettings:
     every: int = 1
     # strain_rattle
     strain: float = 0.0
+    strain_min: float | None = None  # isotropic modes: lowest strain (default -strain), e.g. expanded cells only
     strain_mode: str = "random"
     rattle: float = 0.0              # Å, Gaussian standard deviation
     relax_fmax: float = 0.0          # eV/Å; > 0: relax the ions of each strained cell (md_calculator, FIRE)
@@ -112,6 +113,8 @@ class GroupSettings:
         if not self.relax_fmax:  # keys added later stay out at their default, so older files still match
             d.pop("relax_fmax")
             d.pop("relax_steps")
+        if self.strain_min is None:
+            d.pop("strain_min")
         if self.sampler == "file":  # frame i is file frame structure_index + i*every: extendable
             d.pop("n_frames")
         else:  # keys of other samplers stay out, so files made before they existed still match
@@ -178,7 +181,7 @@ _LAB_SPEC = {"type": str, "pair_style": str, "pair_coeff": "lines", "pair_comman
              "executable": str, "mpi_ranks": int, "mpi_command": str, "workdir": str, "keep_files": bool,
              "model": str, "device": str, "calculator": str, "calculator_kwargs": "json"}
 _GROUP_SPEC = {"sampler": str, "structure": str, "structure_index": int, "supercell": "ints", "lattice": float,
-               "n_frames": int, "every": int, "strain": float, "strain_mode": str, "rattle": float,
+               "n_frames": int, "every": int, "strain": float, "strain_min": float, "strain_mode": str, "rattle": float,
                "relax_fmax": float, "relax_steps": int, "temperatures": "floats",
                "timestep": float, "equilibration": int, "interval": int, "ensemble": str, "pressure": float,
                "damping": float, "melt_temperature": float, "melt_steps": int, "md_potential": str, "md_calculator": str, "md_calculator_kwargs": "json",
@@ -341,6 +344,8 @@ def _validate_group(raw: RawDeck, s: str, g: GroupSettings, labeler: LabelerSett
         raise raw.error("must be >= 0", s, "rattle")
     if g.strain_mode not in STRAIN_MODES:
         raise raw.error("one of " + ", ".join(STRAIN_MODES), s, "strain_mode")
+    if g.strain_min is not None and (not g.strain_mode.startswith("isotropic") or not -0.5 < g.strain_min < g.strain):
+        raise raw.error("for the isotropic strain modes, in (-0.5, strain)", s, "strain_min")
     if g.relax_fmax < 0 or (g.relax_fmax and g.sampler != "strain_rattle"):
         raise raw.error("a force tolerance >= 0 (eV/Å), for the strain_rattle sampler", s, "relax_fmax")
     if g.relax_steps < 1:

@@ -90,12 +90,13 @@ def strain_rattle(deck: GeneratorDeck, g: GroupSettings, needed: Callable[[int],
         rng = np.random.default_rng(group_seed(deck.generate.seed, g.name, i))
         eps = np.zeros((3, 3))
         info = {}
+        low = -g.strain if g.strain_min is None else g.strain_min
         if g.strain_mode == "isotropic_grid":
-            s = -g.strain + (2 * g.strain * i / (n - 1) if n > 1 else g.strain)
+            s = low + ((g.strain - low) * i / (n - 1) if n > 1 else (g.strain - low) / 2)
             eps = np.eye(3) * s
             info["strain"] = float(s)
         elif g.strain_mode == "isotropic":
-            s = float(rng.uniform(-g.strain, g.strain))
+            s = float(rng.uniform(low, g.strain))
             eps = np.eye(3) * s
             info["strain"] = s
         elif g.strain_mode == "random":
@@ -274,6 +275,9 @@ def active(deck: GeneratorDeck, g: GroupSettings, needed) -> Iterator:
         base = cands[0][0]
     else:
         base = _structure(g)
+        if deck.generate.progress:  # the candidate MD is the long part of this sampler before any labelling
+            print(f"[generate] {g.name}: {g.n_candidates} MD candidates per temperature "
+                  f"({', '.join(f'{t:g}' for t in g.temperatures)} K) with {g.ensemble_mods[0]}", flush=True)
         cands = [(fr, fr.info) for _, fr in _lammps_md_stream(
             deck, g, g.ensemble_mods[0], [], lambda i: True, g.temperatures, g.n_candidates)]
     if len(cands) < g.n_frames:
@@ -283,6 +287,10 @@ def active(deck: GeneratorDeck, g: GroupSettings, needed) -> Iterator:
     masses = deck.labeler.masses if deck.labeler.type == "lammps" else []
     spread = force_disagreement([c[0] for c in cands], g.ensemble_mods, elements, masses)
     order = np.argsort(-spread, kind="stable")[: g.n_frames]
+    if deck.generate.progress:
+        print(f"[generate] {g.name}: force spread over {len(g.ensemble_mods)} models, {len(cands)} candidates: "
+              f"median {np.median(spread):.3g} eV/Å, picked {spread[order].min():.3g}-{spread[order].max():.3g}",
+              flush=True)
     picked = sorted(int(j) for j in order)
     for idx, j in enumerate(picked):
         if not needed(idx):
