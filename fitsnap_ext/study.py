@@ -257,6 +257,9 @@ def _read_study(path: Path, overrides, created: list[Path]) -> StudySpec:
     data_path = raw.get(s, "dataPath", str, None)
     if data_path is not None:  # relative to the study deck; handed to the base deck as an absolute path
         base_overrides.append(("PATH", "dataPath", str((path.parent / data_path).resolve())))
+    # a command-line override of a fitting section (-k GROUPS active_1 "0.8 0.2 100 1 1e-4") is the fitting
+    # deck's, inline or not: every model is fitted with it
+    base_overrides += [(sec, key, value) for sec, key, value in overrides if sec.upper() in KNOWN_SECTIONS]
 
     models = []
     if raw.has(s, "ladder"):
@@ -869,7 +872,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--force", action="store_true", help="ignore cached stages and recompute everything")
     parser.add_argument("--check", action="store_true", help="validate the study deck and every model, then stop")
     parser.add_argument("-k", "--keyword", nargs=3, action="append", default=[],
-                        metavar=("SECTION", "KEY", "VALUE"), help="override a study-deck value")
+                        metavar=("SECTION", "KEY", "VALUE"),
+                        help="override a study-deck value; a fitting section's key (e.g. GROUPS) is the fitting deck's")
     args = parser.parse_args(argv)
     from .parallel import world
 
