@@ -355,12 +355,22 @@ def test_unstable_potential_is_one_clear_error(sw_mod, tmp_path):
 
     mod = tmp_path / "repulsive.mod"
     mod.write_text("pair_style soft 4.0\npair_coeff * * 1.0\n")
-    with pytest.raises(FitsnapError, match=r"relaxation flew apart: volume 20.02 -> \d+"):
+    with pytest.raises(FitsnapError, match=r"relaxation flew apart: volume ×2 of the start \(20.02 Å³/atom\)"):
         run_properties(mod, "si", ["eos"], quick=True, out=tmp_path / "p.json")
-    assert not list(tmp_path.rglob("eos_curve.txt"))  # the deck stopped before scanning separated atoms
+    assert not list(tmp_path.rglob("eos_curve.txt"))  # the deck stopped as the volume doubled, before any scan
     mod.write_text("pair_style soft 4.0\npair_coeff * * -1.0\n")  # attractive everywhere: atoms pile up
-    with pytest.raises(FitsnapError, match="relaxation collapsed"):
+    with pytest.raises(FitsnapError, match=r"relaxation fell into a hole: -2.\d+ eV/atom, more than 1 eV/atom"):
         run_properties(mod, "si", ["eos"], quick=True, out=tmp_path / "p.json")
+    # the other guard and LAMMPS' own words for atoms piled up
+    from fitsnap_ext.errors import LammpsError
+    from fitsnap_ext.properties.eos import unstable_relaxation
+    halt = LammpsError("ERROR: Fix halt condition for fix-id collapsed met on step 7 with value 0.4999 (src)")
+    assert str(unstable_relaxation(halt, 20.0)).startswith(
+        "the zero-pressure relaxation collapsed: volume ×0.5 of the start (20 Å³/atom) after 7 steps")
+    assert "collapsed (LAMMPS: ERROR on proc 0: Neighbor list overflow" in str(
+        unstable_relaxation(LammpsError("ERROR on proc 0: Neighbor list overflow, boost neigh_modify one"), 20.0))
+    other = LammpsError("ERROR: Unknown command: foo")
+    assert unstable_relaxation(other, 20.0) is other
     with pytest.raises(FitsnapError, match="no minimum"):
         fit_birch_murnaghan(np.linspace(20.0, 22.0, 7), np.full(7, -5.39))
     # a crystal that stands at zero pressure but whose E–V scan has no minimum (here: no interaction at all) keeps

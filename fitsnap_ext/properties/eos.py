@@ -25,8 +25,10 @@ class EosResult:
     scan_failure: str | None = None                # why the scan gave no fit (the crystal itself stands)
 
 
-# a relaxed cell this many times larger (or smaller) than the crystal's is no longer that crystal
+# a relaxed cell this many times larger (or smaller) than the crystal's is no longer that crystal; an energy this
+# far below the starting crystal's (eV/atom) means atoms fused in a hole of the potential (in.eos stops there)
 MAX_RELAX_VOLUME_RATIO = 2.0
+MAX_ENERGY_DROP = 1.0
 # what LAMMPS says when atoms pile onto each other during a relaxation
 COLLAPSE_SIGNS = ("box size << cutoff", "Neighbor list overflow")
 
@@ -70,6 +72,27 @@ def lattice_parameters(atoms, lattice: str) -> dict[str, float]:
     return {"a_A": float(lengths[0]), "b_A": float(lengths[1]), "c_A": float(lengths[2])}
 
 
+def unstable_relaxation(exc: LammpsError, start_volume: float) -> Exception:
+    """The error to raise for LAMMPS failing in the zero-pressure relaxation: in.eos's guards (fix halt) and
+    LAMMPS' own complaints about piled-up atoms say the potential is unstable; anything else is passed on."""
+    import re
+
+    halt = re.search(r"fix-id (\w+) met on step (\d+) with value (\S+)", str(exc))
+    if halt:
+        guard, step, value = halt.group(1), int(halt.group(2)), float(halt.group(3))
+        what = {"flew_apart": f"flew apart: volume ×{value:.3g} of the start ({start_volume:.4g} Å³/atom)",
+                "collapsed": f"collapsed: volume ×{value:.3g} of the start ({start_volume:.4g} Å³/atom)",
+                "energy_hole": f"fell into a hole: {value:.4g} eV/atom, more than {MAX_ENERGY_DROP:g} eV/atom "
+                               f"below the starting crystal"}.get(guard)
+        if what:
+            return FitsnapError(f"the zero-pressure relaxation {what} after {step} steps: the potential is "
+                                f"unstable for this crystal")
+    if any(sign in str(exc) for sign in COLLAPSE_SIGNS):
+        return FitsnapError(f"the zero-pressure relaxation collapsed (LAMMPS: {first_line(exc, 120)}): the "
+                            f"potential is unstable for this crystal")
+    return exc
+
+
 def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, quick: bool) -> EosResult:
     """Relax at zero pressure, scan ±4 % in lattice scale, fit Birch–Murnaghan."""
     atoms = system.build()
@@ -83,23 +106,14 @@ def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, qui
     scan_error = None
     try:
         runner.run("eos", "eos", data=data, out=out, relax=relax, smin=0.97, smax=1.03,
-                   npts=7 if quick else 13, maxratio=MAX_RELAX_VOLUME_RATIO)
+                   npts=7 if quick else 13, maxratio=MAX_RELAX_VOLUME_RATIO, maxdrop=MAX_ENERGY_DROP)
     except LammpsError as exc:
         if relaxed_file.is_file():  # the crystal relaxed; a volume of the scan broke (atoms lost, fused)
             scan_error = f"E-V scan stopped: {first_line(exc, 200)}"
-        elif any(sign in str(exc) for sign in COLLAPSE_SIGNS):
-            raise FitsnapError(f"the zero-pressure relaxation collapsed (LAMMPS: {first_line(exc, 120)}): the "
-                               f"potential is unstable for this crystal") from exc
         else:
-            raise
+            raise unstable_relaxation(exc, atoms.get_volume() / len(atoms)) from exc
     relaxed = read_keyvals(relaxed_file)
     natoms = int(relaxed["natoms"])
-    ratio = relaxed["volume"] / atoms.get_volume()
-    if not 1 / MAX_RELAX_VOLUME_RATIO < ratio < MAX_RELAX_VOLUME_RATIO:
-        how = "flew apart" if ratio > 1 else "collapsed"
-        raise FitsnapError(f"the zero-pressure relaxation {how}: volume {atoms.get_volume() / natoms:.4g} -> "
-                           f"{relaxed['volume'] / natoms:.4g} Å³/atom (energy {relaxed['energy'] / natoms:.4g} "
-                           f"eV/atom): the potential is unstable for this crystal")
     curve = np.loadtxt(curve_file, comments="#", ndmin=2).reshape(-1, 3)
     volumes, energies = curve[:, 1] / natoms, curve[:, 2] / natoms
     cell = read_data(out / "relaxed.data", system.elements)
