@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import re
+
 import numpy as np
 import pytest
 
@@ -386,8 +388,17 @@ def test_unstable_potential_is_one_clear_error(sw_mod, tmp_path):
     broken.write_text(sw_mod.read_text() + 'variable visit loop 3\n'
                       'if "${visit} == 3" then "not_a_lammps_command"\nnext visit\n')
     props = run_properties(broken, "si", ["eos"], quick=True, out=tmp_path / "broken.json")
-    assert "E-V scan stopped" in props["failed_properties"]["eos_scan"] and "bulk_modulus_GPa" not in props
+    assert props["failed_properties"]["eos_scan"].startswith("E-V scan stopped at its point 2: deck in.eos")
+    assert "bulk_modulus_GPa" not in props
     assert props["volume_per_atom_A3"] == pytest.approx(20.0, abs=0.1)  # SW's diamond Si: a = 5.431 Å
+    # a hole opening in the scan (an attraction added from the scan's first volume on) stops it at once
+    sw_pair = sw_mod.read_text().splitlines()[1].split(None, 3)[3]
+    broken.write_text(sw_mod.read_text() + 'variable visit2 loop 2\nif "${visit2} == 2" then '
+                      '"pair_style hybrid/overlay sw soft 4.0" '
+                      f'"pair_coeff * * sw {sw_pair}" "pair_coeff * * soft -5.0"\nnext visit2\n')
+    props = run_properties(broken, "si", ["eos"], quick=True, out=tmp_path / "hole.json")
+    assert re.match(r"E-V scan fell into a hole at its point 1: -\d+\.\d+ eV/atom, more than 1 eV/atom below",
+                    props["failed_properties"]["eos_scan"])
 
 
 def test_one_failing_property_leaves_the_others(sw_mod, tmp_path, capsys):

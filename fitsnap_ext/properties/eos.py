@@ -1,6 +1,7 @@
 """Equation of state: zero-pressure lattice parameters, energy per atom and Birch–Murnaghan bulk modulus."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +76,6 @@ def lattice_parameters(atoms, lattice: str) -> dict[str, float]:
 def unstable_relaxation(exc: LammpsError, start_volume: float) -> Exception:
     """The error to raise for LAMMPS failing in the zero-pressure relaxation: in.eos's guards (fix halt) and
     LAMMPS' own complaints about piled-up atoms say the potential is unstable; anything else is passed on."""
-    import re
-
     halt = re.search(r"fix-id (\w+) met on step (\d+) with value (\S+)", str(exc))
     if halt:
         guard, step, value = halt.group(1), int(halt.group(2)), float(halt.group(3))
@@ -109,12 +108,13 @@ def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, qui
                    npts=7 if quick else 13, maxratio=MAX_RELAX_VOLUME_RATIO, maxdrop=MAX_ENERGY_DROP)
     except LammpsError as exc:
         if relaxed_file.is_file():  # the crystal relaxed; a volume of the scan broke (atoms lost, fused)
-            scan_error = f"E-V scan stopped: {first_line(exc, 200)}"
+            scan_error = exc
         else:
             raise unstable_relaxation(exc, atoms.get_volume() / len(atoms)) from exc
     relaxed = read_keyvals(relaxed_file)
     natoms = int(relaxed["natoms"])
-    curve = np.loadtxt(curve_file, comments="#", ndmin=2).reshape(-1, 3)
+    rows = [line.split() for line in curve_file.read_text().splitlines() if line and not line.startswith("#")]
+    curve = np.array(rows, dtype=float).reshape(-1, 3)
     volumes, energies = curve[:, 1] / natoms, curve[:, 2] / natoms
     cell = read_data(out / "relaxed.data", system.elements)
     values = lattice_parameters(cell, system.lattice)
@@ -123,10 +123,15 @@ def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, qui
         "volume_per_atom_A3": relaxed["volume"] / natoms,
         "residual_pressure_bar": relaxed["pressure"],
     })
-    # if the scan fails the zero-pressure crystal still stands (the other properties start from it); only B is
-    # missing
-    bm, scan_failure = None, scan_error
-    if scan_failure is None:
+    # if the scan fails the zero-pressure crystal still stands (the other properties start from it): no B
+    bm, scan_failure = None, None
+    if scan_error is not None:
+        hole = re.search(r"fix-id energy_hole met on step \d+ with value (\S+)", str(scan_error))
+        point = len(curve) + 1
+        scan_failure = (f"E-V scan fell into a hole at its point {point}: {float(hole.group(1)):.4g} eV/atom, more "
+                        f"than {MAX_ENERGY_DROP:g} eV/atom below the relaxed crystal" if hole
+                        else f"E-V scan stopped at its point {point}: {first_line(scan_error, 200)}")
+    else:
         try:
             bm = fit_birch_murnaghan(volumes, energies)
             values.update(bulk_modulus_GPa=bm[2] * EV_A3_TO_GPA, bulk_modulus_pressure_derivative=bm[3])
