@@ -375,6 +375,10 @@ def test_unstable_potential_is_one_clear_error(sw_mod, tmp_path):
     assert unstable_relaxation(other, 20.0) is other
     with pytest.raises(FitsnapError, match="no minimum"):
         fit_birch_murnaghan(np.linspace(20.0, 22.0, 7), np.full(7, -5.39))
+    # a dented curve (a LGPS quadratic SNAP's scan: its compressed end relaxed into a lower state) fits to nonsense
+    dented = np.array([-216.6946, -216.3404, -216.4538, -216.4565, -216.4132, -216.2752, -216.0472]) / 50
+    with pytest.raises(FitsnapError, match=r"without physical meaning \(B = 0.0\d+ GPa, B' = -1\.\d+e\+03\)"):
+        fit_birch_murnaghan(np.linspace(0.97, 1.03, 7) ** 3 * 20.144, dented)
     # a crystal that stands at zero pressure but whose E–V scan has no minimum (here: no interaction at all) keeps
     # its relaxed cell for the other properties; the failed scan is recorded, B is not invented
     zero = tmp_path / "zero.mod"
@@ -399,6 +403,13 @@ def test_unstable_potential_is_one_clear_error(sw_mod, tmp_path):
     props = run_properties(broken, "si", ["eos"], quick=True, out=tmp_path / "hole.json")
     assert re.match(r"E-V scan fell into a hole at its point 1: -\d+\.\d+ eV/atom, more than 1 eV/atom below",
                     props["failed_properties"]["eos_scan"])
+    # a shallow one (a weak r^-6 tail, ~0.1 eV/atom) gives a scan below the relaxed crystal: no B from it
+    broken.write_text(broken.read_text().replace("soft 4.0", "lj/cut 4.0").replace("soft -5.0", "lj/cut 1.0 1.0")
+                      .replace("visit2", "visit3"))
+    props = run_properties(broken, "si", ["eos"], quick=True, out=tmp_path / "lower.json")
+    assert props["failed_properties"]["eos_scan"].startswith(
+        "E-V scan found a state below the relaxed crystal at scale 0.97: -4.")
+    assert "bulk_modulus_GPa" not in props
 
 
 def test_one_failing_property_leaves_the_others(sw_mod, tmp_path, capsys):

@@ -30,6 +30,8 @@ class EosResult:
 # far below the starting crystal's (eV/atom) means atoms fused in a hole of the potential (in.eos stops there)
 MAX_RELAX_VOLUME_RATIO = 2.0
 MAX_ENERGY_DROP = 1.0
+# a point of the E–V scan this far below the relaxed crystal (eV/atom) is another, lower state
+LOWER_STATE_TOL = 1e-3
 # what LAMMPS says when atoms pile onto each other during a relaxation
 COLLAPSE_SIGNS = ("box size << cutoff", "Neighbor list overflow")
 
@@ -41,7 +43,7 @@ def birch_murnaghan(v, e0, v0, b0, bp):
 
 
 def fit_birch_murnaghan(volumes: np.ndarray, energies: np.ndarray) -> tuple[float, float, float, float]:
-    """Least-squares BM fit started from a parabola; returns (E0, V0, B0 [eV/Å³], B0')."""
+    """Least-squares BM fit started from a parabola; returns (E0, V0, B0 [eV/Å³], B0'), or says why not."""
     from scipy.optimize import curve_fit
 
     c2, c1, c0 = np.polyfit(volumes, energies, 2)
@@ -49,8 +51,13 @@ def fit_birch_murnaghan(volumes: np.ndarray, energies: np.ndarray) -> tuple[floa
         raise FitsnapError("E-V curve has no minimum in the scanned range: the potential may be unstable")
     v0 = -c1 / (2 * c2)
     guess = (c0 - c1**2 / (4 * c2), v0, 2 * c2 * v0, 4.0)
-    params, _ = curve_fit(birch_murnaghan, volumes, energies, p0=guess, maxfev=20000)
-    return tuple(float(p) for p in params)
+    with np.errstate(invalid="ignore"):  # trial volumes of the optimiser may go negative
+        params, _ = curve_fit(birch_murnaghan, volumes, energies, p0=guess, maxfev=20000)
+    e0, v0, b0, bp = (float(p) for p in params)
+    if not (b0 > 0 and 0 < bp < 20):  # a dented curve: numbers a fit returns, not a solid's
+        raise FitsnapError(f"Birch–Murnaghan fit without physical meaning (B = {b0 * EV_A3_TO_GPA:.3g} GPa, "
+                           f"B' = {bp:.3g}): the E-V curve is not a solid's")
+    return e0, v0, b0, bp
 
 
 def lattice_parameters(atoms, lattice: str) -> dict[str, float]:
@@ -131,6 +138,12 @@ def run_eos(runner: DeckRunner, system: SystemPreset, data: Path, out: Path, qui
         scan_failure = (f"E-V scan fell into a hole at its point {point}: {float(hole.group(1)):.4g} eV/atom, more "
                         f"than {MAX_ENERGY_DROP:g} eV/atom below the relaxed crystal" if hole
                         else f"E-V scan stopped at its point {point}: {first_line(scan_error, 200)}")
+    elif energies.min() < values["energy_per_atom_eV"] - LOWER_STATE_TOL:
+        # a strained cell relaxed into a state below the zero-pressure crystal: that crystal is not this
+        # potential's minimum, and a Birch–Murnaghan fit through the two branches means nothing
+        low = int(np.argmin(energies))
+        scan_failure = (f"E-V scan found a state below the relaxed crystal at scale {curve[low, 0]:g}: "
+                        f"{energies[low]:.5g} vs {values['energy_per_atom_eV']:.5g} eV/atom")
     else:
         try:
             bm = fit_birch_murnaghan(volumes, energies)
