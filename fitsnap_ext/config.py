@@ -488,12 +488,12 @@ def _bispectrum(raw: RawDeck) -> BispectrumSettings:
     if not 0 < out["rfac0"] <= 1:
         raise raw.error("must be in (0, 1]", s, "rfac0")
     if out["chemflag"]:
-        # Measured (tests/test_multielement.py): pair_style snap with chemflag in this LAMMPS returns forces that
-        # are not the gradient of its own energy, while compute snap's rows are. A fitted chemflag SNAP would run
-        # with wrong forces, so it is refused.
-        raise raw.error("explicit multi-element SNAP (chemflag) is disabled: LAMMPS' pair_style snap with "
-                        "chemflag gives forces inconsistent with its energy, so the fit could not be deployed",
-                        s, "chemflag")
+        # Measured (tests/test_multielement.py): with chemflag, pair_style snap and pair_style mliap ... descriptor
+        # sna in this LAMMPS return forces that are not the gradient of their own energy (0.01-1 eV/Å off), while
+        # compute snap's rows are. A fitted chemflag model would run with wrong forces, so it is refused.
+        raise raw.error("explicit multi-element SNAP (chemflag) is disabled: LAMMPS' pair_style snap and "
+                        "pair_style mliap (descriptor sna) with chemflag give forces inconsistent with their "
+                        "energy, so the fit could not be deployed", s, "chemflag")
     for key in ("bikflag", "dgradflag"):
         if raw.get(s, key, bool, False):
             raise raw.error("set by fitsnap_ext itself (per-atom descriptors for networks); remove it", s, key)

@@ -85,10 +85,29 @@ def test_two_element_teacher_is_recovered(tmp_path, chemflag=0):
     np.testing.assert_allclose(refit, teacher_coef, rtol=1e-6, atol=1e-8)
 
 
+def _force_and_finite_difference(lmp, atom_id: int, h: float = 1e-5):
+    """LAMMPS' force on one atom and −dE/dr of its own energy by central differences (eV/Å)."""
+    ids = list(np.array(lmp.lmp.numpy.extract_atom("id")))
+    force = np.array(lmp.lmp.numpy.extract_atom("f"))[ids.index(atom_id)].copy()
+    lmp.command(f"group one id {atom_id}")
+    fd = []
+    for k in range(3):
+        energies = []
+        for sign in (1, -1):
+            d = [0.0, 0.0, 0.0]
+            d[k] = sign * h
+            lmp.commands([f"displace_atoms one move {d[0]} {d[1]} {d[2]} units box", "run 0"])
+            energies.append(lmp.lmp.get_thermo("pe"))
+            lmp.command(f"displace_atoms one move {-d[0]} {-d[1]} {-d[2]} units box")
+        fd.append(-(energies[0] - energies[1]) / (2 * h))
+    return force, np.array(fd)
+
+
 def test_why_chemflag_is_refused_pair_snap_forces_are_not_its_energy_gradient(tmp_path):
     """Documents the upstream problem behind the refusal: with chemflag, pair_style snap's forces differ from
-    finite differences of its own energy, while compute snap's derivative rows match them. When a LAMMPS
-    update fixes pair snap this test fails — then re-enable chemflag in config.py."""
+    finite differences of its own energy, and so do those of the other route, `pair_style mliap model linear
+    descriptor sna` with chemflag, while compute snap's derivative rows match them. When a LAMMPS update fixes
+    them this test fails — then re-enable chemflag in config.py."""
     import dataclasses
 
     from fitsnap_ext.lammps_session import LammpsSession
@@ -108,23 +127,34 @@ def test_why_chemflag_is_refused_pair_snap_forces_are_not_its_energy_gradient(tm
     lmp.commands(["pair_style snap", f"pair_coeff * * {tmp_path}/t.snapcoeff {tmp_path}/t.snapparam Ga N",
                   f"compute snap all snap {bs.compute_snap_args()}", "run 0"])
     n = frame.natoms
-    pair_force = np.array(lmp.lmp.numpy.extract_atom("f"))[:n].copy()
+    ids = list(np.array(lmp.lmp.numpy.extract_atom("id")))
     rows = lmp.compute_array("snap")[1:1 + 3 * n, :-1].reshape(3 * n, 2, -1)
-    snap_force = (np.einsum("rtk,tk->r", rows, coef.reshape(2, -1)[:, 1:])).reshape(n, 3)
-    lmp.commands(["uncompute snap", "group one id 5"])
-    h, fd = 1e-5, []
-    for k in range(3):
-        energies = []
-        for sign in (1, -1):
-            d = [0.0, 0.0, 0.0]
-            d[k] = sign * h
-            lmp.commands([f"displace_atoms one move {d[0]} {d[1]} {d[2]} units box", "run 0"])
-            energies.append(lmp.lmp.get_thermo("pe"))
-            lmp.command(f"displace_atoms one move {-d[0]} {-d[1]} {-d[2]} units box")
-        fd.append(-(energies[0] - energies[1]) / (2 * h))
+    snap_force = (np.einsum("rtk,tk->r", rows, coef.reshape(2, -1)[:, 1:])).reshape(n, 3)[ids.index(5)]
+    lmp.command("uncompute snap")
+    pair_force, fd = _force_and_finite_difference(lmp, 5)
     lmp.close()
-    np.testing.assert_allclose(snap_force[4], fd, atol=1e-6)        # our rows: the true gradient
-    assert np.max(np.abs(pair_force[4] - fd)) > 1e-2                # pair snap chemflag: not the gradient
+    np.testing.assert_allclose(snap_force, fd, atol=1e-6)          # our rows: the true gradient
+    assert np.max(np.abs(pair_force - fd)) > 1e-2                  # pair snap chemflag: not the gradient
+
+    # the ML-IAP route: the same descriptor settings in an `mliap ... descriptor sna` file, a linear model; the
+    # harness is checked on chemflag 0, whose forces are the gradient
+    for chem, ndesc in ((0, bs.ncoeff // 8), (1, bs.ncoeff)):
+        (tmp_path / "d.sna").write_text(
+            f"rcutfac {bs.rcutfac}\ntwojmax {bs.twojmax}\nnelems 2\nelems Ga N\n"
+            f"radelems {' '.join(map(str, bs.radelem))}\nwelems {' '.join(map(str, bs.wj))}\n"
+            f"rfac0 {bs.rfac0}\nrmin0 {bs.rmin0}\nbzeroflag 0\nswitchflag 1\nchemflag {chem}\nbnormflag {chem}\n")
+        lin = np.concatenate([[-3.5 - e] + list(rng.normal(0, 0.02, ndesc)) for e in range(2)])
+        (tmp_path / "m.lin").write_text(f"2 {ndesc + 1}\n" + "\n".join(f"{c:.12f}" for c in lin) + "\n")
+        lmp = LammpsSession()
+        lmp.place(frame, ["Ga", "N"])
+        lmp.commands([f"pair_style mliap model linear {tmp_path}/m.lin descriptor sna {tmp_path}/d.sna",
+                      "pair_coeff * * Ga N", "run 0"])
+        mliap_force, fd = _force_and_finite_difference(lmp, 5)
+        lmp.close()
+        if chem:
+            assert np.max(np.abs(mliap_force - fd)) > 1e-2          # mliap sna chemflag: not the gradient either
+        else:
+            np.testing.assert_allclose(mliap_force, fd, atol=1e-6)
 
 
 def test_two_element_network_round_trips_through_lammps(tmp_path):
