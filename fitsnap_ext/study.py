@@ -46,7 +46,7 @@ MODEL_KEY_SECTIONS = {
 QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_epochs", "out")
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
               "md_temperature", "nn_epochs", "nn_stress_weight", "nn_group_weights", "split_seed", "dataPath",
-              "structure",
+              "structure", "property_settings",
               "property_quick") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
 
@@ -84,6 +84,8 @@ class StudySpec:
     base_overrides: tuple[tuple[str, str, str], ...] = ()
     nn_group_weights: str = "unit"
     structure: Path | None = None   # replaces the system preset's crystal (e.g. the ordered cell of the data)
+    # run lengths/sizes of the property engine replaced in both modes (e.g. a middle diffusion setting)
+    property_settings: tuple[tuple[str, str], ...] = ()
     literature: Path | None = None
     volume_set: Path | None = None
     liquid_set: Path | None = None
@@ -247,6 +249,17 @@ def _read_study(path: Path, overrides, created: list[Path]) -> StudySpec:
         structure = (path.parent / structure).resolve()
         if not structure.is_file():
             raise raw.error(f"file not found: {structure}", s, "structure")
+    property_settings = []
+    for item in raw.get(s, "property_settings", str, "").split(","):  # "diffusion_prod_ps 50, diffusion_runs 4"
+        if item.strip():
+            key, _, value = item.strip().partition(" ")
+            property_settings.append((key, value.strip()))
+    from .properties.systems import get_preset, with_run_settings
+
+    try:
+        with_run_settings(get_preset(system), dict(property_settings))
+    except FitsnapError as exc:
+        raise raw.error(str(exc), s, "property_settings") from None
     nn_group_weights = raw.get(s, "nn_group_weights", str, "unit").lower()
     if nn_group_weights not in ("unit", "relative"):
         raise raw.error(f"{nn_group_weights!r}: one of unit, relative", s, "nn_group_weights")
@@ -291,7 +304,7 @@ def _read_study(path: Path, overrides, created: list[Path]) -> StudySpec:
             refs[key] = p
     spec = StudySpec(path, base_deck, system, props, quick, out, tuple(models), md_cell, md_steps,
                      md_temperature, property_quick or quick, tuple(base_overrides), nn_group_weights,
-                     structure, **refs)
+                     structure, tuple(property_settings), **refs)
     def fitting_deck_error(message: str, section: str, key: str) -> DeckError:
         """An error at a fitting-deck key: its line in the study deck when inline, else the base deck."""
         if base != "inline":
@@ -504,9 +517,9 @@ def stage_fit(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pat
 
 def study_system(spec: StudySpec):
     """The property engine's system: the preset, or its settings on the deck's `structure` file."""
-    from .properties.systems import custom_system, get_preset
+    from .properties.systems import custom_system, get_preset, with_run_settings
 
-    preset = get_preset(spec.system)
+    preset = with_run_settings(get_preset(spec.system), dict(spec.property_settings))
     if spec.structure is None:
         return preset
     return custom_system(spec.structure, list(preset.elements), preset.properties, base=preset)
@@ -518,8 +531,9 @@ def structure_key(spec: StudySpec) -> dict:
 
 
 def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path, comm, force: bool) -> dict:
+    settings = {"run_settings": dict(spec.property_settings)} if spec.property_settings else {}
     key = stage_key(fitkey, properties=spec.properties, quick=spec.property_quick, system=spec.system,
-                    **structure_key(spec))
+                    **structure_key(spec), **settings)
     hit = cached(folder, "properties", key, comm, force, f"{model.name}: properties")
     if hit is not None:
         return hit

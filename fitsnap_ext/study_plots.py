@@ -299,7 +299,8 @@ def write_report(spec, rows, results, refs, ref_curves, wall, command, nranks, p
           f"Command: `{command}`  ",
           f"Study deck: `{spec.deck.name}`; base fitting deck: `{spec.base_deck.name}`; "
           f"properties: {', '.join(spec.properties) or 'none'} (property engine in "
-          f"{'quick' if spec.property_quick else 'full'} mode); "
+          f"{'quick' if spec.property_quick else 'full'} mode"
+          + "".join(f", {k} = {v}" for k, v in spec.property_settings) + "); "
           f"MD timing: NVE, preset MD cell × {'×'.join(map(str, spec.md_cell))}, {spec.md_steps} steps, "
           f"{nranks} MPI rank(s).  ",
           f"Wall time of this invocation: {wall:.1f} s (cached stages are not re-run; see each model's "

@@ -328,6 +328,9 @@ def test_custom_structure_file(sw_mod, tmp_path):
     (["{mod}", "--system", "xyz"], "unknown system"),
     (["{mod}", "--system", "si", "--properties", "eos,viscosity"], "unknown property"),
     (["{mod}", "--system", "si", "--properties", "diffusion"], "no diffusing element"),
+    (["{mod}", "--system", "si", "--set", "diffusion_ns=4"], "unknown run setting 'diffusion_ns'"),
+    (["{mod}", "--system", "si", "--set", "diffusion_supercell=2 2"], "three positive integers expected"),
+    (["{mod}", "--system", "si", "--set", "diffusion_runs"], "KEY=VALUE expected"),
 ])
 def test_bad_input_gives_one_clear_error(sw_mod, tmp_path, argv, message):
     argv = [a.format(mod=sw_mod) for a in argv] + ["--out", str(tmp_path / "p.json")]
@@ -336,6 +339,23 @@ def test_bad_input_gives_one_clear_error(sw_mod, tmp_path, argv, message):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_run_settings_replace_a_modes_lengths(sw_mod, tmp_path):
+    """--set replaces a run length or size in both modes (a middle diffusion setting); props.json records the
+    settings the run used."""
+    from fitsnap_ext.properties.cli import main
+    from fitsnap_ext.properties.systems import get_preset, with_run_settings
+
+    lgps = with_run_settings(get_preset("lgps"), {"diffusion_prod_ps": "50", "diffusion_supercell": "2 2 1"})
+    for mode in (lgps.quick, lgps.full):
+        assert mode.diffusion_prod_ps == 50.0 and mode.diffusion_supercell == (2, 2, 1)
+    assert lgps.quick.diffusion_runs == 2 and lgps.full.diffusion_runs == 4  # the others stay
+    out = tmp_path / "p.json"
+    assert main([str(sw_mod), "--system", "si", "--properties", "eos", "--quick", "--set", "liquid_prod_ps=3",
+                 "--out", str(out)]) == 0
+    settings = json.loads(out.read_text())["run_settings"]
+    assert settings["liquid_prod_ps"] == 3.0 and settings["liquid_melt_ps"] == get_preset("si").quick.liquid_melt_ps
 
 
 def test_lammps_error_names_deck_and_command(tmp_path):

@@ -52,6 +52,18 @@ def test_model_sections_and_ladder(tmp_path):
     assert parameter_count(q) == 1 + 5 + 15  # constant + 5 linear (2J=2) + 15 quadratic
 
 
+def test_property_settings_reach_the_engine(tmp_path):
+    from fitsnap_ext.study import study_system
+
+    deck = write_deck(tmp_path, "[STUDY]\nsystem = lgps\nbase_deck = DEMO\nladder = linear:6\n"
+                                "property_settings = diffusion_prod_ps 50, diffusion_supercell 2 2 1\n")
+    spec = read_study(deck)
+    assert spec.property_settings == (("diffusion_prod_ps", "50"), ("diffusion_supercell", "2 2 1"))
+    system = study_system(spec)
+    assert system.full.diffusion_prod_ps == system.quick.diffusion_prod_ps == 50.0
+    assert system.full.diffusion_supercell == (2, 2, 1) and system.full.diffusion_runs == 4
+
+
 @pytest.mark.parametrize("body, where", [
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6 cubic:4\n", ":4: [STUDY] ladder: bad ladder entry 'cubic:4'"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6\nmd_stepz = 4\n", ":5: [STUDY] md_stepz: unknown key"),
@@ -61,6 +73,8 @@ def test_model_sections_and_ladder(tmp_path):
      ":5: [STUDY] properties: unknown property 'foo'"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\n[MODEL_a]\nwidth = 3\n", ":5: [MODEL_A] width: unknown key"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\n", "[STUDY]: no models"),
+    ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6\nproperty_settings = liquid_prod_ps 5, melt_ps 3\n",
+     ":5: [STUDY] property_settings: unknown run setting 'melt_ps'"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6 linear:6\n", "model name(s) given twice"),
 ])
 def test_deck_errors_name_file_line_key(tmp_path, body, where):

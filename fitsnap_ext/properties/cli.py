@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fitsnap_ext.errors import FitsnapError
 from fitsnap_ext.properties.engine import run_properties
-from fitsnap_ext.properties.systems import ALL_PROPERTIES, custom_system, get_preset
+from fitsnap_ext.properties.systems import ALL_PROPERTIES, custom_system, get_preset, with_run_settings
 
 __all__ = ["main", "run_properties"]
 
@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", type=Path, help="JSON of reference values (e.g. another potential's "
                                                   "props.json): writes <out>_errors.json and .md")
     p.add_argument("--out", type=Path, default=Path("props.json"), help="output JSON (default props.json)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="replace a run length or size of the mode, e.g. diffusion_prod_ps=50 or "
+                        "'diffusion_supercell=2 2 1' (repeatable; names in docs/properties.md)")
     return p
 
 
@@ -47,6 +50,10 @@ def main(argv: list[str] | None = None, comm=None) -> int:
             system = get_preset(args.system)
         else:
             raise FitsnapError("give --system (si, gan, lgps) or --structure FILE")
+        bad = [item for item in args.set if "=" not in item]
+        if bad:
+            raise FitsnapError(f"--set {bad[0]!r}: KEY=VALUE expected")
+        system = with_run_settings(system, dict(item.split("=", 1) for item in args.set))
         result = run_properties(args.pot, system, props, args.quick, args.out, args.reference, comm)
     except FitsnapError as exc:
         if comm.Get_rank() == 0:

@@ -1,6 +1,7 @@
 """run_properties: relax the crystal, run the requested property decks, write props.json, plots and errors."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,8 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
     from fitsnap_ext.properties import eos as eos_mod
 
     props: dict = {"system": preset.name, "potential": str(pot_mod), "quick": bool(quick),
-                   "elements": list(preset.elements), "properties": wanted}
+                   "elements": list(preset.elements), "properties": wanted,
+                   "run_settings": asdict(preset.mode(quick))}
     eos = eos_mod.run_eos(runner, preset, data, dirs["eos"], quick)
     props.update(eos.values)
     curves = {"eos_v": eos.volumes, "eos_e": eos.energies}

@@ -6,7 +6,7 @@ modes, and which properties make sense for it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -194,6 +194,31 @@ def get_preset(name: str) -> SystemPreset:
         raise FitsnapError(f"unknown system '{name}' (known: {', '.join(sorted(presets))}; "
                            "or give a structure file with --structure)")
     return presets[name]
+
+
+def with_run_settings(system: SystemPreset, settings: dict[str, str]) -> SystemPreset:
+    """The system with some run lengths/sizes replaced in both modes, e.g. {"diffusion_prod_ps": "50",
+    "diffusion_supercell": "2 2 1"} — a diffusion setting between quick (too noisy) and full (days)."""
+    defaults = {f.name: f.default for f in fields(ModeSettings)}
+    parsed = {}
+    for key, text in settings.items():
+        if key not in defaults:
+            raise FitsnapError(f"unknown run setting {key!r} (known: {', '.join(defaults)})")
+        kind = defaults[key]
+        try:
+            if isinstance(kind, tuple):
+                value = tuple(int(v) for v in str(text).split())
+                ok = len(value) == 3 and min(value) >= 1
+            else:
+                value = type(kind)(text)
+                ok = value > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            want = "three positive integers" if isinstance(kind, tuple) else f"a positive {type(kind).__name__}"
+            raise FitsnapError(f"run setting {key} = {text!r}: {want} expected")
+        parsed[key] = value
+    return replace(system, quick=replace(system.quick, **parsed), full=replace(system.full, **parsed))
 
 
 def custom_system(structure: Path, elements: list[str] | None = None,
