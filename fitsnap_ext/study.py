@@ -244,6 +244,8 @@ def _read_study(path: Path, overrides, created: list[Path]) -> StudySpec:
         raise raw.error("must be >= 0", s, "nn_stress_weight")
     nn_defaults = ([("PYTORCH", "num_epochs", str(nn_epochs))] if nn_epochs else []) + (
         [("PYTORCH", "stress_weight", repr(nn_stress_weight))] if nn_stress_weight is not None else [])
+    # -k PYTORCH key value on the command line: the network rungs' (a linear rung's deck has no [PYTORCH])
+    nn_defaults += [("PYTORCH", key, value) for sec, key, value in overrides if sec.upper() == "PYTORCH"]
     structure = raw.get(s, "structure", str, None)
     if structure is not None:
         structure = (path.parent / structure).resolve()
@@ -272,7 +274,8 @@ def _read_study(path: Path, overrides, created: list[Path]) -> StudySpec:
         base_overrides.append(("PATH", "dataPath", str((path.parent / data_path).resolve())))
     # a command-line override of a fitting section (-k GROUPS active_1 "0.8 0.2 100 1 1e-4") is the fitting
     # deck's, inline or not: every model is fitted with it
-    base_overrides += [(sec, key, value) for sec, key, value in overrides if sec.upper() in KNOWN_SECTIONS]
+    base_overrides += [(sec, key, value) for sec, key, value in overrides
+                       if sec.upper() in KNOWN_SECTIONS and sec.upper() != "PYTORCH"]
 
     models = []
     if raw.has(s, "ladder"):
