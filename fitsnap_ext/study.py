@@ -45,7 +45,7 @@ MODEL_KEY_SECTIONS = {
 }
 QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_epochs", "out")
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
-              "md_temperature", "nn_epochs", "nn_stress_weight", "nn_group_weights", "split_seed", "dataPath",
+              "md_temperature", "nn_epochs", "nn_patience", "nn_stress_weight", "nn_group_weights", "split_seed", "dataPath",
               "structure", "property_settings",
               "property_quick") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
@@ -239,11 +239,15 @@ def _read_study(path: Path, overrides, created: list[Path]) -> StudySpec:
     nn_epochs = raw.get(s, "nn_epochs", int, None)
     if nn_epochs is not None and nn_epochs < 1:
         raise raw.error("must be >= 1", s, "nn_epochs")
+    nn_patience = raw.get(s, "nn_patience", int, None)
+    if nn_patience is not None and nn_patience < 0:
+        raise raw.error("must be >= 0 (0: never stop early)", s, "nn_patience")
     nn_stress_weight = raw.get(s, "nn_stress_weight", float, None)
     if nn_stress_weight is not None and nn_stress_weight < 0:
         raise raw.error("must be >= 0", s, "nn_stress_weight")
     nn_defaults = ([("PYTORCH", "num_epochs", str(nn_epochs))] if nn_epochs else []) + (
-        [("PYTORCH", "stress_weight", repr(nn_stress_weight))] if nn_stress_weight is not None else [])
+        [("PYTORCH", "stress_weight", repr(nn_stress_weight))] if nn_stress_weight is not None else []) + (
+        [("PYTORCH", "patience", str(nn_patience))] if nn_patience is not None else [])
     # -k PYTORCH key value on the command line: the network rungs' (a linear rung's deck has no [PYTORCH])
     nn_defaults += [("PYTORCH", key, value) for sec, key, value in overrides if sec.upper() == "PYTORCH"]
     structure = raw.get(s, "structure", str, None)

@@ -73,6 +73,8 @@ def test_property_settings_reach_the_engine(tmp_path):
      ":5: [STUDY] properties: unknown property 'foo'"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\n[MODEL_a]\nwidth = 3\n", ":5: [MODEL_A] width: unknown key"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\n", "[STUDY]: no models"),
+    ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = nn:8\nnn_patience = -1\n",
+     ":5: [STUDY] nn_patience: must be >= 0"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6\nproperty_settings = liquid_prod_ps 5, melt_ps 3\n",
      ":5: [STUDY] property_settings: unknown run setting 'melt_ps'"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6 linear:6\n", "model name(s) given twice"),
@@ -140,6 +142,10 @@ def test_gan_inline_deck(tmp_path):
     # a [PYTORCH] key is the network rungs' only
     assert model_settings(spec2, spec2.models[-1]).network.patience == 0
     assert model_settings(spec2, spec2.models[0]).network is None
+    spec3 = read_study(REPO / "input_files" / "study_gan.in", [
+        ("STUDY", "out", str(tmp_path / "gan")), ("STUDY", "dataPath", str(tmp_path)),
+        ("ABINITIO", "volume_set", str(tmp_path / "volume.xyz")), ("STUDY", "nn_patience", "7")])
+    assert model_settings(spec3, spec3.models[-1]).network.patience == 7
     # the extracted fitting deck keeps the study deck's line numbers
     study_lines = (REPO / "input_files" / "study_gan.in").read_text().splitlines()
     base_lines = spec.base_deck.read_text().splitlines()
