@@ -376,12 +376,13 @@ def test_unstable_potential_is_one_clear_error(sw_mod, tmp_path):
     from fitsnap_ext.properties.eos import fit_birch_murnaghan
 
     mod = tmp_path / "repulsive.mod"
-    mod.write_text("pair_style soft 4.0\npair_coeff * * 1.0\n")
-    with pytest.raises(FitsnapError, match=r"relaxation flew apart: volume ×2 of the start \(20.02 Å³/atom\)"):
+    mod.write_text("pair_style soft 4.0\npair_coeff * * 0.05\n")  # ~0.1 eV/atom: the volume guard fires first
+    with pytest.raises(FitsnapError, match=r"relaxation flew apart: volume ×1.5 of the start \(20.02 Å³/atom\)"):
         run_properties(mod, "si", ["eos"], quick=True, out=tmp_path / "p.json")
-    assert not list(tmp_path.rglob("eos_curve.txt"))  # the deck stopped as the volume doubled, before any scan
+    assert not list(tmp_path.rglob("eos_curve.txt"))  # the deck stopped at volume ×1.5, before any scan
     mod.write_text("pair_style soft 4.0\npair_coeff * * -1.0\n")  # attractive everywhere: atoms pile up
-    with pytest.raises(FitsnapError, match=r"relaxation fell into a hole: -2.\d+ eV/atom, more than 1 eV/atom"):
+    with pytest.raises(FitsnapError, match=r"relaxation lost the crystal: its energy fell to -\d.\d+ eV/atom, more "
+                                           r"than 0.5 eV/atom"):
         run_properties(mod, "si", ["eos"], quick=True, out=tmp_path / "p.json")
     # the other guard and LAMMPS' own words for atoms piled up
     from fitsnap_ext.errors import LammpsError
@@ -421,7 +422,7 @@ def test_unstable_potential_is_one_clear_error(sw_mod, tmp_path):
                       '"pair_style hybrid/overlay sw soft 4.0" '
                       f'"pair_coeff * * sw {sw_pair}" "pair_coeff * * soft -5.0"\nnext visit2\n')
     props = run_properties(broken, "si", ["eos"], quick=True, out=tmp_path / "hole.json")
-    assert re.match(r"E-V scan fell into a hole at its point 1: -\d+\.\d+ eV/atom, more than 1 eV/atom below",
+    assert re.match(r"E-V scan fell into a hole at its point 1: -\d+\.\d+ eV/atom, more than 0.5 eV/atom below",
                     props["failed_properties"]["eos_scan"])
     # a shallow one (a weak r^-6 tail, ~0.1 eV/atom) gives a scan below the relaxed crystal: no B from it
     broken.write_text(broken.read_text().replace("soft 4.0", "lj/cut 4.0").replace("soft -5.0", "lj/cut 1.0 1.0")

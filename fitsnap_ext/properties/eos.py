@@ -27,9 +27,11 @@ class EosResult:
 
 
 # a relaxed cell this many times larger (or smaller) than the crystal's is no longer that crystal; an energy this
-# far below the starting crystal's (eV/atom) means atoms fused in a hole of the potential (in.eos stops there)
-MAX_RELAX_VOLUME_RATIO = 2.0
-MAX_ENERGY_DROP = 1.0
+# far below the starting crystal's (eV/atom) means atoms fused in a hole of the potential (in.eos stops there).
+# A potential fitted to the crystal moves it by a few % and tens of meV/atom; an LGPS linear SNAP that "stood"
+# with a +34 % volume and 0.79 eV/atom below the start had fused atoms
+MAX_RELAX_VOLUME_RATIO = 1.5
+MAX_ENERGY_DROP = 0.5
 # a point of the E–V scan this far below the relaxed crystal (eV/atom) is another, lower state
 LOWER_STATE_TOL = 1e-3
 # what LAMMPS says when atoms pile onto each other during a relaxation
@@ -88,8 +90,8 @@ def unstable_relaxation(exc: LammpsError, start_volume: float) -> Exception:
         guard, step, value = halt.group(1), int(halt.group(2)), float(halt.group(3))
         what = {"flew_apart": f"flew apart: volume ×{value:.3g} of the start ({start_volume:.4g} Å³/atom)",
                 "collapsed": f"collapsed: volume ×{value:.3g} of the start ({start_volume:.4g} Å³/atom)",
-                "energy_hole": f"fell into a hole: {value:.4g} eV/atom, more than {MAX_ENERGY_DROP:g} eV/atom "
-                               f"below the starting crystal"}.get(guard)
+                "energy_hole": f"lost the crystal: its energy fell to {value:.4g} eV/atom, more than "
+                               f"{MAX_ENERGY_DROP:g} eV/atom below the start (atoms fused, or separating)"}.get(guard)
         if what:
             return FitsnapError(f"the zero-pressure relaxation {what} after {step} steps: the potential is "
                                 f"unstable for this crystal")
