@@ -35,6 +35,10 @@ def main(argv=None) -> int:
     p.add_argument("--groups", metavar="A,B,...",
                    help="label only these groups (comma-separated; the other groups' inputs are not read); the "
                         "files are the same as those of a full run")
+    p.add_argument("--prepare", action="store_true",
+                   help="CP2K: write the input of every configuration still to label into its run folder and list "
+                        "the folders in <workdir>/prepared.txt, without labelling (run them elsewhere, e.g. as an "
+                        "array job; a later run parses the finished outputs instead of rerunning them)")
     args = p.parse_args(argv)
     import mpi4py.MPI  # noqa: F401  (libmpi before liblammps)
     from fitsnap_ext.generate.deck import load_deck
@@ -49,6 +53,7 @@ def main(argv=None) -> int:
         if args.upto < 0:
             p.error("--upto must be >= 0")
         deck.generate.upto = args.upto
+        deck.generate.prepare = args.prepare
         if args.check:
             if rank == 0:
                 print(f"{args.deck}: OK ({len(deck.groups)} groups, labeler {deck.labeler.type})")

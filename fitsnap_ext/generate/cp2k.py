@@ -4,6 +4,10 @@ Each configuration is written as a CP2K input and run as its own MPI job
 (``OMP_NUM_THREADS=1 mpirun -np <ranks> cp2k.psmp -i in -o out``); energy, forces and the analytical stress
 tensor are parsed from the output. Units: CP2K prints energy in Hartree, forces in Hartree/bohr and the stress
 in GPa with the *pressure-positive* sign (the opposite of ASE's); it is converted to bar, pressure-positive.
+
+Runs elsewhere (an HPC array job, another machine): ``generate --prepare`` writes each configuration's input into
+its run folder; a run folder whose ``cp2k.out`` finished for exactly the input this labeler would write is parsed,
+not rerun.
 """
 from __future__ import annotations
 
@@ -208,6 +212,18 @@ def _clean_env() -> dict:
     return env
 
 
+def _without_guess(inp: str) -> str:
+    """An input with its SCF-guess lines removed: a restart guess changes the SCF path, not the converged labels."""
+    return "\n".join(ln for ln in inp.splitlines()
+                     if not ln.strip().startswith(("SCF_GUESS", "WFN_RESTART_FILE_NAME")))
+
+
+def _write_atomically(path: str, text: str) -> None:
+    with open(path + ".part", "w") as fh:
+        fh.write(text)
+    os.replace(path + ".part", path)
+
+
 def cp2k_version(exe: str) -> str:
     try:
         out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
@@ -243,10 +259,31 @@ class Cp2kLabeler(Labeler):
         self.last_seconds = 0.0
         self.last_scf_steps = 0
 
+    def run_dir(self, tag: str) -> str:
+        return os.path.join(self.workdir, re.sub(r"[^A-Za-z0-9_.\-]", "_", tag))
+
+    def prepare(self, frame: Frame) -> str:
+        """Write the configuration's input (atomic guess) into its run folder, to be run elsewhere; returns it."""
+        d = self.run_dir(str(frame.info.get("config_id", "config")))
+        os.makedirs(d, exist_ok=True)
+        _write_atomically(os.path.join(d, "cp2k.inp"), cp2k_input(frame, self.s, self.data_dir))
+        return d
+
+    def finished_output(self, d: str, inp: str) -> str:
+        """The output of a finished run in folder d made from this input (up to the SCF guess), else ''."""
+        try:
+            with open(os.path.join(d, "cp2k.inp")) as fh:
+                done_inp = fh.read()
+            with open(os.path.join(d, "cp2k.out")) as fh:
+                text = fh.read()
+        except OSError:
+            return ""
+        if _without_guess(done_inp) != _without_guess(inp) or "PROGRAM ENDED AT" not in text:
+            return ""
+        return text
+
     def run_text(self, inp: str, tag: str) -> str:
-        os.makedirs(self.workdir, exist_ok=True)
-        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", tag)
-        d = os.path.join(self.workdir, safe)
+        d = self.run_dir(tag)
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "cp2k.inp"), "w") as fh:
             fh.write(inp)
@@ -269,10 +306,14 @@ class Cp2kLabeler(Labeler):
 
     def label(self, frame: Frame) -> Frame:
         tag = str(frame.info.get("config_id", "config"))
-        run_dir = os.path.join(self.workdir, re.sub(r"[^A-Za-z0-9_.\-]", "_", tag))
+        run_dir = self.run_dir(tag)
         guess = self.guess_path(frame) if self.s.scf_guess == "restart" else ""
         inp = cp2k_input(frame, self.s, self.data_dir, guess_file=guess if guess and os.path.exists(guess) else "")
-        text = self.run_text(inp, tag)
+        text = self.finished_output(run_dir, inp)
+        if text:
+            print(f"[generate] {tag}: finished CP2K run found in {run_dir}, parsed (not rerun)", flush=True)
+        else:
+            text = self.run_text(inp, tag)
         e, f, st = parse_cp2k_output(text, frame.natoms, tag)
         self.last_scf_steps = scf_steps(text)
         if guess:  # keep this wavefunction for the next configuration (copied, then renamed: never half-written)

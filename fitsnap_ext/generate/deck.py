@@ -24,6 +24,7 @@ class GenerateSettings:
     time_limit: float = 0.0          # seconds; 0 = none. Stops cleanly (resumable) when exceeded
     file_suffix: str = ".xyz"
     upto: int = 0                    # command line --upto K: label only indices < K of each group (0: all)
+    prepare: bool = False            # command line --prepare: write the labeler's inputs to run elsewhere, no labels
 
 
 @dataclass

@@ -18,7 +18,7 @@ import sys
 import time
 
 from fitsnap_ext.data.extxyz import append_extxyz, read_extxyz, repair_extxyz
-from fitsnap_ext.errors import DataError, FitsnapError
+from fitsnap_ext.errors import DataError, DeckError, FitsnapError
 from fitsnap_ext.generate.deck import GeneratorDeck
 from fitsnap_ext.generate.labelers import header_matches, make_labeler
 from fitsnap_ext.generate.samplers import config_id, n_configs, sample
@@ -80,6 +80,25 @@ class _Progress:
               f"done {self.done}/{self.total}  ETA {_fmt_time(eta)}", flush=True)
 
 
+def _prepare(deck: GeneratorDeck, labeler, plans) -> int:
+    """--prepare: write the labeler's input for every configuration still missing; list the run folders."""
+    folders = []
+    for g, _path, _header, _have, _n, missing in plans:
+        need = set(missing)
+        for _idx, fr in sample(deck, g, lambda i, need=need: i in need, labeler):
+            folders.append(os.path.relpath(labeler.prepare(fr), labeler.workdir))
+    listing = os.path.join(labeler.workdir, "prepared.txt")
+    os.makedirs(labeler.workdir, exist_ok=True)
+    with open(listing + ".part", "w") as fh:
+        fh.write("".join(f + "\n" for f in folders))
+    os.replace(listing + ".part", listing)
+    if deck.generate.progress:
+        print(f"[generate] prepared {len(folders)} inputs, listed in {listing}; run each as "
+              f"`cd <folder> && cp2k.psmp -i cp2k.inp -o cp2k.out`, then rerun this command without --prepare: "
+              f"finished runs are parsed, not rerun", flush=True)
+    return 0
+
+
 def run(deck: GeneratorDeck, comm=None) -> int:
     """Generate everything the deck asks for. Returns 0 when complete, EXIT_INCOMPLETE on time_limit."""
     size = comm.Get_size() if comm is not None else 1
@@ -138,6 +157,9 @@ def _worker(labeler, comm) -> int:
 def _run_root(deck: GeneratorDeck, labeler, comm) -> int:
     size = comm.Get_size() if comm is not None else 1
     gen = deck.generate
+    if gen.prepare and not hasattr(labeler, "prepare"):
+        raise DeckError(f"--prepare writes inputs for a labeler that runs as its own job (cp2k); this deck's "
+                        f"labeler is {labeler.name}", deck.path, section="LABELER", key="type")
     os.makedirs(gen.output, exist_ok=True)
     kill_after = int(os.environ.get("FITSNAP_GENERATE_KILL_AFTER", "0") or 0)
     appended = 0
@@ -157,6 +179,8 @@ def _run_root(deck: GeneratorDeck, labeler, comm) -> int:
         missing = [i for i in range(upto) if config_id(g.name, i) not in have]
         plans.append((g, path, header, have, n, missing))
     total = sum(len(p[5]) for p in plans)
+    if gen.prepare:
+        return _prepare(deck, labeler, plans)
     if gen.progress:
         print(f"[generate] labeler {labeler.name}; {total} configurations to label "
               f"({sum(len(p[3]) for p in plans)} already done) on {size} rank(s)", flush=True)
