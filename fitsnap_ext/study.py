@@ -690,7 +690,7 @@ MIN_EOS_FRAMES = 5  # E0, V0, B0, B0' and one degree of freedom
 
 def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
     """({key: {value, unit, source}}, curves) computed from the ab initio data sets named in [REFERENCE]."""
-    from .properties.eos import birch_murnaghan, fit_birch_murnaghan
+    from .properties.eos import EV_A3_TO_GPA, birch_murnaghan, fit_birch_murnaghan
 
     refs, curves = {}, {}
     if spec.volume_set is not None:
@@ -698,33 +698,28 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
         v = np.array([a.get_volume() / len(a) for a in frames])
         e = np.array([a.get_potential_energy() / len(a) for a in frames])
         where = f"[ABINITIO] volume_set ({len(frames)} frames)"
-        if len(frames) < MIN_EOS_FRAMES:
-            raise DataError(f"{where}: a Birch–Murnaghan fit needs at least {MIN_EOS_FRAMES} frames",
-                            spec.volume_set)
-        try:
-            e0, v0, b0, bp = fit_birch_murnaghan(v, e)
-        except FitsnapError as exc:
-            raise DataError(f"{where}: {exc}", spec.volume_set) from None
         who = labeler_summary(frames[0].info) or "DFT"
-        src = (f"3rd-order Birch–Murnaghan fit to (V/atom, E/atom) of the {len(frames)} frames of "
-               f"{spec.volume_set.name} ({spec.volume_set}; labels: {who})")
-        refs["energy_per_atom_eV"] = {"value": e0, "unit": "eV/atom", "source": src}
-        refs["volume_per_atom_A3"] = {"value": v0, "unit": "Å³/atom", "source": src}
-        refs["bulk_modulus_GPa"] = {"value": b0 * 160.21766208, "unit": "GPa", "source": src}
-        if spec.system == "si":
-            refs["lattice_constant_A"] = {"value": (8 * v0) ** (1 / 3), "unit": "Å",
-                                          "source": src + "; a = (8 V0)^(1/3)"}
-        elif spec.system == "gan":
-            # wurtzite in the 8-atom orthorhombic cell (a, √3 a, c): c/a of the lowest-energy frame
-            best = frames[int(np.argmin(e))]
-            la, lb, lc = best.cell.lengths()
-            c_over_a = lc / la
-            a0 = (8 * v0 / (np.sqrt(3) * c_over_a)) ** (1 / 3)
-            note = src + f"; a, c from V0 with c/a = {c_over_a:.4f} of the lowest-energy frame"
-            refs["a_A"] = {"value": a0, "unit": "Å", "source": note}
-            refs["c_A"] = {"value": a0 * c_over_a, "unit": "Å", "source": note}
-        vv = np.linspace(v.min(), v.max(), 100)
-        curves.update(eos_v=v, eos_e=e, eos_fit_v=vv, eos_fit_e=birch_murnaghan(vv, e0, v0, b0, bp))
+        if spec.system == "gan":
+            refs.update(_hexagonal_reference(frames, v, e, f"{spec.volume_set.name} ({spec.volume_set}; labels: "
+                                                           f"{who})", where, spec.volume_set, curves))
+        else:
+            if len(frames) < MIN_EOS_FRAMES:
+                raise DataError(f"{where}: a Birch–Murnaghan fit needs at least {MIN_EOS_FRAMES} frames",
+                                spec.volume_set)
+            try:
+                e0, v0, b0, bp = fit_birch_murnaghan(v, e)
+            except FitsnapError as exc:
+                raise DataError(f"{where}: {exc}", spec.volume_set) from None
+            src = (f"3rd-order Birch–Murnaghan fit to (V/atom, E/atom) of the {len(frames)} frames of "
+                   f"{spec.volume_set.name} ({spec.volume_set}; labels: {who})")
+            refs["energy_per_atom_eV"] = {"value": e0, "unit": "eV/atom", "source": src}
+            refs["volume_per_atom_A3"] = {"value": v0, "unit": "Å³/atom", "source": src}
+            refs["bulk_modulus_GPa"] = {"value": b0 * EV_A3_TO_GPA, "unit": "GPa", "source": src}
+            if spec.system == "si":
+                refs["lattice_constant_A"] = {"value": (8 * v0) ** (1 / 3), "unit": "Å",
+                                              "source": src + "; a = (8 V0)^(1/3)"}
+            vv = np.linspace(v.min(), v.max(), 100)
+            curves.update(eos_v=v, eos_e=e, eos_fit_v=vv, eos_fit_e=birch_murnaghan(vv, e0, v0, b0, bp))
     for key, label in (("liquid_set", "liquid"), ("solid_md_set", "solid")):
         path = getattr(spec, key)
         if path is None:
@@ -759,6 +754,30 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
                 "source": f"density of the fixed cell of {path.name}; NOT an equilibrium liquid density "
                           f"(the AIMD ran at fixed volume), so not compared with liquid_density_g_cm3"}
     return refs, curves
+
+
+def _hexagonal_reference(frames, v, e, what: str, where: str, path: Path, curves: dict) -> dict:
+    """a, c, E0, V0 and B of a hexagonal crystal from a grid of (a, c) cells (GaN's strained-cell set): the
+    minimum and curvature of a cubic E(a, c) surface; E–V curve along isotropic scaling of (a0, c0)."""
+    from .properties.eos import EV_A3_TO_GPA, fit_hexagonal_surface
+
+    la = np.array([fr.cell.lengths()[0] for fr in frames])
+    lc = np.array([fr.cell.lengths()[2] for fr in frames])
+    try:
+        hexa = fit_hexagonal_surface(la, lc, v, e)
+    except FitsnapError as exc:
+        raise DataError(f"{where}: {exc}", path) from None
+    src = (f"minimum of a cubic E(a, c) fitted to the {len(frames)} cells of {what} (rms {hexa.rms * 1e3:.2g} "
+           f"meV/atom; internal coordinates as in the cells)")
+    bsrc = src + "; B = V d²E/dV² for isotropic scaling of (a0, c0), as the engine's E–V scan"
+    scale = np.linspace((v.min() / hexa.v0) ** (1 / 3), (v.max() / hexa.v0) ** (1 / 3), 100)
+    curves.update(eos_v=v, eos_e=e, eos_fit_v=hexa.v0 * scale ** 3,
+                  eos_fit_e=hexa.energy(hexa.a0 * scale, hexa.c0 * scale))
+    return {"energy_per_atom_eV": {"value": hexa.e0, "unit": "eV/atom", "source": src},
+            "volume_per_atom_A3": {"value": hexa.v0, "unit": "Å³/atom", "source": src},
+            "bulk_modulus_GPa": {"value": hexa.bulk_modulus * EV_A3_TO_GPA, "unit": "GPa", "source": bsrc},
+            "a_A": {"value": hexa.a0, "unit": "Å", "source": src},
+            "c_A": {"value": hexa.c0, "unit": "Å", "source": src}}
 
 
 def load_literature(path: Path | None) -> dict:

@@ -62,6 +62,58 @@ def fit_birch_murnaghan(volumes: np.ndarray, energies: np.ndarray) -> tuple[floa
     return e0, v0, b0, bp
 
 
+@dataclass
+class HexagonalSurface:
+    """E(a, c) of a hexagonal crystal fitted on a grid of cells (clamped internal coordinates)."""
+    a0: float                  # Å, zero-stress in-plane lattice parameter (the surface's minimum)
+    c0: float                  # Å
+    e0: float                  # eV/atom at the minimum
+    v0: float                  # Å³/atom at the minimum
+    bulk_modulus: float        # eV/Å³, V d²E/dV² for isotropic scaling of (a0, c0) (the engine's E–V scan)
+    rms: float                 # eV/atom, residual of the fit
+    coef: np.ndarray           # cubic polynomial in (a - a_mid, c - c_mid)
+    centre: tuple[float, float]
+    volume_factor: float       # V/atom = volume_factor · a² c
+
+    def energy(self, a, c):
+        return _cubic_terms(np.asarray(a, float) - self.centre[0], np.asarray(c, float) - self.centre[1]) @ self.coef
+
+
+def _cubic_terms(x, y):
+    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y, x ** 3, x * x * y, x * y * y, y ** 3], axis=-1)
+
+
+def fit_hexagonal_surface(a: np.ndarray, c: np.ndarray, volumes: np.ndarray, energies: np.ndarray) -> HexagonalSurface:
+    """Zero-stress a0, c0, E0 and bulk modulus of a hexagonal crystal from energies per atom of cells on an (a, c)
+    grid: the minimum of a full cubic polynomial E(a, c) fitted by least squares. A Birch–Murnaghan fit of E
+    against V alone would mix cells of other c/a into the curve. B is taken along isotropic scaling of (a0, c0),
+    as the property engine's E–V scan strains the relaxed crystal."""
+    from scipy.optimize import minimize
+
+    a, c, volumes, energies = (np.asarray(x, float) for x in (a, c, volumes, energies))
+    if len({(round(x, 6), round(y, 6)) for x, y in zip(a, c)}) < 15:
+        raise FitsnapError(f"an E(a, c) surface needs cells at >= 15 distinct (a, c); these have "
+                           f"{len({(round(x, 6), round(y, 6)) for x, y in zip(a, c)})}")
+    centre = (float(a.mean()), float(c.mean()))
+    terms = _cubic_terms(a - centre[0], c - centre[1])
+    coef, *_ = np.linalg.lstsq(terms, energies, rcond=None)
+    rms = float(np.sqrt(np.mean((terms @ coef - energies) ** 2)))
+    factor = float(np.median(volumes / (a * a * c)))
+    surface = HexagonalSurface(0.0, 0.0, 0.0, 0.0, 0.0, rms, coef, centre, factor)
+    best = int(np.argmin(energies))
+    res = minimize(lambda x: float(surface.energy(x[0], x[1])), x0=[a[best], c[best]], method="Nelder-Mead",
+                   options={"xatol": 1e-9, "fatol": 1e-14, "maxiter": 10000})
+    a0, c0 = (float(x) for x in res.x)
+    if not (a.min() <= a0 <= a.max() and c.min() <= c0 <= c.max()):
+        raise FitsnapError(f"the E(a, c) surface's minimum (a {a0:.4f}, c {c0:.4f} Å) lies outside the cells "
+                           f"(a {a.min():.4f}-{a.max():.4f}, c {c.min():.4f}-{c.max():.4f} Å)")
+    v0 = factor * a0 * a0 * c0
+    h = 1e-4  # d²E/ds² along (a0 s, c0 s); V = v0 s³ gives B = V d²E/dV² = E''(1) / (9 v0) at the minimum
+    e_s = [float(surface.energy(a0 * x, c0 * x)) for x in (1 - h, 1.0, 1 + h)]
+    bulk = (e_s[0] - 2 * e_s[1] + e_s[2]) / h ** 2 / (9 * v0)
+    return HexagonalSurface(a0, c0, e_s[1], v0, bulk, rms, coef, centre, factor)
+
+
 def lattice_parameters(atoms, lattice: str) -> dict[str, float]:
     """Report the preset's lattice parameters (Å) from a relaxed cell."""
     lengths = atoms.cell.lengths()
