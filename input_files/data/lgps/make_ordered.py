@@ -14,7 +14,8 @@ experimental sites; the 6 lowest (one of each set of equal-energy, symmetry-equi
 (atoms only, experimental cell fixed; FIRE, fmax 0.05 eV/Å, at most 100 steps) and ranked again ->
 candidates.json, candidates_relaxed.extxyz (lowest first).
 confirm: CP2K (settings of input_files/gen_lgps.in) single points of the 3 lowest relaxed candidates ->
-ordering.json; the lowest CP2K energy is written as ordered_Li20Ge2P4S24.extxyz.
+ordering.json (results of an earlier labeler setting are kept under "earlier"); the lowest CP2K energy is written
+as ordered_Li20Ge2P4S24.extxyz, unless another candidate's data exist already (then only with --write).
 """
 import itertools
 import json
@@ -168,6 +169,10 @@ def confirm():
     cands = firsts + [c for c in cands if all(c is not f for f in firsts)]
     out_path = os.path.join(HERE, "ordering.json")
     res = json.load(open(out_path)) if os.path.exists(out_path) else {"cp2k": {}}
+    if res.get("labeler_settings", lab.settings) != lab.settings:  # the deck's labeler changed: rank again
+        earlier = {k: res.pop(k) for k in ("cp2k", "labeler_settings", "chosen") if k in res}
+        res.setdefault("earlier", []).append(earlier)
+        res["cp2k"] = {}
     for a in cands:
         cid = a.info["candidate"]
         if cid in res["cp2k"]:
@@ -185,6 +190,15 @@ def confirm():
     best = min(res["cp2k"], key=lambda k: res["cp2k"][k]["energy"])
     res["chosen"] = best
     json.dump(res, open(out_path, "w"), indent=1)
+    ordered = os.path.join(HERE, "ordered_Li20Ge2P4S24.extxyz")
+    current = ase.io.read(ordered).info.get("candidate") if os.path.exists(ordered) else None
+    if current == best:
+        print("chosen", best, "(the ordered cell already is this candidate: kept as it is)", flush=True)
+        return
+    if current is not None and "--write" not in sys.argv:
+        print(f"the labeler ranks {best} lowest, but the data were built from {current}: the ordered cell is "
+              f"kept (rerun with --write to replace it, then resample every group built on it)", flush=True)
+        return
     a = [c for c in cands if c.info["candidate"] == best][0]
     a.info = {k: a.info[k] for k in ("candidate", "li_bits", "li_sites", "ge_sites")}
     ase.io.write(os.path.join(HERE, "ordered_Li20Ge2P4S24.extxyz"), a, format="extxyz")
