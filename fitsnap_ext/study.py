@@ -759,19 +759,32 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
 def _hexagonal_reference(frames, v, e, what: str, where: str, path: Path, curves: dict) -> dict:
     """a, c, E0, V0 and B of a hexagonal crystal from a grid of (a, c) cells (GaN's strained-cell set): the
     minimum and curvature of a cubic E(a, c) surface; E–V curve along isotropic scaling of (a0, c0)."""
+    from .generate.cp2k import labelled_kpoint_mesh
     from .properties.eos import EV_A3_TO_GPA, fit_hexagonal_surface
 
     la = np.array([fr.cell.lengths()[0] for fr in frames])
     lc = np.array([fr.cell.lengths()[2] for fr in frames])
+    # a k-point spacing rounds to different meshes across the grid, each with its own k-point error: one energy
+    # zero per mesh, the densest first (GaN, kspacing 0.4: 5x3x3 above c = 5.236 Å, 5x3x4 below, 1.1 meV/atom)
+    meshes = [labelled_kpoint_mesh(fr.info, fr.cell.array) for fr in frames]
+    order = sorted(set(meshes), key=lambda m: -math.prod(m) if m else 0)
+    zero_groups = [order.index(m) for m in meshes]
     try:
-        hexa = fit_hexagonal_surface(la, lc, v, e)
+        hexa = fit_hexagonal_surface(la, lc, v, e, zero_groups=zero_groups if len(order) > 1 else None)
     except FitsnapError as exc:
         raise DataError(f"{where}: {exc}", path) from None
+    per_mesh = ""
+    if len(order) > 1:
+        mesh = lambda m: "x".join(map(str, m))  # noqa: E731
+        per_mesh = ("; one energy zero per DFT k-mesh (energies of the " + mesh(order[0]) + " cells; " +
+                    ", ".join(f"{mesh(order[k])} {hexa.offsets[k] * 1e3:+.2f} meV/atom" for k in hexa.offsets) +
+                    ")")
     src = (f"minimum of a cubic E(a, c) fitted to the {len(frames)} cells of {what} (rms {hexa.rms * 1e3:.2g} "
-           f"meV/atom; internal coordinates as in the cells)")
+           f"meV/atom; internal coordinates as in the cells{per_mesh})")
     bsrc = src + "; B = V d²E/dV² for isotropic scaling of (a0, c0), as the engine's E–V scan"
     scale = np.linspace((v.min() / hexa.v0) ** (1 / 3), (v.max() / hexa.v0) ** (1 / 3), 100)
-    curves.update(eos_v=v, eos_e=e, eos_fit_v=hexa.v0 * scale ** 3,
+    on_first_mesh = e - np.array([hexa.offsets.get(z, 0.0) for z in zero_groups])  # the plotted points
+    curves.update(eos_v=v, eos_e=on_first_mesh, eos_fit_v=hexa.v0 * scale ** 3,
                   eos_fit_e=hexa.energy(hexa.a0 * scale, hexa.c0 * scale))
     return {"energy_per_atom_eV": {"value": hexa.e0, "unit": "eV/atom", "source": src},
             "volume_per_atom_A3": {"value": hexa.v0, "unit": "Å³/atom", "source": src},

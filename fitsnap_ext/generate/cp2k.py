@@ -12,6 +12,7 @@ not rerun.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -46,6 +47,17 @@ def kpoint_mesh(cell: np.ndarray, s: LabelerSettings) -> list[int]:
         rec = 2 * np.pi * np.linalg.inv(np.asarray(cell, float)).T  # rows: reciprocal vectors (1/Å)
         return [max(1, int(math.ceil(np.linalg.norm(b) / s.kspacing - 1e-9))) for b in rec]
     return list(s.kpoints)
+
+
+def labelled_kpoint_mesh(info: dict, cell: np.ndarray) -> tuple[int, ...] | None:
+    """The k-mesh a frame labelled by this labeler was computed with (its header's kpoints or kspacing and its
+    cell); None for frames of other labelers."""
+    if info.get("labeler") != "cp2k":
+        return None
+    settings = json.loads(info.get("labeler_settings") or "{}")
+    s = LabelerSettings(type="cp2k", kpoints=settings.get("kpoints") or [1, 1, 1],
+                        kspacing=settings.get("kspacing") or 0.0)
+    return tuple(kpoint_mesh(cell, s))
 
 
 def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "fx", guess_file: str = "") -> str:

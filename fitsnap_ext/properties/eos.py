@@ -74,6 +74,7 @@ class HexagonalSurface:
     coef: np.ndarray           # cubic polynomial in (a - a_mid, c - c_mid)
     centre: tuple[float, float]
     volume_factor: float       # V/atom = volume_factor · a² c
+    offsets: dict              # zero group -> its energy constant against the first group's (eV/atom)
 
     def energy(self, a, c):
         return _cubic_terms(np.asarray(a, float) - self.centre[0], np.asarray(c, float) - self.centre[1]) @ self.coef
@@ -83,23 +84,32 @@ def _cubic_terms(x, y):
     return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y, x ** 3, x * x * y, x * y * y, y ** 3], axis=-1)
 
 
-def fit_hexagonal_surface(a: np.ndarray, c: np.ndarray, volumes: np.ndarray, energies: np.ndarray) -> HexagonalSurface:
+def fit_hexagonal_surface(a: np.ndarray, c: np.ndarray, volumes: np.ndarray, energies: np.ndarray,
+                          zero_groups=None) -> HexagonalSurface:
     """Zero-stress a0, c0, E0 and bulk modulus of a hexagonal crystal from energies per atom of cells on an (a, c)
     grid: the minimum of a full cubic polynomial E(a, c) fitted by least squares. A Birch–Murnaghan fit of E
     against V alone would mix cells of other c/a into the curve. B is taken along isotropic scaling of (a0, c0),
-    as the property engine's E–V scan strains the relaxed crystal."""
+    as the property engine's E–V scan strains the relaxed crystal.
+
+    zero_groups: a label per cell whose energies may have their own zero (e.g. the DFT k-mesh, which a k-point
+    spacing rounds differently across the grid: each mesh carries its own k-point error). One constant per label
+    is fitted beside the surface; the surface's energies are those of the smallest label (`offsets` holds the
+    others' constants)."""
     from scipy.optimize import minimize
 
     a, c, volumes, energies = (np.asarray(x, float) for x in (a, c, volumes, energies))
     if len({(round(x, 6), round(y, 6)) for x, y in zip(a, c)}) < 15:
         raise FitsnapError(f"an E(a, c) surface needs cells at >= 15 distinct (a, c); these have "
                            f"{len({(round(x, 6), round(y, 6)) for x, y in zip(a, c)})}")
+    labels = sorted(set(zero_groups)) if zero_groups is not None else []
     centre = (float(a.mean()), float(c.mean()))
-    terms = _cubic_terms(a - centre[0], c - centre[1])
-    coef, *_ = np.linalg.lstsq(terms, energies, rcond=None)
-    rms = float(np.sqrt(np.mean((terms @ coef - energies) ** 2)))
+    steps = [np.array([z == label for z in zero_groups], float) for label in labels[1:]]
+    terms = np.column_stack([_cubic_terms(a - centre[0], c - centre[1])] + steps)
+    full, *_ = np.linalg.lstsq(terms, energies, rcond=None)
+    coef, offsets = full[:10], {label: float(x) for label, x in zip(labels[1:], full[10:])}
+    rms = float(np.sqrt(np.mean((terms @ full - energies) ** 2)))
     factor = float(np.median(volumes / (a * a * c)))
-    surface = HexagonalSurface(0.0, 0.0, 0.0, 0.0, 0.0, rms, coef, centre, factor)
+    surface = HexagonalSurface(0.0, 0.0, 0.0, 0.0, 0.0, rms, coef, centre, factor, offsets)
     best = int(np.argmin(energies))
     res = minimize(lambda x: float(surface.energy(x[0], x[1])), x0=[a[best], c[best]], method="Nelder-Mead",
                    options={"xatol": 1e-9, "fatol": 1e-14, "maxiter": 10000})
@@ -111,7 +121,7 @@ def fit_hexagonal_surface(a: np.ndarray, c: np.ndarray, volumes: np.ndarray, ene
     h = 1e-4  # d²E/ds² along (a0 s, c0 s); V = v0 s³ gives B = V d²E/dV² = E''(1) / (9 v0) at the minimum
     e_s = [float(surface.energy(a0 * x, c0 * x)) for x in (1 - h, 1.0, 1 + h)]
     bulk = (e_s[0] - 2 * e_s[1] + e_s[2]) / h ** 2 / (9 * v0)
-    return HexagonalSurface(a0, c0, e_s[1], v0, bulk, rms, coef, centre, factor)
+    return HexagonalSurface(a0, c0, e_s[1], v0, bulk, rms, coef, centre, factor, offsets)
 
 
 def lattice_parameters(atoms, lattice: str) -> dict[str, float]:
