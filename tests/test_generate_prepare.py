@@ -97,3 +97,26 @@ def test_prepare_needs_a_labeler_that_runs_as_its_own_job(tmp_path):
     assert r.returncode == 2
     assert "[LABELER] type: --prepare writes inputs for a labeler that runs as its own job" in r.stderr
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_a_kspacing_that_rounds_to_another_mesh_within_a_group_is_noted(tmp_path, monkeypatch, capsys):
+    """GaN's volume grid with kspacing 0.4: 5x3x4 below c = 5.236 Å, 5x3x3 above; the log says so once."""
+    import numpy as np
+
+    from fitsnap_ext.data.frame import Frame
+    from fitsnap_ext.generate.cp2k import Cp2kLabeler
+    from fitsnap_ext.generate.deck import LabelerSettings
+
+    exe, data = _fake_cp2k(tmp_path)
+    lab = Cp2kLabeler(LabelerSettings(type="cp2k", executable=str(exe), data_dir=str(data), kspacing=0.4,
+                                      mpi_ranks=1), workdir=str(tmp_path / "w"))
+    monkeypatch.setenv("FAKE_CP2K_LOG", str(tmp_path / "calls.log"))
+    notes = []
+    for i, c in enumerate((5.20, 5.22, 5.25)):
+        cell = np.diag([3.23, 5.59, c])
+        fr = Frame(symbols=["Si"], positions=np.zeros((1, 3)), cell=cell, energy=None, forces=None, stress=None,
+                   info={"config_id": f"volume:{i}"})
+        lab.label(fr)
+        notes.append(capsys.readouterr().out)
+    assert not notes[0] and not notes[1]
+    assert "volume:2 gets the k-mesh 5x3x3, earlier configurations of volume 5x3x4" in notes[2]

@@ -270,6 +270,7 @@ class Cp2kLabeler(Labeler):
                 self.settings[key] = getattr(s, key)
         self.last_seconds = 0.0
         self.last_scf_steps = 0
+        self.meshes: dict[str, tuple] = {}  # group -> the k-mesh of its first configuration in this run
 
     def run_dir(self, tag: str) -> str:
         return os.path.join(self.workdir, re.sub(r"[^A-Za-z0-9_.\-]", "_", tag))
@@ -316,8 +317,24 @@ class Cp2kLabeler(Labeler):
         key = hashlib.sha256(repr((list(frame.symbols), kp)).encode()).hexdigest()[:16]
         return os.path.join(self.workdir, f"guess-{key}" + (".wfn" if kp == [1, 1, 1] else ".kp"))
 
+    def note_mesh_change(self, frame: Frame) -> None:
+        """Say when a k-point spacing gives a group's configurations different meshes: each mesh has its own
+        k-point error, i.e. its own energy zero (GaN, kspacing 0.4: 5x3x3 above c = 5.236 Å, 5x3x4 below, 1.1
+        meV/atom apart)."""
+        group = str(frame.info.get("config_id", "")).split(":")[0]
+        mesh = tuple(kpoint_mesh(frame.cell, self.s))
+        first = self.meshes.setdefault(group, mesh)
+        if mesh != first:
+            print(f"[generate] note: {frame.info.get('config_id')} gets the k-mesh {'x'.join(map(str, mesh))}, "
+                  f"earlier configurations of {group} {'x'.join(map(str, first))}: their energies differ by the two "
+                  f"meshes' k-point errors (fixed kpoints, or a kspacing that rounds alike over the group, avoid it)",
+                  flush=True)
+            self.meshes[group] = mesh
+
     def label(self, frame: Frame) -> Frame:
         tag = str(frame.info.get("config_id", "config"))
+        if self.s.kspacing:
+            self.note_mesh_change(frame)
         run_dir = self.run_dir(tag)
         guess = self.guess_path(frame) if self.s.scf_guess == "restart" else ""
         inp = cp2k_input(frame, self.s, self.data_dir, guess_file=guess if guess and os.path.exists(guess) else "")
