@@ -112,7 +112,7 @@ def test_a_kspacing_that_rounds_to_another_mesh_within_a_group_is_noted(tmp_path
                                       mpi_ranks=1), workdir=str(tmp_path / "w"))
     monkeypatch.setenv("FAKE_CP2K_LOG", str(tmp_path / "calls.log"))
     notes = []
-    for i, c in enumerate((5.20, 5.22, 5.25)):
+    for i, c in enumerate((5.20, 5.22, 5.25, 5.20, 5.25)):
         cell = np.diag([3.23, 5.59, c])
         fr = Frame(symbols=["Si"], positions=np.zeros((1, 3)), cell=cell, energy=None, forces=None, stress=None,
                    info={"config_id": f"volume:{i}"})
@@ -120,3 +120,4 @@ def test_a_kspacing_that_rounds_to_another_mesh_within_a_group_is_noted(tmp_path
         notes.append(capsys.readouterr().out)
     assert not notes[0] and not notes[1]
     assert "volume:2 gets the k-mesh 5x3x3, earlier configurations of volume 5x3x4" in notes[2]
+    assert not notes[3] and not notes[4]  # once per group

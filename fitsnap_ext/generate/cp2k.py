@@ -324,12 +324,12 @@ class Cp2kLabeler(Labeler):
         group = str(frame.info.get("config_id", "")).split(":")[0]
         mesh = tuple(kpoint_mesh(frame.cell, self.s))
         first = self.meshes.setdefault(group, mesh)
-        if mesh != first:
+        if first and mesh != first:
             print(f"[generate] note: {frame.info.get('config_id')} gets the k-mesh {'x'.join(map(str, mesh))}, "
                   f"earlier configurations of {group} {'x'.join(map(str, first))}: their energies differ by the two "
                   f"meshes' k-point errors (fixed kpoints, or a kspacing that rounds alike over the group, avoid it)",
                   flush=True)
-            self.meshes[group] = mesh
+            self.meshes[group] = ()  # said once per group and run
 
     def label(self, frame: Frame) -> Frame:
         tag = str(frame.info.get("config_id", "config"))
