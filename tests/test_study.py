@@ -111,7 +111,8 @@ def test_lgps_deck_explains_missing_data(tmp_path):
         read_study(deck, [volume_set, ("STUDY", "dataPath", str(tmp_path / "absent"))])
     (tmp_path / "md_600K.xyz").write_text("")
     with pytest.raises(DeckError, match=r"study_lgps.in:\d+: \[GROUPS\] volume: no data for group\(s\) "
-                                        r"volume, volume_wide, strain_rattle, rattle_large, md_900K, md_1200K in .*gen_lgps.in"):
+                                        r"volume, volume_wide, strain_rattle, rattle_large, md_900K, md_1200K, active_1, "
+                                        r"volume_expanded in .*gen_lgps.in"):
         read_study(deck, [volume_set, ("STUDY", "dataPath", str(tmp_path)),
                           ("STUDY", "out", str(tmp_path / "new" / "out"))])
     assert not (tmp_path / "new").exists()  # the inline fitting deck written for validation is gone again
