@@ -131,6 +131,24 @@ def dump_files(settings: Settings, rows: Rows, pred: np.ndarray, entries_meta: d
     return files
 
 
+TOTAL_ENERGY_EV_PER_ATOM = 20.0  # |E/atom| above this is a total energy (GTH/plane-wave codes), not a cohesive one
+
+
+def bzero_offset_note(settings: Settings, entries, comm) -> str:
+    """A note when bzeroflag = 1 meets total-energy labels: that flag fits no per-element constant (an isolated
+    atom has zero energy), so an offset of hundreds of eV/atom must come from the descriptors and ruins the fit."""
+    bs = settings.bispectrum
+    if not (bs.bzeroflag and settings.calculator.energy):
+        return ""
+    labelled = [e.frame for e in entries if e.frame.energy is not None]
+    energy, atoms = comm.allreduce(sum(f.energy for f in labelled)), comm.allreduce(sum(len(f.positions) for f in labelled))
+    if atoms == 0 or abs(energy / atoms) < TOTAL_ENERGY_EV_PER_ATOM:
+        return ""
+    return (f"note: the energies average {energy / atoms:.1f} eV/atom (total energies) and bzeroflag = 1 fits no "
+            f"per-element constant: the descriptors must carry that offset and the fit suffers; set [BISPECTRUM] "
+            f"bzeroflag = 0 (a constant per element) or subtract isolated-atom energies")
+
+
 def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) -> FitResult:
     """Fit the linear (or quadratic) SNAP a deck describes and write its files."""
     if settings.network is not None:
@@ -144,6 +162,9 @@ def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) ->
 
     entries, n_total, rows = read_and_compute(settings, comm, progress, compute_rows, timings)
     bs = settings.bispectrum
+    note = bzero_offset_note(settings, entries, comm)
+    if note:
+        progress(note)
     progress(f"descriptors done: {comm.allreduce(len(rows.b))} rows × {rows.a.shape[1]} columns "
              f"(2J={bs.twojmax}, {'quadratic' if bs.quadraticflag else 'linear'}) in {timings['descriptors']:.2f} s")
 

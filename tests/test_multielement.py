@@ -51,15 +51,16 @@ def test_chemflag_is_refused_until_it_round_trips(tmp_path):
         load_settings(deck)
 
 
-def _teacher_data(tmp_path, chemflag=0, n_frames=12):
-    """Write ./in.gan and ./data/rattled.xyz labelled by a random two-element teacher SNAP; its coefficients."""
+def _teacher_data(tmp_path, chemflag=0, n_frames=12, constant=-3.5):
+    """Write ./in.gan and ./data/rattled.xyz labelled by a random two-element teacher SNAP (energy constants
+    `constant` and `constant` − 1 eV per atom); its coefficients."""
     deck = tmp_path / "in.gan"
     deck.write_text(_deck(chemflag))
     settings = load_settings(deck)
     bs = settings.bispectrum
     rng = np.random.default_rng(1 + chemflag)
     ncol = bs.ncoeff + 1
-    teacher_coef = np.concatenate([[-3.5 - e] + list(rng.normal(0, 0.02, ncol - 1)) for e in range(2)])
+    teacher_coef = np.concatenate([[constant - e] + list(rng.normal(0, 0.02, ncol - 1)) for e in range(2)])
     (tmp_path / "teacher").mkdir()
     for path, text in snap_files(str(tmp_path / "teacher" / "gan"), teacher_coef, bs, settings.reference).items():
         open(path, "w").write(text)
@@ -83,6 +84,28 @@ def test_two_element_teacher_is_recovered(tmp_path, chemflag=0):
     refit = read_snapcoeff(tmp_path / "gan_refit.snapcoeff")
     assert refit.shape == teacher_coef.shape == (2 * ncol,)
     np.testing.assert_allclose(refit, teacher_coef, rtol=1e-6, atol=1e-8)
+
+
+def _force_rmse(metrics_csv) -> float:
+    import csv
+
+    rows = list(csv.DictReader(open(metrics_csv)))
+    return next(float(r["rmse"]) for r in rows if r["group"] == "*ALL" and r["quantity"] == "Force")
+
+
+def test_total_energy_labels_need_a_constant_per_element(tmp_path):
+    """Labels that are DFT total energies (here −200 eV/atom, CP2K's LGPS: −234) need the per-element constant
+    that bzeroflag = 0 fits: the refit then recovers the teacher; with bzeroflag = 1 (no constant) the descriptors
+    must carry the offset, the forces go wrong, and the fit says why, naming the key."""
+    deck, teacher_coef = _teacher_data(tmp_path, constant=-200.0)
+    proc = run_cli([deck], tmp_path)
+    assert "bzeroflag" not in proc.stdout
+    np.testing.assert_allclose(read_snapcoeff(tmp_path / "gan_refit.snapcoeff"), teacher_coef, rtol=1e-6, atol=1e-8)
+    exact = _force_rmse(tmp_path / "gan_refit_metrics.csv")
+    proc = run_cli([deck, "--overwrite", "-k", "BISPECTRUM", "bzeroflag", "1"], tmp_path)
+    assert "the energies average -20" in proc.stdout and "bzeroflag = 0" in proc.stdout
+    without_constant = _force_rmse(tmp_path / "gan_refit_metrics.csv")
+    assert exact < 1e-6 and without_constant > 0.05, (exact, without_constant)
 
 
 def _force_and_finite_difference(lmp, atom_id: int, h: float = 1e-5):
