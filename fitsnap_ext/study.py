@@ -415,13 +415,18 @@ def _jsonable(obj):
     return obj
 
 
-def data_fingerprint(data_path: Path) -> list:
-    """(relative name, size, sha256) of every data file: the same on any machine or clone (mtimes are not),
-    and changes when the data does (hashing the Si paper set takes well under a second)."""
-    data_path = Path(data_path)
-    files = sorted(p for p in data_path.rglob("*") if p.is_file()) if data_path.is_dir() else []
-    return [(str(p.relative_to(data_path)), p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in files]
+def data_fingerprint(settings: Settings) -> list:
+    """(relative name, size, sha256) of every file the deck's groups read: the same on any machine or clone
+    (mtimes are not), changed when the data are, and not by a data card, a script or a group the deck leaves out
+    that lie in the same folder (hashing the Si paper set takes well under a second)."""
+    root = Path(settings.data_path)
+    files = []
+    for group in settings.groups.groups:
+        path = group_file(settings, group)
+        if path is not None:
+            files += sorted(p for p in path.iterdir() if p.suffix == ".json") if path.is_dir() else [path]
+    return [(str(p.relative_to(root)), p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(files)]
 
 
 # settings added after studies were cached: keyed only when not at their default (which fits as before them)
@@ -436,7 +441,7 @@ def fit_key(settings: Settings) -> str:
     d.pop("deck", None)
     d.pop("properties", None)
     d.pop("data_path", None)  # where the data lies (clone, machine) does not matter: its content does
-    payload = {"v": STUDY_VERSION, "settings": d, "data": data_fingerprint(settings.data_path)}
+    payload = {"v": STUDY_VERSION, "settings": d, "data": data_fingerprint(settings)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -187,6 +187,9 @@ def test_fit_key_changes_with_settings_and_data(tmp_path):
     from fitsnap_ext.config import load_settings
 
     k1 = fit_key(load_settings(deck))
+    (data / "README.md").write_text("a data card edited beside the data\n")  # not read by any group
+    (data / "unused_group.xyz").write_text("")
+    assert fit_key(load_settings(deck)) == k1
     f = data / "volume.xyz"
     f.write_text(f.read_text() + "\n")
     assert fit_key(load_settings(deck)) != k1
