@@ -140,8 +140,8 @@ def bzero_offset_note(settings: Settings, entries, comm) -> str:
     bs = settings.bispectrum
     if not (bs.bzeroflag and settings.calculator.energy):
         return ""
-    labelled = [e.frame for e in entries if e.frame.energy is not None]
-    energy, atoms = comm.allreduce(sum(f.energy for f in labelled)), comm.allreduce(sum(len(f.positions) for f in labelled))
+    energy = comm.allreduce(sum(e.frame.energy for e in entries))  # every frame has one (the readers check)
+    atoms = comm.allreduce(sum(e.frame.natoms for e in entries))
     if atoms == 0 or abs(energy / atoms) < TOTAL_ENERGY_EV_PER_ATOM:
         return ""
     return (f"note: the energies average {energy / atoms:.1f} eV/atom (total energies) and bzeroflag = 1 fits no "

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import RawDeck, RawValue, Settings, load_settings
-from .data.dataset import group_file
+from .data.dataset import group_file, group_files
 from .errors import DataError, DeckError, FitsnapError, first_line
 from .lammps_session import working_directory
 from .parallel import collective
@@ -420,13 +420,8 @@ def data_fingerprint(settings: Settings) -> list:
     (mtimes are not), changed when the data are, and not by a data card, a script or a group the deck leaves out
     that lie in the same folder (hashing the Si paper set takes well under a second)."""
     root = Path(settings.data_path)
-    files = []
-    for group in settings.groups.groups:
-        path = group_file(settings, group)
-        if path is not None:
-            files += sorted(p for p in path.iterdir() if p.suffix == ".json") if path.is_dir() else [path]
-    return [(str(p.relative_to(root)), p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(files)]
+    files = sorted(p for group in settings.groups.groups for p in group_files(settings, group))
+    return [(str(p.relative_to(root)), p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files]
 
 
 # settings added after studies were cached: keyed only when not at their default (which fits as before them)
@@ -639,7 +634,6 @@ def data_provenance(settings: Settings) -> list[dict]:
     surrogate-labelled set above all."""
     from ase.io.extxyz import key_val_str_to_dict
 
-    from .data.dataset import group_file
     from .data.extxyz import scan_extxyz
 
     rows = []
@@ -658,7 +652,7 @@ def data_provenance(settings: Settings) -> list[dict]:
                         row["labelers"].append(who)
             row["frames"] = len(spans)
         elif path is not None:
-            row["frames"] = sum(1 for p in path.iterdir() if p.suffix == ".json")
+            row["frames"] = len(group_files(settings, group))
         rows.append(row)
     return rows
 

@@ -54,16 +54,23 @@ def group_file(settings: Settings, group: GroupSettings) -> Path | None:
                  if p.is_file()), None)
 
 
+def group_files(settings: Settings, group: GroupSettings) -> list[Path]:
+    """The files a group's frames are read from: the JSON files of its folder or its one extended-XYZ file (none
+    when absent) — what a study's cache key hashes."""
+    path = group_file(settings, group)
+    if path is None:
+        return []
+    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".json") if path.is_dir() else [path]
+
+
 def _group_frames(settings: Settings, group: GroupSettings) -> list[Frame]:
     root = settings.data_path
     if settings.scraper.scraper == "JSON":
         from .fitsnap_json import read_fitsnap_json
 
-        folder = group_file(settings, group)
-        if folder is None:
+        if group_file(settings, group) is None:
             raise DataError(f"group {group.name!r}: folder not found", root / group.name)
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == ".json")
-        frames = [read_fitsnap_json(p, group.name) for p in files]
+        frames = [read_fitsnap_json(p, group.name) for p in group_files(settings, group)]
     else:
         from .extxyz import read_extxyz
 
