@@ -1,7 +1,8 @@
 """Neural-network SNAP: training epoch time and peak memory on the Si sets; MD speed of the exported network.
 
     python benchmarks/bench_network.py [--sets zuo paper] [--ranks 1 2] [--epochs 3] [--md-atoms 1728]
-                                       [--md-steps 200] [--repeats 3] [--nn-pot DIR/Si_nn_pot] [--out results.md]
+                                       [--md-steps 200] [--repeats 3] [--nn-pot DIR/Si_nn_pot]
+                                       [--twojmax-scan 4 6 8 10] [--out results.md]
 
 1. Training: `python -m fitsnap_ext` with solver PYTORCH on the Zuo set (input_files/in.si_nn) and on the Si
    paper set (input_files/in.si switched to PYTORCH, ≈72k atoms, 2J=8), a few epochs, under mpirun -np R;
@@ -13,6 +14,7 @@
    computes B_i every step, as every model whose forces need B_i must: the floor of quadratic SNAP and networks),
    interleaved `--repeats` times (fastest kept), and reports katom-step/s and the ratios to linear SNAP (target:
    a 2×32 network ≥ 0.7× linear SNAP).
+3. `--twojmax-scan`: the same model kinds as weight-independent stand-ins at other 2J (`standin_mods`).
 Wall-clock numbers on this machine (2 shared cores: expect noise of ±10 %).
 """
 from __future__ import annotations
@@ -111,6 +113,61 @@ def mliap_linear_mod(deck: Path, snapcoeff: Path, folder: Path) -> Path:
     return mod
 
 
+def standin_mods(deck: Path, twojmax: int, folder: Path) -> tuple[dict[str, Path], int]:
+    """Cost stand-ins at `twojmax` (the deck's other descriptor settings): linear and quadratic SNAP with tiny
+    random coefficients and a 2×32 tanh network with tiny random weights. Their forces are ≈ 0, so every
+    stand-in runs the same free-flight trajectory and the timings differ only by what each pair style computes,
+    which does not depend on the values of the weights (checked against the fitted potentials at 2J=8)."""
+    import dataclasses
+
+    import numpy as np
+
+    sys.path.insert(0, str(REPO))
+    from fitsnap_ext.config import load_settings
+    from fitsnap_ext.export.files import write_all
+    from fitsnap_ext.export.mliap import mliap_files
+    from fitsnap_ext.export.snap import snap_files
+
+    settings = load_settings(deck)
+    rng = np.random.default_rng(twojmax)
+    mods = {}
+    for name, quadratic in (("linear", False), ("quadratic", True)):
+        bs = dataclasses.replace(settings.bispectrum, twojmax=twojmax, quadraticflag=quadratic)
+        coef = 1e-6 * rng.standard_normal(bs.numtypes * (bs.ncoeff + (0 if bs.bzeroflag else 1)))
+        write_all(snap_files(str(folder / f"{name}{twojmax}"), coef, bs, settings.reference))
+        mods[name] = folder / f"{name}{twojmax}.mod"
+    bs = dataclasses.replace(settings.bispectrum, twojmax=twojmax, quadraticflag=False)
+    sizes = [bs.n_linear, 32, 32, 1]
+    layers = [(1e-3 * rng.standard_normal((nout, nin)), np.zeros(nout)) for nin, nout in zip(sizes, sizes[1:])]
+    ones = np.ones((1, bs.n_linear))
+    write_all(mliap_files(str(folder / f"nn{twojmax}"), [layers], 0 * ones, ones, "tanh", bs, settings.reference))
+    mods["nn"] = folder / f"nn{twojmax}.mod"
+    return mods, bs.n_linear
+
+
+def twojmax_scan(twojmaxes, natoms: int, steps: int, repeats: int, folder: Path) -> list[str]:
+    """Markdown table: speed of each model kind relative to linear SNAP at each 2J (stand-ins, fastest of
+    `repeats` interleaved timings), with the floor: linear SNAP computing B_i every step."""
+    kinds = (("linear SNAP", "linear", 100), ("linear SNAP, B_i every step", "linear", 1),
+             ("quadratic SNAP", "quadratic", 100), ("NN 2×32 tanh", "nn", 100))
+    lines = [f"## Speed relative to linear SNAP by 2J (stand-in potentials on one free-flight trajectory: "
+             f"{natoms}-atom diamond Si target, {steps} steps, 1 core, fastest of {repeats}; units metal)", "",
+             "| 2J | descriptors | linear SNAP (katom-step/s) | " + " | ".join(k for k, *_ in kinds[1:]) + " |",
+             "|--:|--:|--:|" + "--:|" * (len(kinds) - 1)]
+    for twojmax in twojmaxes:
+        mods, ndesc = standin_mods(INPUT / "in.si_zuo", twojmax, folder)
+        runs = {label: [] for label, *_ in kinds}
+        for _ in range(repeats):
+            for label, kind, every in kinds:
+                runs[label].append(md_speed(mods[kind], natoms, steps, every))
+                print(f"2J={twojmax}", label, f"{runs[label][-1]:.2f} katom-step/s", flush=True)
+        best = {label: max(v) for label, v in runs.items()}
+        lin = best["linear SNAP"]
+        lines.append(f"| {twojmax} | {ndesc} | {lin:.2f} | "
+                     + " | ".join(f"{best[k] / lin:.2f}" for k, *_ in kinds[1:]) + " |")
+    return lines + [""]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="+", default=["zuo", "paper"], choices=["zuo", "paper"])
@@ -122,6 +179,8 @@ def main():
     ap.add_argument("--nn-pot", help="prefix of an exported network (else one is fitted briefly on Zuo)")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-md", action="store_true")
+    ap.add_argument("--twojmax-scan", nargs="+", type=int, default=[],
+                    help="also time weight-independent stand-ins of each model kind at these 2J")
     ap.add_argument("--out")
     args = ap.parse_args()
     lines = []
@@ -178,6 +237,10 @@ def main():
                       f"fastest of {args.repeats})", "",
                       "| potential | katom-step/s | ratio to linear SNAP |", "|:--|--:|--:|"]
             lines += [f"| {k} | {v:.2f} | {v / lin:.2f} |" for k, v in speeds.items()]
+        if args.twojmax_scan:
+            scan = tmp / "scan"
+            scan.mkdir()
+            lines += [""] + twojmax_scan(args.twojmax_scan, args.md_atoms, args.md_steps, args.repeats, scan)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

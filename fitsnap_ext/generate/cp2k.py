@@ -271,6 +271,7 @@ class Cp2kLabeler(Labeler):
         self.last_seconds = 0.0
         self.last_scf_steps = 0
         self.meshes: dict[str, tuple] = {}  # group -> the k-mesh of its first configuration in this run
+        self.mesh_change_noted: set[str] = set()  # groups whose mesh change was said (once per group and run)
 
     def run_dir(self, tag: str) -> str:
         return os.path.join(self.workdir, re.sub(r"[^A-Za-z0-9_.\-]", "_", tag))
@@ -324,12 +325,12 @@ class Cp2kLabeler(Labeler):
         group = str(frame.info.get("config_id", "")).split(":")[0]
         mesh = tuple(kpoint_mesh(frame.cell, self.s))
         first = self.meshes.setdefault(group, mesh)
-        if first and mesh != first:
+        if mesh != first and group not in self.mesh_change_noted:
             print(f"[generate] note: {frame.info.get('config_id')} gets the k-mesh {'x'.join(map(str, mesh))}, "
                   f"earlier configurations of {group} {'x'.join(map(str, first))}: their energies differ by the two "
                   f"meshes' k-point errors (fixed kpoints, or a kspacing that rounds alike over the group, avoid it)",
                   flush=True)
-            self.meshes[group] = ()  # said once per group and run
+            self.mesh_change_noted.add(group)
 
     def label(self, frame: Frame) -> Frame:
         tag = str(frame.info.get("config_id", "config"))
