@@ -13,7 +13,6 @@ the report.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -23,13 +22,14 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from .config import RawDeck, RawValue, Settings, load_settings
 from .data.dataset import group_file, group_files
-from .errors import DataError, DeckError, FitsnapError, first_line
+from .errors import ArgumentParser, DataError, DeckError, FitsnapError, first_line
 from .lammps_session import working_directory
 from .parallel import collective
 
@@ -339,11 +339,12 @@ def system_name(raw: RawDeck) -> str:
 
 def inline_base_deck(study: Path, out: Path) -> Path:
     """The fitting sections of a study deck as `<out>/base_deck.in`, with the same line numbers (study-only
-    lines are blanked) so that errors point at the study deck's lines, and dataPath made absolute."""
+    lines are blanked) so that errors point at the study deck's lines, and dataPath relative to `out`."""
     import re
 
     from .config import KNOWN_SECTIONS
 
+    out = out.resolve()
     lines, keep = [], False
     for raw_line in study.read_text().splitlines():
         m = re.match(r"\s*\[\s*([A-Za-z_][A-Za-z0-9_]*)\s*\]", raw_line)
@@ -352,9 +353,8 @@ def inline_base_deck(study: Path, out: Path) -> Path:
         line = raw_line if keep else ""
         dm = re.match(r"\s*datapath\s*=\s*(.*?)\s*$", line.split("#")[0], re.IGNORECASE)
         if keep and dm:
-            line = f"dataPath = {(study.parent / dm.group(1)).resolve()}"
+            line = f"dataPath = {os.path.relpath((study.parent / dm.group(1)).resolve(), out)}"
         lines.append(line)
-    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     target = out / "base_deck.in"
     text = "\n".join(lines) + "\n"
@@ -363,6 +363,13 @@ def inline_base_deck(study: Path, out: Path) -> Path:
         tmp.write_text(text)
         os.replace(tmp, target)
     return target
+
+
+def repo_relative(path: str | Path, deck: Path) -> str:
+    """`path` as reports name it: relative to the checkout holding the study deck (the nearest folder above it
+    with a pyproject.toml; else the deck's folder), never as this machine's absolute path."""
+    root = next((d for d in deck.parents if (d / "pyproject.toml").is_file()), deck.parent)
+    return os.path.relpath(Path(path).resolve(), root)
 
 
 def network_group_weights(settings: Settings, mode: str = "unit") -> list[tuple[str, str, str]]:
@@ -553,6 +560,10 @@ def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Pat
                            folder / "props.json", None, comm)
     wall = time.perf_counter() - t0
     if comm.rank == 0:
+        from .properties.report import write_json
+
+        props["potential"] = "pot.mod"  # as found from props.json (the engine records an absolute path)
+        write_json(folder / "props.json", props)
         os.replace(curves_path(folder / "props.json"), folder / "curves.npz")
         mark_done(folder, "properties", key, {"props": props, "props_wall_s": wall})
     comm.Barrier()
@@ -692,6 +703,7 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
     from .properties.eos import EV_A3_TO_GPA, birch_murnaghan, fit_birch_murnaghan
 
     refs, curves = {}, {}
+    shown = partial(repo_relative, deck=spec.deck)
     if spec.volume_set is not None:
         frames = _read_frames(spec.volume_set)
         v = np.array([a.get_volume() / len(a) for a in frames])
@@ -699,8 +711,8 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
         where = f"[ABINITIO] volume_set ({len(frames)} frames)"
         who = labeler_summary(frames[0].info) or "DFT"
         if spec.system == "gan":
-            refs.update(_hexagonal_reference(frames, v, e, f"{spec.volume_set.name} ({spec.volume_set}; labels: "
-                                                           f"{who})", where, spec.volume_set, curves))
+            what = f"{spec.volume_set.name} ({shown(spec.volume_set)}; labels: {who})"
+            refs.update(_hexagonal_reference(frames, v, e, what, where, spec.volume_set, curves))
         else:
             if len(frames) < MIN_EOS_FRAMES:
                 raise DataError(f"{where}: a Birch–Murnaghan fit needs at least {MIN_EOS_FRAMES} frames",
@@ -710,7 +722,7 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
             except FitsnapError as exc:
                 raise DataError(f"{where}: {exc}", spec.volume_set) from None
             src = (f"3rd-order Birch–Murnaghan fit to (V/atom, E/atom) of the {len(frames)} frames of "
-                   f"{spec.volume_set.name} ({spec.volume_set}; labels: {who})")
+                   f"{spec.volume_set.name} ({shown(spec.volume_set)}; labels: {who})")
             refs["energy_per_atom_eV"] = {"value": e0, "unit": "eV/atom", "source": src}
             refs["volume_per_atom_A3"] = {"value": v0, "unit": "Å³/atom", "source": src}
             refs["bulk_modulus_GPa"] = {"value": b0 * EV_A3_TO_GPA, "unit": "GPa", "source": src}
@@ -737,8 +749,9 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
             curves.update(liquid_adf_theta=theta, liquid_adf=adf)
             masses = frames[0].get_masses().sum()
             dens = masses / frames[0].get_volume() * 1.66053906660
-            src = (f"g(r) of the {len(frames)} DFT liquid frames of {path.name} ({path}); these are fixed-volume "
-                   f"snapshots at {dens:.3f} g/cm³, the engine's liquid is NPT at P = 0: compare with care")
+            src = (f"g(r) of the {len(frames)} DFT liquid frames of {path.name} ({shown(path)}); these are "
+                   f"fixed-volume snapshots at {dens:.3f} g/cm³, the engine's liquid is NPT at P = 0: "
+                   f"compare with care")
             refs["rdf_first_peak_A"] = {"value": peak, "unit": "Å", "source": src}
             refs["coordination_number"] = {"value": cn, "unit": "atoms (to the first g(r) minimum)",
                                            "source": src + f"; first minimum at {rmin:.2f} Å"}
@@ -913,7 +926,7 @@ def run_study(spec: StudySpec, comm, force: bool = False, only: list[str] | None
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m fitsnap_ext study",
         description="Model-complexity study: fit a ladder of models on the same descriptors and split, "
                     "compute simulated properties and MD speed, compare with ab initio references.")
@@ -945,7 +958,8 @@ def main(argv: list[str]) -> int:
         log(comm, f"{spec.deck}: OK — {len(spec.models)} models: {', '.join(m.name for m in spec.models)}")
         return 0
     prefix = f"mpirun -np {comm.size} " if comm.size > 1 else ""
-    command = prefix + "python -m fitsnap_ext study " + " ".join(shlex.quote(a) for a in argv)
+    shown = [repo_relative(a, spec.deck) if os.path.isabs(a) else a for a in argv]  # no machine paths in reports
+    command = prefix + "python -m fitsnap_ext study " + " ".join(shlex.quote(a) for a in shown)
     run_study(spec, comm, force=args.force, only=args.only, command=command)
     return 0
 

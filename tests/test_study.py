@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -104,11 +105,12 @@ def test_cli_error_is_one_line(tmp_path):
 def test_lgps_deck_explains_missing_data(tmp_path):
     """The LGPS data are generated (gen_lgps.in): without them the study stops at once, naming the line."""
     deck = REPO / "input_files" / "study_lgps.in"
+    out = ("STUDY", "out", str(tmp_path / "out"))  # not the deck's own out: the tracked benchmarks/results/lgps
     with pytest.raises(DeckError, match=r"study_lgps.in: \[ABINITIO\] volume_set: file not found: .*absent.xyz"):
-        read_study(deck, [("ABINITIO", "volume_set", str(tmp_path / "absent.xyz"))])
+        read_study(deck, [out, ("ABINITIO", "volume_set", str(tmp_path / "absent.xyz"))])
     volume_set = ("ABINITIO", "volume_set", str(REPO / "input_files" / "data" / "lgps" / "sevenn_md" / "volume.xyz"))
     with pytest.raises(DeckError, match=r"study_lgps.in:\d+: \[PATH\] dataPath: data folder not found"):
-        read_study(deck, [volume_set, ("STUDY", "dataPath", str(tmp_path / "absent"))])
+        read_study(deck, [out, volume_set, ("STUDY", "dataPath", str(tmp_path / "absent"))])
     (tmp_path / "md_600K.xyz").write_text("")
     with pytest.raises(DeckError, match=r"study_lgps.in:\d+: \[GROUPS\] volume: no data for group\(s\) "
                                         r"volume, volume_wide, strain_rattle, rattle_large, md_900K, md_1200K, active_1, "
@@ -152,6 +154,9 @@ def test_gan_inline_deck(tmp_path):
     base_lines = spec.base_deck.read_text().splitlines()
     i = next(k for k, l in enumerate(study_lines) if l.startswith("rcutfac"))
     assert base_lines[i] == study_lines[i]
+    # its dataPath is relative to its own folder (a committed base_deck.in names no machine path)
+    i = next(k for k, l in enumerate(study_lines) if l.startswith("dataPath"))
+    assert base_lines[i] == f"dataPath = {os.path.relpath(REPO / 'input_files' / 'data' / 'gan', tmp_path / 'gan')}"
 
 
 def test_cli_out_receives_the_inline_fitting_deck(tmp_path):
@@ -322,6 +327,7 @@ def test_gan_abinitio_reference_from_the_ac_grid(tmp_path):
     assert refs["c_A"]["value"] == pytest.approx(5.2671, abs=0.006)  # 5.253 without a zero per k-mesh
     assert refs["bulk_modulus_GPa"]["value"] == pytest.approx(170, abs=8)
     assert "E(a, c)" in refs["a_A"]["source"] and "isotropic scaling" in refs["bulk_modulus_GPa"]["source"]
+    assert "volume.xyz (input_files/data/gan/volume.xyz; labels: cp2k" in refs["a_A"]["source"]  # repo-relative
     assert "one energy zero per DFT k-mesh (energies of the 5x3x4 cells; 5x3x3 +1.1" in refs["a_A"]["source"]
     assert curves["eos_fit_e"].min() == pytest.approx(refs["energy_per_atom_eV"]["value"], abs=1e-4)
 
@@ -364,6 +370,8 @@ def test_quick_study_report(quick_study):
     assert names == ["linear_2J4", "linear_2J6", "quadratic_2J4", "nn_8"]
     md = (out / "study.md").read_text()
     assert "Command: `python -m fitsnap_ext study" in md and "--quick" in md
+    assert f"--out {os.path.relpath(out, REPO)}`" in md and str(REPO) not in md  # no machine paths in reports
+    assert json.loads((out / "linear_2J6" / "props.json").read_text())["potential"] == "pot.mod"
     assert "Does lower fitting error buy better properties?" in md
     assert "| md_300K | md_300K.xyz | 40 | lammps (sw) |" in md and "surrogate" not in md
     for r in rows:

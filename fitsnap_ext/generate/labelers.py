@@ -198,7 +198,7 @@ def sevenn_labeler(s: LabelerSettings) -> AseLabeler:
         import sevenn
         from sevenn.calculator import SevenNetCalculator
     except ImportError as exc:
-        raise DeckError(f"the sevenn labeler needs the `sevenn` package (pip install -c /tmp/constraints.txt "
+        raise DeckError(f"the sevenn labeler needs the `sevenn` package (pip install -c scripts/constraints.txt "
                         f"sevenn): {exc}", section="LABELER", key="type")
     calc = SevenNetCalculator(model=s.model, device=s.device)
     settings = {"model": s.model, "sevenn_version": getattr(sevenn, "__version__", ""), "surrogate_of": "PBE"}
