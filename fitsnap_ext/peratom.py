@@ -78,16 +78,61 @@ def check_network_settings(settings: Settings) -> None:
         raise FitsnapError("a network needs energy and/or force rows ([CALCULATOR] energy / force)")
 
 
-class PerAtomCalculator:
-    """Turns entries into `ConfigData` with one reused LAMMPS instance (this rank alone)."""
+DENSE_LIMIT_BYTES = 2 ** 28  # largest dense `compute snap ... dgradflag 1` array (3N² × (3 + ndesc) doubles)
 
-    def __init__(self, settings: Settings, session=None):
+
+def periodic_neighbours(positions: np.ndarray, cell: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (start, j) of the atoms j ≠ i with an image closer than `radius` to atom i (cell columns are the
+    periodic vectors; any number of images)."""
+    from scipy.spatial import cKDTree
+
+    n = len(positions)
+    inv = np.linalg.inv(cell)
+    frac = positions @ inv.T
+    width = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[:, [1, 2, 0]].T, cell[:, [2, 0, 1]].T), axis=1)
+    reach = radius / width
+    span = [np.arange(-int(np.ceil(r)), int(np.ceil(r)) + 1) for r in reach]
+    shifts = np.stack(np.meshgrid(*span, indexing="ij"), -1).reshape(-1, 3)
+    images, owner = [], []
+    for shift in shifts:
+        f = frac + shift
+        near = np.all((f > -reach) & (f < 1 + reach), axis=1)
+        images.append(f[near] @ cell.T)
+        owner.append(np.nonzero(near)[0])
+    owner = np.concatenate(owner)
+    pairs = cKDTree(positions).sparse_distance_matrix(cKDTree(np.concatenate(images)), radius,
+                                                      output_type="ndarray")
+    i, j = pairs["i"].astype(np.int64), owner[pairs["j"]]
+    key = np.unique(i[i != j] * n + j[i != j])
+    return np.searchsorted(key // n, np.arange(n + 1)), key % n
+
+
+def greedy_colours(start: np.ndarray, nbr: np.ndarray) -> np.ndarray:
+    """A colour per atom such that no two neighbours (in the CSR graph) share one (first fit, in atom order)."""
+    colours = np.full(len(start) - 1, -1, dtype=np.int64)
+    for a in range(len(colours)):
+        used = np.unique(colours[nbr[start[a]:start[a + 1]]])
+        used = used[used >= 0]
+        gaps = np.nonzero(used != np.arange(len(used)))[0]
+        colours[a] = gaps[0] if len(gaps) else len(used)
+    return colours
+
+
+class PerAtomCalculator:
+    """Turns entries into `ConfigData` with one reused LAMMPS instance (this rank alone).
+
+    Frames whose dense `compute snap ... dgradflag 1` array would exceed `dense_limit_bytes` are done in
+    bounded memory by colours (see `_coloured`); the result is the same to round-off.
+    """
+
+    def __init__(self, settings: Settings, session=None, dense_limit_bytes: int = DENSE_LIMIT_BYTES):
         from .descriptors import SnapCalculator
 
         check_network_settings(settings)
         self.settings = settings
         self.snap = SnapCalculator(settings, session)
         self.with_stress = settings.calculator.stress
+        self.dense_limit_bytes = dense_limit_bytes
 
     def close(self):
         self.snap.close()
@@ -95,37 +140,20 @@ class PerAtomCalculator:
     def compute(self, entry: Entry) -> ConfigData:
         bs = self.settings.bispectrum
         frame = entry.frame
+        n, nd = frame.natoms, bs.ncoeff
         try:
             placed = self.snap.setup(entry)
-            self.snap.session.commands([f"compute snap all snap {bs.compute_snap_args()} bikflag 1 dgradflag 1",
-                                        "compute refp all pressure NULL virial", "run 0"])
-            arr = self.snap.session.compute_array("snap")
-            ref_pressure = self.snap.session.compute_vector("refp")
+            if 24.0 * n * n * (3 + nd) <= self.dense_limit_bytes:
+                b, ref_forces, ref_energy, ref_pressure, pair_i, pair_j, dgrad = self._dense(n, nd)
+            else:
+                b, ref_forces, ref_energy, ref_pressure, pair_i, pair_j, dgrad = self._coloured(placed, n, nd)
         except LammpsError as exc:
             raise LammpsError(f"{frame.source or frame.group} (configuration {entry.index}): {exc}") from None
-        n, nd = frame.natoms, bs.ncoeff
-        if arr.shape[1] != 3 + nd or (arr.shape[0] - n - 1) % 3 or arr.shape[0] < n + 1:
-            raise LammpsError(f"compute snap (dgradflag 1) returned shape {arr.shape}; expected "
-                              f"(N + 3P + 1, {3 + nd}) with N = {n}")
-        if not np.all(np.isfinite(arr)):
+        if not (np.all(np.isfinite(b)) and np.all(np.isfinite(dgrad)) and np.all(np.isfinite(ref_forces))):
             raise DataError("compute snap gave non-finite values (atoms on top of each other?)",
                             frame.source, entry.index)
         type_index = {t: k for k, t in enumerate(bs.types)}
         elements = np.array([type_index[s] for s in frame.symbols], dtype=np.int64)
-        b = arr[:n, 3:].copy()
-        ref_forces = arr[:n, :3].copy()
-        ref_energy = float(arr[-1, 0])
-        grad = arr[n:-1].reshape(-1, 3, arr.shape[1])
-        idx = grad[:, :, :3]
-        pair_i = idx[:, 0, 0].astype(np.int64)
-        pair_j = idx[:, 0, 1].astype(np.int64)
-        if not (np.array_equal(idx[:, :, 2], np.tile([0.0, 1.0, 2.0], (len(grad), 1)))
-                and np.all(idx[:, :, 0] == idx[:, :1, 0]) and np.all(idx[:, :, 1] == idx[:, :1, 1])):
-            raise LammpsError("compute snap dgradflag rows are not (i, j, 0/1/2) triplets as expected")
-        dgrad = grad[:, :, 3:].copy()
-        del grad, arr
-        keep = np.any(dgrad != 0.0, axis=(1, 2))  # LAMMPS lists every (i, j); only neighbours are nonzero
-        pair_i, pair_j, dgrad = pair_i[keep], pair_j[keep], dgrad[keep]
         forces = (frame.forces @ placed.rotation.T) if frame.forces is not None else np.zeros((n, 3))
         volume = float(np.prod(np.diag(placed.cell)))
         stress = dbde = None
@@ -140,6 +168,72 @@ class PerAtomCalculator:
                           pair_i.astype(np.int32), pair_j.astype(np.int32), np.ascontiguousarray(dgrad),
                           frame.energy - ref_energy, forces - ref_forces, ref_energy, ref_forces,
                           placed.rotation, entry.vweight, volume, stress, ref_stress, dbde)
+
+    def _dense(self, n: int, nd: int):
+        """One `compute snap ... bikflag 1 dgradflag 1` (3N² rows): B, reference F/E/P, the nonzero pairs."""
+        session = self.snap.session
+        session.commands([f"compute snap all snap {self.settings.bispectrum.compute_snap_args()} bikflag 1 "
+                          "dgradflag 1", "compute refp all pressure NULL virial", "run 0"])
+        arr = session.compute_array("snap")
+        ref_pressure = session.compute_vector("refp")
+        if arr.shape[1] != 3 + nd or (arr.shape[0] - n - 1) % 3 or arr.shape[0] < n + 1:
+            raise LammpsError(f"compute snap (dgradflag 1) returned shape {arr.shape}; expected "
+                              f"(N + 3P + 1, {3 + nd}) with N = {n}")
+        grad = arr[n:-1].reshape(-1, 3, arr.shape[1])
+        idx = grad[:, :, :3]
+        if not (np.array_equal(idx[:, :, 2], np.tile([0.0, 1.0, 2.0], (len(grad), 1)))
+                and np.all(idx[:, :, 0] == idx[:, :1, 0]) and np.all(idx[:, :, 1] == idx[:, :1, 1])):
+            raise LammpsError("compute snap dgradflag rows are not (i, j, 0/1/2) triplets as expected")
+        keep = np.any(grad[:, :, 3:] != 0.0, axis=(1, 2))  # LAMMPS lists every (i, j); only neighbours are nonzero
+        pair_i = idx[keep, 0, 0].astype(np.int64)
+        pair_j = idx[keep, 0, 1].astype(np.int64)
+        dgrad = grad[keep, :, 3:].copy()
+        return arr[:n, 3:].copy(), arr[:n, :3].copy(), float(arr[-1, 0]), ref_pressure, pair_i, pair_j, dgrad
+
+    def _coloured(self, placed, n: int, nd: int):
+        """The same as `_dense` in O(N · ndesc) memory. `compute sna/atom` gives B; `compute snad/atom` on a group
+        of owners no two of which share a neighbour (one colour of the graph "i and i' are neighbours or have a
+        common neighbour") gives, at each atom j, dB_i/dr_j of the single owner i whose neighbourhood holds j.
+        One `run 0` per colour (about the number of atoms within two cutoffs, whatever N), with the reference
+        potential replaced by `pair_style zero` once its energy, forces and pressure are read."""
+        from scipy import sparse
+
+        bs = self.settings.bispectrum
+        session = self.snap.session
+        args = bs.compute_snap_args()
+        session.commands([f"compute sna all sna/atom {args}", "compute refp all pressure NULL virial",
+                          "compute reff all property/atom fx fy fz", "run 0"])
+        b = session.compute_peratom_array("sna")
+        ref_forces = session.compute_peratom_array("reff")
+        ref_energy = float(session.lmp.extract_compute("thermo_pe", 0, 0))
+        ref_pressure = session.compute_vector("refp")
+        ids = session.lmp.numpy.extract_atom("id")[:n]
+        element = session.lmp.numpy.extract_atom("type")[:n][np.argsort(ids)].astype(np.int64) - 1
+        cut = bs.rcutfac * 2.0 * max(bs.radelem)
+        start, nbr = periodic_neighbours(placed.positions, placed.cell, cut * (1 + 1e-9) + 1e-9)
+        counts = np.diff(start)
+        near = sparse.csr_matrix((np.ones(len(nbr)), nbr, start), shape=(n, n)) + sparse.identity(n, format="csr")
+        two_hop = (near @ near).tocsr()
+        colours = greedy_colours(two_hop.indptr, two_hop.indices)
+        del near, two_hop
+        session.commands(["group colour empty", f"compute snad colour snad/atom {args}",
+                          f"pair_style zero {cut + 1e-3!r}", "pair_coeff * *"])
+        parts = []
+        for k in range(int(colours.max()) + 1):
+            members = np.nonzero(colours == k)[0]
+            session.commands(["group colour clear", "group colour id " + " ".join(str(i + 1) for i in members),
+                              "run 0 post no"])
+            d = session.compute_peratom_array("snad").reshape(n, -1, 3, nd)
+            owner = np.repeat(members, counts[members] + 1)
+            atom = np.concatenate([np.concatenate([[i], nbr[start[i]:start[i + 1]]]) for i in members])
+            block = d[atom, element[owner]]
+            keep = np.any(block != 0.0, axis=(1, 2))
+            parts.append((owner[keep], atom[keep], block[keep]))
+        pair_i = np.concatenate([p[0] for p in parts])
+        pair_j = np.concatenate([p[1] for p in parts])
+        order = np.lexsort((pair_i, pair_j))  # the dense path's order: by j, then i
+        dgrad = np.concatenate([p[2] for p in parts])[order]
+        return b, ref_forces, ref_energy, ref_pressure, pair_i[order], pair_j[order], dgrad
 
     def strain_derivatives(self, entry: Entry, placed, step: float = 1e-5) -> np.ndarray:
         """∂B_i/∂h_v (N, 6, ndesc) by central differences under F = I + h·e_a e_bᵀ (see the module text)."""
