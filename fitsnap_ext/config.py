@@ -14,6 +14,10 @@ from pathlib import Path
 from .errors import DeckError
 
 STRESS_UNITS = ("bar", "kbar", "GPa", "eV/A3")
+# Characters that would let a value start a new LAMMPS command or be rewritten by LAMMPS' input parser when it is
+# written into a LAMMPS command or an include file: line breaks, `&` continuation, `$` variables, quotes, comments.
+UNSAFE_CHARACTERS = frozenset("\n\r\0&$\"'`#;\\")
+UNSAFE_NAMES = "newline, & $ quotes # ; \\"
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,17 @@ class RawDeck:
         """
         path = Path(path)
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as exc:
             raise DeckError(f"cannot read deck: {exc.strerror}", path=path) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise DeckError(f"not a text deck (byte 0x{data[exc.start]:02x} is not UTF-8)", path, line) from None
+        if "\0" in text:
+            line = text[:text.index("\0")].count("\n") + 1
+            raise DeckError("not a text deck (it holds a NUL byte)", path, line)
         sections: dict[str, dict[str, RawValue]] = {}
         key_case = {}
         current = None
@@ -83,6 +95,9 @@ class RawDeck:
     def override(self, section: str, key: str, value: str) -> None:
         """Apply a `-k SECTION KEY VALUE` override (creates the section/key if absent)."""
         section = section.upper()
+        if any(ch in UNSAFE_CHARACTERS for ch in value):
+            raise DeckError(f"value {value!r} holds a newline or a character LAMMPS would interpret "
+                            f"({UNSAFE_NAMES})", self.path, None, section, key)
         self.sections.setdefault(section, {})[key.lower()] = RawValue(value, None)
         self._key_case[(section, key.lower())] = key
 
@@ -132,6 +147,19 @@ class RawDeck:
         except ValueError:
             name = {bool: "a boolean (0/1)", int: "an integer", float: "a finite number"}.get(kind, str(kind))
             raise self.error(f"{text!r} is not {name}", section, key) from None
+
+    def check_safe(self, section: str, key: str, value: str, token: bool = False) -> str:
+        """`value` unchanged, or an error if it could inject a LAMMPS command (or, as a `token`, holds whitespace)."""
+        if any(ch in UNSAFE_CHARACTERS or not (ch.isprintable() or ch == "\t") for ch in value):
+            raise self.error(f"{value!r} holds a character LAMMPS would interpret ({UNSAFE_NAMES}) or a "
+                             f"control character", section, key)
+        if token and (not value or any(ch.isspace() for ch in value)):
+            raise self.error(f"{value!r} must be one word (no spaces)", section, key)
+        return value
+
+    def lines(self) -> dict[tuple[str, str], int]:
+        """(SECTION, lower-case key) → the deck line it was given on (not for `-k` overrides)."""
+        return {(sec, k): rv.line for sec, keys in self.sections.items() for k, rv in keys.items() if rv.line}
 
     def items(self, section: str):
         """All (key as written, RawValue) pairs of a section, marking them used."""
@@ -211,6 +239,40 @@ class BispectrumSettings:
                 labels.append(f"B[{idx}] = B{a + 1}*B{b + 1}")
                 idx += 1
         return labels
+
+    def duplicate_groups(self) -> tuple[int, ...]:
+        """A label for each of one element's `compute snap` columns (linear, then quadratic); columns with equal
+        labels are identical for every configuration.
+
+        With chemflag, column (e1, e2, e3; j1, j2, j) couples element e1's U_j1 and e2's U_j2 into j and contracts
+        with e3's U_j (LAMMPS' SNA::compute_bi). The bispectrum is unchanged by permuting (j1, e1), (j2, e2),
+        (j, e3) together (up to (j+1) factors, which are 1 here), so within the stored j ≥ j1 ≥ j2 it equals
+        (e2, e1, e3) when j1 = j2, (e3, e2, e1) when j = j1, every permutation when all three are equal, with or
+        without bnormflag. A quadratic column B_k·B_l (½B_k² on the diagonal) repeats its factors' labels.
+        Without chemflag every label is distinct. pair_style snap's forces assume equal coefficients on equal
+        columns (its Y array takes one β per group); the fit ties them.
+        """
+        from itertools import permutations, product
+
+        blist = self.blist
+        if not self.chemflag:
+            linear = list(range(len(blist)))
+        else:
+            n, index, linear = self.numtypes, {}, []
+            for triple in product(range(n), repeat=3):
+                for k, (j1, j2, j) in enumerate(blist):
+                    e1, e2, e3 = triple
+                    same = {triple, (e2, e1, e3) if j1 == j2 else triple, (e3, e2, e1) if j == j1 else triple}
+                    if j1 == j2 == j:
+                        same = set(permutations(triple))
+                    linear.append(index.setdefault((min(same), k), len(index)))
+        labels = list(linear)
+        if self.quadraticflag:
+            index = {}
+            for a, b in combinations_with_replacement(range(len(linear)), 2):
+                key = (min(linear[a], linear[b]), max(linear[a], linear[b]), a == b)
+                labels.append(len(linear) + index.setdefault(key, len(index)))
+        return tuple(labels)
 
     def compute_snap_args(self) -> str:
         """Keyword tail for `compute snap` (after rcutfac rfac0 twojmax radelem... wj...)."""
@@ -389,6 +451,13 @@ class Settings:
     output: OutputSettings = OutputSettings()
     network: NetworkSettings | None = None  # set when [SOLVER] solver = PYTORCH
     properties: PropertiesSettings | None = None
+    lines: dict = field(default_factory=dict, compare=False, repr=False)  # (SECTION, lower key) → deck line
+    notes: tuple[str, ...] = ()  # accepted FitSNAP keys that change nothing here, said once in the log
+
+    def error(self, message: str, section: str, key: str | None = None) -> DeckError:
+        """A DeckError naming this deck, the line of `[section] key` and the key (for checks made after loading)."""
+        line = self.lines.get((section, key.lower())) if key else None
+        return DeckError(message, self.deck, line, section, key)
 
 
 KNOWN_SECTIONS = ("BISPECTRUM", "CALCULATOR", "ESHIFT", "SOLVER", "RIDGE", "SCRAPER", "PATH", "OUTFILE",
@@ -487,17 +556,65 @@ def _bispectrum(raw: RawDeck) -> BispectrumSettings:
         raise raw.error("must be > 0", s, "rcutfac")
     if not 0 < out["rfac0"] <= 1:
         raise raw.error("must be in (0, 1]", s, "rfac0")
-    if out["chemflag"]:
-        # Measured (tests/test_multielement.py): with chemflag, pair_style snap and pair_style mliap ... descriptor
-        # sna in this LAMMPS return forces that are not the gradient of their own energy (0.01-1 eV/Å off), while
-        # compute snap's rows are. A fitted chemflag model would run with wrong forces, so it is refused.
-        raise raw.error("explicit multi-element SNAP (chemflag) is disabled: LAMMPS' pair_style snap and "
-                        "pair_style mliap (descriptor sna) with chemflag give forces inconsistent with their "
-                        "energy, so the fit could not be deployed", s, "chemflag")
-    for key in ("bikflag", "dgradflag"):
-        if raw.get(s, key, bool, False):
-            raise raw.error("set by fitsnap_ext itself (per-atom descriptors for networks); remove it", s, key)
+    if out["chemflag"] and raw.get("SOLVER", "solver", str, "SVD").upper() == "PYTORCH":
+        # LAMMPS' chemflag forces (pair_style snap, mliap descriptor sna) take one dE/dB per group of identical
+        # columns (BispectrumSettings.duplicate_groups); the linear and quadratic fits tie their coefficients so,
+        # a network's dE/dB are not tied (measured, tests/test_chemflag.py: untied, 0.19 eV/Å off the energy's
+        # gradient). Deploying one needs its first-layer weights averaged over each group at export.
+        raise raw.error("chemflag with a network (solver = PYTORCH) is not supported: LAMMPS' mliap descriptor "
+                        "sna assumes equal dE/dB on chemflag's duplicated columns, which the network does not "
+                        "give, so its forces would not be the gradient of its energy", s, "chemflag")
+    _check_bispectrum_ranges(raw, out)
     return BispectrumSettings(**out)
+
+
+MAX_TWOJMAX = 20  # 2J=20 already gives 1771 components per element; larger values exhaust memory, not the data
+
+
+def _check_bispectrum_ranges(raw: RawDeck, values: dict) -> None:
+    """Ranges `compute snap` needs to mean anything: outside them LAMMPS still runs and the fit is silently junk."""
+    s = "BISPECTRUM"
+    for element in values["types"]:
+        raw.check_safe(s, "type", element, token=True)
+        if element not in chemical_symbols()[1:]:
+            raise raw.error(f"unknown element {element!r} (type lists chemical symbols, e.g. Si Ga N)", s, "type")
+    if len(set(values["types"])) != len(values["types"]):
+        raise raw.error(f"an element is listed twice: {' '.join(values['types'])}", s, "type")
+    if values["twojmax"] > MAX_TWOJMAX:
+        raise raw.error(f"{values['twojmax']} is above {MAX_TWOJMAX} (the descriptor count grows as 2J^3)", s,
+                        "twojmax")
+    if values["rmin0"] < 0:
+        raise raw.error("must be >= 0", s, "rmin0")
+    for key in ("radelem", "wj"):
+        if any(v <= 0 for v in values[key]):
+            raise raw.error(f"every value must be > 0, got {' '.join(map(repr, values[key]))}", s, key)
+    for key in ("sinner", "dinner"):
+        if any(v <= 0 for v in values[key]):
+            raise raw.error(f"every value must be > 0, got {' '.join(map(repr, values[key]))}", s, key)
+
+
+def chemical_symbols() -> list[str]:
+    from ase.data import chemical_symbols as symbols
+
+    return symbols
+
+
+def _per_atom_flags(raw: RawDeck, network: bool) -> None:
+    """FitSNAP's per-atom switches: fitsnap_ext sets them itself (on for networks, off for linear fits).
+
+    A deck may state them (FitSNAP's network decks do); only a value that contradicts the model is refused.
+    """
+    for section, key in (("BISPECTRUM", "bikflag"), ("BISPECTRUM", "dgradflag"), ("CALCULATOR", "per_atom_energy")):
+        value = raw.get(section, key, bool)
+        if value is None or key == "dgradflag" and network:
+            continue  # a network takes sparse gradients whichever way FitSNAP would compute them
+        if value and not network:
+            raise raw.error("per-atom descriptors are for networks ([SOLVER] solver = PYTORCH); a linear or "
+                            "quadratic fit uses one energy row per configuration: set it to 0 or remove it",
+                            section, key)
+        if not value and network and key != "dgradflag":
+            raise raw.error("a network is trained on per-atom energies (E = sum of E_i): set it to 1 or remove "
+                            "it", section, key)
 
 
 def _groups(raw: RawDeck) -> GroupsSettings:
@@ -559,8 +676,13 @@ def _reference(raw: RawDeck) -> ReferenceSettings:
             coeffs.append((int(m.group(1) or 0), rv.value))
         elif key.lower() not in ("units", "atom_style", "pair_style"):
             raise DeckError("unknown key", raw.path, rv.line, s, key)
+    raw.check_safe(s, "pair_style", pair_style)
+    for key, rv in list(raw.items(s)):
+        if key.lower().startswith("pair_coeff"):
+            raw.check_safe(s, key, rv.value)
     coeffs = tuple(v for _, v in sorted(coeffs)) or ("* *",)
-    return ReferenceSettings(units, raw.get(s, "atom_style", str, "atomic").lower(), pair_style, coeffs)
+    atom_style = raw.check_safe(s, "atom_style", raw.get(s, "atom_style", str, "atomic").lower(), token=True)
+    return ReferenceSettings(units, atom_style, pair_style, coeffs)
 
 
 def load_settings(deck: str | Path, overrides: list[tuple[str, str, str]] = ()) -> Settings:
@@ -600,7 +722,11 @@ def load_settings(deck: str | Path, overrides: list[tuple[str, str, str]] = ()) 
     alpha = raw.get("RIDGE", "alpha", float, 1e-6)
     if alpha < 0:
         raise raw.error("must be >= 0", "RIDGE", "alpha")
-    solver = SolverSettings(solver_name, alpha, raw.get(s, "rcond", float, 1e-13),
+    _per_atom_flags(raw, network is not None)
+    rcond = raw.get(s, "rcond", float, 1e-13)
+    if not 0 < rcond < 1:
+        raise raw.error("must be in (0, 1) (singular values below rcond * max are dropped)", s, "rcond")
+    solver = SolverSettings(solver_name, alpha, rcond,
                             raw.get(s, "compute_testerrs", bool, True), raw.get(s, "detailed_errors", bool, True))
 
     sc = "SCRAPER"
@@ -647,11 +773,57 @@ def load_settings(deck: str | Path, overrides: list[tuple[str, str, str]] = ()) 
     for key in ("apply_transpose", "only_test", "multinode_testing"):
         if raw.get(e, key, bool, False):
             raise raw.error("not supported by fitsnap_ext (its solver never forms AᵀA)", e, key)
+    notes = []
+    for key in ("dump_peratom", "dump_perconfig", "dump_configs"):  # FitSNAP's extra dumps (a pickle among them)
+        if raw.get(e, key, bool, False):
+            notes.append(f"note: [EXTRAS] {key} = 1 is accepted but not written by fitsnap_ext (the metrics "
+                         f".md/.csv hold the errors per group)")
+    raw.check_safe(o, "potential", output.potential, token=True)
+    for key, name in (("metrics", output.metrics), ("descriptors", output.descriptors_file),
+                      ("truth", output.truth_file), ("weights", output.weights_file),
+                      ("dataframe", output.dataframe_file)):
+        raw.check_safe(o, key, name, token=True)
 
     properties = _properties(raw, deck)
     settings = Settings(deck=deck, bispectrum=bispectrum, calculator=calculator, solver=solver,
                         scraper=scraper, data_path=data_path, groups=_groups(raw), eshift=eshift,
                         reference=_reference(raw), output=output, network=network,
-                        properties=properties)
+                        properties=properties, lines=raw.lines(), notes=tuple(notes))
     raw.check_unused(KNOWN_SECTIONS)
+    _check_output_names(settings)
     return settings
+
+
+def output_files(settings: Settings) -> list[tuple[str, tuple[str, str]]]:
+    """Every file a fit (and its [PROPERTIES] run) writes, with the (SECTION, key) that names it."""
+    out, net, props = settings.output, settings.network, settings.properties
+    pot = ("OUTFILE", "potential")
+    suffixes = (".mliap.model", ".mliap.descriptor", ".mod", ".loss.csv", ".loss.png") if net else \
+        (".snapcoeff", ".snapparam", ".mod")
+    files = [(f"{out.potential}{suffix}", pot) for suffix in suffixes]
+    files += [(out.metrics, ("OUTFILE", "metrics")), (str(Path(out.metrics).with_suffix(".csv")), ("OUTFILE", "metrics"))]
+    for flag, name, key in ((out.dump_descriptors, out.descriptors_file, "descriptors"),
+                            (out.dump_truth, out.truth_file, "truth"), (out.dump_weights, out.weights_file, "weights"),
+                            (out.dump_dataframe, out.dataframe_file, "dataframe")):
+        if flag:
+            files.append((name, ("OUTFILE", key)))
+    if net is not None and net.save_state_output:
+        files.append((net.save_state_output, ("PYTORCH", "save_state_output")))
+    if props is not None:
+        files.append((props.out or f"{out.potential}_props.json", ("PROPERTIES", "out")))
+    return files
+
+
+def _check_output_names(settings: Settings) -> None:
+    """No two outputs may be the same file (`metrics = pot.mod` would overwrite the potential)."""
+    seen: dict[Path, tuple[str, str, str]] = {}
+    candidates = output_files(settings)
+    if settings.network is not None and settings.network.checkpoint:
+        candidates.append((settings.network.checkpoint, ("PYTORCH", "checkpoint")))
+    for name, (section, key) in candidates:
+        path = Path(name).resolve()
+        if path in seen:
+            _, other_section, other_key = seen[path]
+            raise settings.error(f"{name!r} is also a file of [{other_section}] {other_key} (outputs must not "
+                                 f"overwrite each other; metrics writes NAME.md and NAME.csv)", section, key)
+        seen[path] = (name, section, key)

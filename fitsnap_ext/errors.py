@@ -1,8 +1,26 @@
 """Typed errors that name where bad input came from; the CLI prints them as one line."""
+import argparse
 
 
 class FitsnapError(Exception):
-    """Base class: anything the user can fix (deck, data, command line, LAMMPS input)."""
+    """Base class: anything the user can fix (deck, data, command line, LAMMPS input).
+
+    `on_every_rank` is set when `parallel.collective` has raised the error on every MPI rank together, so one
+    line from rank 0 reports it and no rank needs to be aborted.
+    """
+
+    on_every_rank = False
+
+
+class UsageError(FitsnapError):
+    """A command-line argument problem."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises UsageError (reported as one line, exit 1) instead of printing usage and exiting 2."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def first_line(exc: Exception, limit: int = 300) -> str:

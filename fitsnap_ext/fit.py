@@ -6,21 +6,23 @@ reduces the rows to a small R factor; rank 0 writes every output file at the end
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .config import Settings
+from .config import Settings, output_files
 from .data.dataset import Entry, load_entries
 from .descriptors import KIND_NAMES, Rows, SnapCalculator, n_columns
 from .errors import FitsnapError
 from .export.files import write_all
 from .export.snap import snap_files
 from .metrics import ErrorRow, csv_table, markdown_table, merge_sums, residual_sums
-from .models.linear import LinearSNAP
+from .models.linear import LinearSNAP, column_groups
 from .parallel import collective, map_entries, split_by_atoms
 
 
@@ -48,13 +50,7 @@ class FitResult:
 
 def output_paths(settings: Settings) -> list[Path]:
     """Every file a fit writes (relative to the current directory, as FitSNAP does)."""
-    pot, metrics, out = settings.output.potential, settings.output.metrics, settings.output
-    paths = [f"{pot}.snapcoeff", f"{pot}.snapparam", f"{pot}.mod", metrics, str(Path(metrics).with_suffix(".csv"))]
-    for flag, name in ((out.dump_descriptors, out.descriptors_file), (out.dump_truth, out.truth_file),
-                       (out.dump_weights, out.weights_file), (out.dump_dataframe, out.dataframe_file)):
-        if flag:
-            paths.append(name)
-    return [Path(p) for p in paths]
+    return [Path(name) for name, _ in output_files(settings)]
 
 
 def refuse_existing(paths: list[Path], overwrite: bool) -> None:
@@ -62,6 +58,33 @@ def refuse_existing(paths: list[Path], overwrite: bool) -> None:
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
         raise FitsnapError(f"output exists: {', '.join(existing)} (use --overwrite)")
+
+
+def check_outputs(settings: Settings, overwrite: bool) -> None:
+    """Before any work: no output exists (unless `overwrite`) and every output's folder can be written."""
+    refuse_existing(output_paths(settings), overwrite)
+    for name, (section, key) in output_files(settings):
+        problem = unwritable_reason(Path(name))
+        if problem:
+            raise settings.error(f"cannot write {name!r}: {problem}", section, key)
+
+
+def unwritable_reason(path: Path) -> str:
+    """Why `path` cannot be written ('' if it can): tried by creating and removing a small file in the nearest
+    existing folder, which catches read-only and full file systems and a file standing where a folder must be."""
+    folder = path.resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        return f"{folder}: {exc.strerror}"
+    return ""
 
 
 def distribute(settings: Settings, comm, progress) -> tuple[list[Entry], int]:
@@ -149,6 +172,18 @@ def bzero_offset_note(settings: Settings, entries, comm) -> str:
             f"bzeroflag = 0 (a constant per element) or subtract isolated-atom energies")
 
 
+def rank_warning(rank: int, ncoef: int, settings: Settings) -> str:
+    """A loud line when the data determine fewer coefficients than the model has (rcutfac or radelem too small
+    to see neighbours, too few configurations, duplicated columns): those coefficients are the solver's choice."""
+    if rank >= ncoef:
+        return ""
+    bs = settings.bispectrum
+    return (f"WARNING: rank-deficient fit: the data determine {rank} of {ncoef} coefficients; the other "
+            f"{ncoef - rank} are set by the solver's regularisation, not by the data (check [BISPECTRUM] rcutfac "
+            f"{bs.rcutfac!r} and radelem {' '.join(map(repr, bs.radelem))}: cutoff "
+            f"{2 * bs.rcutfac * max(bs.radelem):.3g} Å; and the amount of data)")
+
+
 def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) -> FitResult:
     """Fit the linear (or quadratic) SNAP a deck describes and write its files."""
     if settings.network is not None:
@@ -158,7 +193,9 @@ def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) ->
     timings = {}
     with collective(comm, "checking outputs"):
         if comm.rank == 0:
-            refuse_existing(output_paths(settings), overwrite)
+            check_outputs(settings, overwrite)
+    for note in settings.notes:
+        progress(note)
 
     entries, n_total, rows = read_and_compute(settings, comm, progress, compute_rows, timings)
     bs = settings.bispectrum
@@ -177,11 +214,16 @@ def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) ->
     with collective(comm, "solving"):
         if comm.allreduce(int((~test).sum())) == 0:
             raise FitsnapError("no training rows: every configuration is in the test split")
-        model = LinearSNAP(settings.solver.solver, settings.solver.alpha, settings.solver.rcond)
+        model = LinearSNAP(settings.solver.solver, settings.solver.alpha, settings.solver.rcond,
+                           groups=column_groups(bs))  # chemflag's identical columns get one coefficient
         model.fit(rows, comm, train_mask=~test)
     timings["fit"] = time.perf_counter() - t
-    progress(f"solved {settings.solver.solver}: rank {model.rank_} of {len(model.coef_)} coefficients, "
+    tied = f" ({len(model.coef_)} with chemflag's tied copies)" if model.n_free_ < len(model.coef_) else ""
+    progress(f"solved {settings.solver.solver}: rank {model.rank_} of {model.n_free_} coefficients{tied}, "
              f"condition {model.singular_values_[0] / model.singular_values_[-1]:.3g} in {timings['fit']:.2f} s")
+    warning = rank_warning(model.rank_, model.n_free_, settings)
+    if warning:
+        progress(warning)
 
     pred = model.predict(rows.a)
     sums = residual_sums(pred - rows.b, rows.kind, group_of[rows.entry], test)
@@ -203,10 +245,29 @@ def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) ->
             title = (f"# Fitting errors of {out.potential} ({settings.solver.solver}, 2J={bs.twojmax}, "
                      f"{'quadratic' if bs.quadraticflag else 'linear'} SNAP; deck {settings.deck.name})")
             files = snap_files(out.potential, model.coef_, bs, settings.reference)
-            files[out.metrics] = markdown_table(errors, title)
+            files[out.metrics] = markdown_table(errors, title) + (f"\n**{warning}**\n" if warning else "")
             files[str(Path(out.metrics).with_suffix(".csv"))] = csv_table(errors)
             files.update(dumps)
             written = write_all(files)
     timings["write"] = time.perf_counter() - t
     progress(f"wrote {', '.join(str(p) for p in written)}" if comm.rank == 0 else "")
     return FitResult(model.coef_, errors, written, timings, n_total)
+
+
+def run_deck(settings: Settings, comm, overwrite: bool = False) -> FitResult:
+    """What a deck asks for: the fit, then (with [PROPERTIES]) the fitted potential's properties; a property
+    that failed makes the run fail (its reason is in the log and props.json)."""
+    result = run_fit(settings, comm, overwrite)
+    p = settings.properties
+    if p is not None:
+        from .properties import run_properties
+
+        props = run_properties(Path(f"{settings.output.potential}.mod"), p.system, list(p.properties) or None,
+                               p.quick, Path(p.out or f"{settings.output.potential}_props.json"), p.reference, comm)
+        failed = props.get("failed_properties", {})
+        if failed:
+            error = FitsnapError(f"[PROPERTIES]: {len(failed)} properties failed: "
+                                 + "; ".join(f"{name}: {why}" for name, why in failed.items()))
+            error.on_every_rank = True  # run_properties returns the same dict on every rank
+            raise error
+    return result

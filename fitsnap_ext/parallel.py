@@ -4,6 +4,7 @@ Everything takes the communicator as an argument; `world()` is only a default fo
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from contextlib import contextmanager
@@ -52,16 +53,28 @@ def collective(comm, stage: str):
     except FitsnapError as exc:
         error = exc
     except Exception:
-        traceback.print_exc()
-        sys.stderr.flush()
-        comm.Abort(2)
+        if comm.size == 1:
+            raise  # the command line reports it as a bug (exit 2)
+        abort_on_bug(comm)
     messages = comm.allgather(None if error is None else f"{error}")
     failed = [(r, m) for r, m in enumerate(messages) if m is not None]
     if failed:
         if error is not None and failed[0][0] == comm.rank:
+            error.on_every_rank = True
             raise error
         rank, message = failed[0]
-        raise RankFailed(message if comm.size == 1 else f"{message} (rank {rank}, during {stage})")
+        failure = RankFailed(message if comm.size == 1 else f"{message} (rank {rank}, during {stage})")
+        failure.on_every_rank = True
+        raise failure
+
+
+def abort_on_bug(comm) -> None:
+    """Print the traceback of an unexpected exception and stop every rank (exit status 2): never a hang."""
+    traceback.print_exc()
+    print(f"fitsnap_ext: error: internal error on rank {comm.rank} (a bug: please report the traceback above)",
+          file=sys.stderr, flush=True)
+    comm.Abort(2)
+    os._exit(2)  # MPI_Abort may return on the calling rank before it is killed: never run on
 
 
 def map_entries(open_calculator, compute, entries: list, comm, progress, what: str, size=None) -> list:

@@ -94,7 +94,7 @@ def test_prepare_needs_a_labeler_that_runs_as_its_own_job(tmp_path):
     deck = write_gen_deck(tmp_path, groups="[GROUP r]\nsampler = strain_rattle\nstructure = si_diamond\n"
                                             "n_frames = 1\n")
     r = run_generate(deck, args=("--prepare",))
-    assert r.returncode == 2
+    assert r.returncode == 1
     assert "[LABELER] type: --prepare writes inputs for a labeler that runs as its own job" in r.stderr
     assert not (tmp_path / "out").exists()  # nothing written
 

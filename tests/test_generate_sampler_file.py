@@ -75,12 +75,12 @@ def test_file_sampler_relabels_every_kth_frame_and_resumes(tmp_path):
     assert after.startswith(got) and after.count(b"config_id=") == 4
     # more than the file has: an error naming the counts, nothing appended
     r = run_generate(write_gen_deck(tmp_path, "gen5.in", groups=GROUP.replace("n_frames = 3", "n_frames = 5")))
-    assert r.returncode == 2 and "has 9 frames" in r.stderr and "needs 10" in r.stderr, r.stderr
+    assert r.returncode == 1 and "has 9 frames" in r.stderr and "needs 10" in r.stderr, r.stderr
     assert (tmp_path / "out" / "relabel.xyz").read_bytes() == after
     # other frames under the same ids (another start): refused
     r = run_generate(write_gen_deck(tmp_path, "gen6.in",
                                     groups=GROUP.replace("structure_index = 1", "structure_index = 0")))
-    assert r.returncode == 2 and "sampler_settings" in r.stderr
+    assert r.returncode == 1 and "sampler_settings" in r.stderr
 
 
 def test_file_sampler_deck_errors(tmp_path):

@@ -12,6 +12,7 @@ def write_all(files: dict[str, "str | bytes | callable"]) -> list[Path]:
         for target, content in files.items():
             target = Path(target)
             target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(target)
             tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
             temps.append((tmp, target))
             if callable(content):
@@ -27,3 +28,21 @@ def write_all(files: dict[str, "str | bytes | callable"]) -> list[Path]:
     for tmp, target in temps:
         os.replace(tmp, target)
     return [t for _, t in temps]
+
+
+def remove_stale_temps(target: Path) -> None:
+    """Delete `.NAME.tmpPID` files a killed earlier run left beside `target` (those of live processes stay)."""
+    for tmp in target.parent.glob(f".{target.name}.tmp*"):
+        pid = tmp.name.rsplit(".tmp", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

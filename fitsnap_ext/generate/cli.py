@@ -5,10 +5,9 @@ Works serially, under ``mpirun -np N`` (in-process labelers are spread over rank
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from fitsnap_ext.errors import FitsnapError
+from fitsnap_ext.errors import ArgumentParser, UsageError
 
 
 def _comm():
@@ -22,9 +21,9 @@ def _comm():
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="fitsnap_ext generate",
-                                description="Sample configurations and label them into extended XYZ files "
-                                            "(resumable; see docs/generate.md).")
+    p = ArgumentParser(prog="fitsnap_ext generate",
+                       description="Sample configurations and label them into extended XYZ files "
+                                   "(resumable; see docs/generate.md).")
     p.add_argument("deck", help="generator deck (INI)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--check", action="store_true", help="parse and validate the deck, then stop")
@@ -46,32 +45,21 @@ def main(argv=None) -> int:
 
     comm = _comm()
     rank = comm.Get_rank() if comm is not None else 0
-    try:
-        deck = load_deck(args.deck, args.groups.split(",") if args.groups else None)
-        if args.quiet:
-            deck.generate.progress = False
-        if args.upto < 0:
-            p.error("--upto must be >= 0")
-        deck.generate.upto = args.upto
-        deck.generate.prepare = args.prepare
-        if args.check:
-            if rank == 0:
-                print(f"{args.deck}: OK ({len(deck.groups)} groups, labeler {deck.labeler.type})")
-            return 0
-        return run(deck, comm)
-    except FitsnapError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        if comm is not None:
-            comm.Abort(2)
-        return 2
-    except BaseException:
-        if comm is not None:  # never leave the other ranks waiting in a collective
-            import traceback
-            traceback.print_exc()
-            sys.stderr.flush()
-            comm.Abort(1)
-        raise
+    deck = load_deck(args.deck, args.groups.split(",") if args.groups else None)
+    if args.quiet:
+        deck.generate.progress = False
+    if args.upto < 0:
+        raise UsageError("--upto must be >= 0")
+    deck.generate.upto = args.upto
+    deck.generate.prepare = args.prepare
+    if args.check:
+        if rank == 0:
+            print(f"{args.deck}: OK ({len(deck.groups)} groups, labeler {deck.labeler.type})")
+        return 0
+    return run(deck, comm)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fitsnap_ext.cli import main as cli_main
+
+    sys.exit(cli_main(["generate", *sys.argv[1:]]))
