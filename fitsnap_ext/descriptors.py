@@ -84,7 +84,7 @@ class SnapCalculator:
         """Place the configuration and define the reference potential and `compute snap`."""
         s = self.settings
         placed = self.session.place(entry.frame, list(s.bispectrum.types), s.reference.units,
-                                    s.reference.atom_style)
+                                    s.reference.atom_style, pbc=tuple(entry.frame.pbc))
         self.session.commands(s.reference.commands)
         self.session.commands(["neighbor 1.0e-20 bin", "neigh_modify one 10000"])
         return placed
@@ -97,13 +97,12 @@ class SnapCalculator:
             self.session.commands([self.compute_command, "run 0"])
             snap = self.session.compute_array("snap")
         except LammpsError as exc:
-            raise LammpsError(f"{frame.source or frame.group} (configuration {entry.index}): {exc}") from None
+            raise LammpsError(f"{frame.label()}: {exc}") from None
         n, nt, nc = frame.natoms, bs.numtypes, self.ncoeff
         if snap.shape != (1 + 3 * n + 6, nt * nc + 1):
             raise LammpsError(f"compute snap returned shape {snap.shape}, expected {(1 + 3 * n + 6, nt * nc + 1)}")
         if not np.all(np.isfinite(snap)):
-            raise DataError("compute snap gave non-finite values (atoms on top of each other?)",
-                            frame.source, entry.index)
+            raise DataError("compute snap gave non-finite values (atoms on top of each other?)", **frame.where())
         ref = snap[:, -1]
         parts_a, parts_b, parts_w, kinds = [], [], [], []
 

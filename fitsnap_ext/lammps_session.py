@@ -54,13 +54,20 @@ def lammps_frame(cell_rows: np.ndarray, positions: np.ndarray, pbc=(True, True, 
     """Rotate a cell of any orientation into LAMMPS' upper-triangular frame (positive diagonal).
 
     The LAMMPS cell follows from the lengths and angles alone (lx = |a|, xy = b·â, ...); the rotation maps the
-    input cell onto it. Positions are wrapped into the cell through their fractional coordinates, along the
-    periodic directions (`pbc`) only.
+    input cell onto it. A left-handed cell (det < 0) is first made right-handed by a → -a (the same lattice, the
+    same periodic images), so the rotation stays proper and forces and stresses rotate back with its transpose.
+    Positions are wrapped into the cell through their fractional coordinates, along the periodic directions
+    (`pbc`) only. A frame periodic in no direction ignores its cell: it is placed unrotated in a box around its
+    atoms (`cluster_box`).
     """
-    rows = np.asarray(cell_rows, dtype=float)
+    if not any(pbc):
+        return cluster_box(positions)
+    rows = np.array(cell_rows, dtype=float)
+    if np.dot(np.cross(rows[0], rows[1]), rows[2]) < 0:
+        rows[0] = -rows[0]
     a, b, c = rows
     if np.dot(np.cross(a, b), c) <= 0:
-        raise ValueError("cell is not right-handed (det <= 0)")
+        raise ValueError("cell has zero volume")
     lx = np.sqrt(a @ a)
     xy = (b @ a) / lx
     ly = np.sqrt(b @ b - xy * xy)
@@ -76,6 +83,15 @@ def lammps_frame(cell_rows: np.ndarray, positions: np.ndarray, pbc=(True, True, 
     wrapped[wrapped >= 1.0] = 0.0  # floor() round-off right at the upper face
     frac[:, periodic] = wrapped
     return PlacedFrame(rotation, cell, frac @ cell.T)
+
+
+def cluster_box(positions: np.ndarray, margin: float = 1.0) -> PlacedFrame:
+    """A non-periodic frame, unrotated, translated into an orthogonal box `margin` Å wider than its atoms on
+    every side (LAMMPS shrink-wraps it; the margin only keeps a flat or single-atom cluster's box non-empty)."""
+    x = np.asarray(positions, dtype=float).reshape(-1, 3)
+    low = x.min(axis=0) if len(x) else np.zeros(3)
+    span = (x.max(axis=0) - low if len(x) else np.zeros(3)) + 2 * margin
+    return PlacedFrame(np.eye(3), np.diag(span), x - low + margin)
 
 
 class LammpsSession:
@@ -102,14 +118,15 @@ class LammpsSession:
               masses: list[float] | None = None, pbc=(True, True, True)) -> PlacedFrame:
         """`clear` and set up `frame` as a box with types numbered in `types`' order.
 
-        The box is periodic along `pbc` and shrink-wrapped elsewhere (atoms beyond a shrink-wrapped face are
-        kept). `masses` are per type; without them every type weighs 1.0 (enough where nothing moves).
+        The box is periodic along `pbc` and shrink-wrapped elsewhere, never below the placed box (LAMMPS'
+        `m`: a flat cluster keeps a box LAMMPS can bin); atoms beyond a shrink-wrapped face are kept. `masses`
+        are per type; without them every type weighs 1.0 (enough where nothing moves).
         """
         placed = lammps_frame(frame.cell, frame.positions, pbc)
         c = placed.cell.tolist()
         self.commands([
             "clear", f"units {units}", f"atom_style {atom_style}", "atom_modify map array sort 0 0.0",
-            "boundary " + " ".join("p" if p else "s" for p in pbc),
+            "boundary " + " ".join("p" if p else "m" for p in pbc),
             f"region box prism 0 {c[0][0]!r} 0 {c[1][1]!r} 0 {c[2][2]!r} {c[0][1]!r} {c[0][2]!r} {c[1][2]!r}",
             f"create_box {len(types)} box",
         ])

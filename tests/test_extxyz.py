@@ -10,12 +10,12 @@ from fitsnap_ext.data.extxyz import (append_extxyz, frame_to_text, read_extxyz, 
 from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
-SI_PAPER_VOLUME = os.path.join(SHARED, "si_paper", "volume.xyz")
-SI_PAPER_MD = os.path.join(SHARED, "si_paper", "md_1500K.xyz")
-SI_ZUO_ELASTIC = os.path.join(SHARED, "si_zuo", "Elastic.extxyz")
-GAN_VOLUME = os.path.join(SHARED, "gan_paper", "volume.xyz")
+from conftest import need_shared
+
+SI_PAPER_VOLUME = ("si_paper", "volume.xyz")
+SI_PAPER_MD = ("si_paper", "md_1500K.xyz")
+SI_ZUO_ELASTIC = ("si_zuo", "Elastic.extxyz")
+GAN_VOLUME = ("gan_paper", "volume.xyz")
 
 
 def _random_frames(rng, n=4):
@@ -114,30 +114,32 @@ def _raw_stresses(path):
 
 
 def test_si_paper_stress_is_raw_kbar_times_1000():
-    frames = read_extxyz(SI_PAPER_MD, "kbar")
-    raw = _raw_stresses(SI_PAPER_MD)
+    md, volume = need_shared(*SI_PAPER_MD), need_shared(*SI_PAPER_VOLUME)
+    frames = read_extxyz(md, "kbar")
+    raw = _raw_stresses(md)
     assert len(frames) == len(raw) == 600
     for fr, r in zip(frames, raw):
         assert np.array_equal(fr.stress, r * 1000.0)  # element by element, asymmetric off-diagonals included
     # the file's off-diagonals are not exactly symmetric: the reader must keep the row order of the file
     assert not np.array_equal(raw[0], raw[0].T)
-    vol = read_extxyz(SI_PAPER_VOLUME, "kbar")
+    vol = read_extxyz(volume, "kbar")
     assert len(vol) == 50 and vol[0].natoms == 2
     assert vol[0].energy == -10.81470665
-    assert np.array_equal(vol[0].stress, _raw_stresses(SI_PAPER_VOLUME)[0] * 1000)
+    assert np.array_equal(vol[0].stress, _raw_stresses(volume)[0] * 1000)
     # compressed cell (a = 5.38 Å < 5.47 Å) reads positive pressure
     assert np.trace(vol[0].stress) / 3 > 0 and vol[0].volume < 2 * 5.47 ** 3 / 8
 
 
 def test_zuo_bar_and_gan_kbar():
-    el = read_extxyz(SI_ZUO_ELASTIC, "bar", group="Elastic")
-    raw = _raw_stresses(SI_ZUO_ELASTIC)
+    elastic, gan_volume = need_shared(*SI_ZUO_ELASTIC), need_shared(*GAN_VOLUME)
+    el = read_extxyz(elastic, "bar", group="Elastic")
+    raw = _raw_stresses(elastic)
     assert len(el) == 55 and el[0].natoms == 64 and el[0].group == "Elastic"
     assert np.array_equal(el[0].stress, raw[0])
     assert el[0].forces.shape == (64, 3)
-    gan = read_extxyz(GAN_VOLUME, "kbar")
+    gan = read_extxyz(gan_volume, "kbar")
     assert len(gan) == 100 and gan[0].symbols[:4] == ["Ga"] * 4
-    assert np.array_equal(gan[0].stress, _raw_stresses(GAN_VOLUME)[0] * 1000)
+    assert np.array_equal(gan[0].stress, _raw_stresses(gan_volume)[0] * 1000)
 
 
 def test_units_and_ase_convention():
@@ -181,34 +183,34 @@ def test_errors_name_file_and_index(tmp_path):
     with pytest.raises(DataError, match=r"missing\.xyz.*not found"):
         read_extxyz(tmp_path / "missing.xyz", "bar")
     with pytest.raises(DataError, match="unit"):
-        read_extxyz(SI_PAPER_VOLUME, None)
+        read_extxyz(tmp_path / "any.xyz", None)
     # non-finite energy in the 2nd configuration
     p = _write(tmp_path / "nan_e.xyz", good + good.replace("energy=-10.0", "energy=nan"))
-    with pytest.raises(DataError, match=r"nan_e\.xyz \(configuration 1\).*energy"):
+    with pytest.raises(DataError, match=r"nan_e\.xyz:5 \(configuration 1\): non-finite energy"):
         read_extxyz(p, "bar")
     # non-finite force
     bad = good.splitlines()
     bad[3] = bad[3].rsplit(" ", 1)[0] + " inf"
     p = _write(tmp_path / "inf_f.xyz", good + good + "\n".join(bad) + "\n")
-    with pytest.raises(DataError, match=r"inf_f\.xyz \(configuration 2\).*force"):
+    with pytest.raises(DataError, match=r"inf_f\.xyz:9 \(configuration 2\): non-finite force on atom 1"):
         read_extxyz(p, "bar")
     # atom count line says 3 but only 2 atoms then another frame
     p = _write(tmp_path / "count.xyz", good + good.replace("2\n", "3\n", 1))
-    with pytest.raises(DataError, match=r"count\.xyz \(configuration 1\)"):
+    with pytest.raises(DataError, match=r"count\.xyz:5 \(configuration 1\): the atom count 3 is too large"):
         read_extxyz(p, "bar")
     # unreadable line
     p = _write(tmp_path / "junk.xyz", good + good.replace("Si 1.3", "Si abc", 1))
-    with pytest.raises(DataError, match=r"junk\.xyz \(configuration 1\)"):
+    with pytest.raises(DataError, match=r"junk\.xyz:8 \(configuration 1\): cannot parse.*'abc'"):
         read_extxyz(p, "bar")
     # a file that declares a unit other than the caller's
     p = _write(tmp_path / "unit.xyz", good)
-    with pytest.raises(DataError, match=r"unit\.xyz \(configuration 0\).*stress_unit=bar.*kbar"):
+    with pytest.raises(DataError, match=r"unit\.xyz:1 \(configuration 0\).*stress_unit=bar.*kbar"):
         read_extxyz(p, "kbar")
     assert read_extxyz(p, "bar")[0].energy == -10.0
     # a stress with the wrong number of components
     p = _write(tmp_path / "s5.xyz", good.replace('stress="1.0 0.0 0.0 0.0 1.0 0.0 0.0 0.0 1.0"',
                                                  'stress="1 2 3 4 5"'))
-    with pytest.raises(DataError, match=r"s5\.xyz \(configuration 0\)"):
+    with pytest.raises(DataError, match=r"s5\.xyz:2 \(configuration 0\): cannot parse.*stress"):
         read_extxyz(p, "bar")
     # writing a non-finite value is refused (nothing written)
     fr = read_extxyz(tmp_path / "unit.xyz", "bar")[0]

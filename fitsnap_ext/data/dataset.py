@@ -70,7 +70,7 @@ def _group_frames(settings: Settings, group: GroupSettings) -> list[Frame]:
 
         if group_file(settings, group) is None:
             raise DataError(f"group {group.name!r}: folder not found", root / group.name)
-        frames = [read_fitsnap_json(p, group.name) for p in group_files(settings, group)]
+        frames = [read_fitsnap_json(p, group.name, i) for i, p in enumerate(group_files(settings, group))]
     else:
         from .extxyz import read_extxyz
 
@@ -83,9 +83,63 @@ def _group_frames(settings: Settings, group: GroupSettings) -> list[Frame]:
     return frames
 
 
-def _validate(frame: Frame, settings: Settings, index: int) -> None:
+MIN_DISTANCE = 0.1  # Å: two atoms closer than this (periodic images included) are one atom given twice
+
+
+def closest_pair(frame: Frame, cutoff: float = MIN_DISTANCE) -> tuple[int, int, float] | None:
+    """The closest two atoms nearer than `cutoff` (periodic images along `frame.pbc` included): (i, j, Å) or None.
+
+    Positions are wrapped into the cell; images are added only for atoms within `cutoff` of a periodic face.
+    """
+    from scipy.spatial import cKDTree
+
+    x, owner = frame.positions, np.arange(frame.natoms)
+    periodic = np.asarray(frame.pbc, dtype=bool)
+    if periodic.any():
+        frac = x @ np.linalg.inv(frame.cell)
+        frac[:, periodic] -= np.floor(frac[:, periodic])
+        x = frac @ frame.cell
+        normals = np.cross(frame.cell[[1, 2, 0]], frame.cell[[2, 0, 1]])
+        margin = cutoff * np.linalg.norm(normals, axis=1) / frame.volume  # cutoff in fractional units
+        parts, owners = [x], [owner]
+        for shift in np.array(np.meshgrid(*[[-1, 0, 1] if p else [0] for p in periodic])).reshape(3, -1).T:
+            if shift.any():
+                moved = frac + shift
+                near = np.all((moved >= -margin) & (moved < 1 + margin), axis=1)
+                parts.append(moved[near] @ frame.cell)
+                owners.append(owner[near])
+        x, owner = np.concatenate(parts), np.concatenate(owners)
+    pairs = cKDTree(x).query_pairs(cutoff, output_type="ndarray")
+    if not len(pairs):
+        return None
+    d = np.linalg.norm(x[pairs[:, 0]] - x[pairs[:, 1]], axis=1)
+    k = int(np.argmin(d))
+    i, j = sorted((int(owner[pairs[k, 0]]), int(owner[pairs[k, 1]])))
+    return i, j, float(d[k])
+
+
+def _check_geometry(frame: Frame, settings: Settings) -> None:
+    """A cell LAMMPS can hold, a stress only where a volume is defined, no atom given twice."""
+    where = frame.where()
+    if not np.all(np.isfinite(frame.positions)) or not np.all(np.isfinite(frame.cell)):
+        raise DataError("non-finite positions or cell", **where)
+    pbc = " ".join("T" if p else "F" for p in frame.pbc)
+    if any(frame.pbc) and frame.volume < 1e-8:
+        raise DataError(f"cell has zero volume (pbc = {pbc})", **where)
+    if not all(frame.pbc) and settings.calculator.stress:
+        raise DataError(f"a configuration that is not periodic in every direction (pbc = {pbc}) has no stress "
+                        "to fit; set [CALCULATOR] stress = 0 or drop the configuration", **where)
+    pair = closest_pair(frame)
+    if pair is not None:
+        i, j, d = pair
+        what = f"atom {i} and a periodic image of itself" if i == j else f"atoms {i} and {j}"
+        raise DataError(f"{what} are {d:.3g} Å apart (closer than {MIN_DISTANCE} Å: the same atom twice?)",
+                        **where)
+
+
+def _validate(frame: Frame, settings: Settings) -> None:
     calc = settings.calculator
-    where = dict(path=frame.source or frame.group, index=index)
+    where = frame.where()
     unknown = sorted(set(frame.symbols) - set(settings.bispectrum.types))
     if unknown:
         raise DataError(f"element(s) {', '.join(unknown)} not in [BISPECTRUM] type "
@@ -102,10 +156,16 @@ def _validate(frame: Frame, settings: Settings, index: int) -> None:
     if calc.stress:
         if frame.stress is None or not np.all(np.isfinite(frame.stress)):
             raise DataError("stress is missing or not finite", **where)
-    if not np.all(np.isfinite(frame.positions)) or not np.all(np.isfinite(frame.cell)):
-        raise DataError("non-finite positions or cell", **where)
-    if frame.volume < 1e-8:
-        raise DataError("cell has zero volume", **where)
+    _check_geometry(frame, settings)
+
+
+def _check_types_present(settings: Settings, entries: list[Entry]) -> None:
+    """Every element of [BISPECTRUM] type occurs in the fit's data (else its coefficients are left at zero)."""
+    present = {s for e in entries for s in e.frame.symbols}
+    absent = [t for t in settings.bispectrum.types if t not in present]
+    if absent:
+        raise settings.error(f"element {absent[0]!r} is in type but in none of the {len(entries)} configurations "
+                             f"of the fit (data: {', '.join(sorted(present))})", "BISPECTRUM", "type")
 
 
 def load_entries(settings: Settings) -> list[Entry]:
@@ -124,7 +184,7 @@ def load_entries(settings: Settings) -> list[Entry]:
                             settings.data_path)
         for rank, i in enumerate(order[:n_train + n_test]):
             frame = frames[i]
-            _validate(frame, settings, i)
+            _validate(frame, settings)
             for el in frame.symbols:
                 frame.energy += settings.eshift.get(el, 0.0)
             test = rank >= n_train
@@ -133,4 +193,5 @@ def load_entries(settings: Settings) -> list[Entry]:
                 size = n_test if test else n_train
                 e, f, v = e / size, f / size / (3 * frame.natoms), v / size / 6
             entries.append(Entry(frame, test, e, f, v, len(entries)))
+    _check_types_present(settings, entries)
     return entries

@@ -92,16 +92,119 @@ def _comment_parser(line: str) -> dict:
     return d
 
 
+def _quote_line(text: str, limit: int = 60) -> str:
+    """A line for an error message: at most `limit` characters, quoted."""
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _is_count(text: str) -> bool:
+    return text.strip().isdigit()
+
+
+def _configurations(path: str):
+    """(index, first line, text) of each configuration, from the file's structure (counts and atom lines).
+
+    Every structural problem is a DataError naming the configuration it belongs to and the line: a count that
+    is off (too small: atom lines follow where the next count should be; too large: the next count line comes
+    among the atom lines, or the file ends), a line that is not UTF-8 text, a blank line inside the data.
+    """
+    try:
+        with open(path, "rb") as fh:
+            raw_lines = fh.read().split(b"\n")
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror}", path) from None
+    if raw_lines and not raw_lines[-1].strip():
+        raw_lines.pop()
+
+    def text(i: int, index: int) -> str:
+        try:
+            line = raw_lines[i].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not a text file (byte 0x{raw_lines[i][exc.start]:02x} is not UTF-8)",
+                            f"{path}:{i + 1}", index) from None
+        if "\0" in line:
+            raise DataError("not a text file (it holds a NUL byte)", f"{path}:{i + 1}", index)
+        return line.rstrip("\r")
+
+    i, index, previous = 0, 0, None
+    while i < len(raw_lines):
+        line = text(i, index)
+        if not line.strip():
+            if all(not raw.strip() for raw in raw_lines[i:]):
+                return
+            raise DataError("blank line where the number of atoms should be", f"{path}:{i + 1}", index)
+        if not _is_count(line):
+            if previous is not None and len(line.split()) >= 4:
+                count, first = previous
+                raise DataError(f"the atom count {count} is too small: line {i + 1} holds another atom "
+                                f"({_quote_line(line, 40)}) where the next count should be", f"{path}:{first}",
+                                index - 1)
+            raise DataError(f"expected the number of atoms, got {_quote_line(line)}", f"{path}:{i + 1}", index)
+        natoms = int(line)
+        for j in range(natoms + 1):
+            k = i + 1 + j
+            if k >= len(raw_lines):
+                raise DataError(f"the atom count {natoms} is too large: the file ends after {max(j - 1, 0)} atom "
+                                "lines", f"{path}:{i + 1}", index)
+            atom = text(k, index)
+            if j > 0 and _is_count(atom):
+                raise DataError(f"the atom count {natoms} is too large: line {k + 1} holds the next count "
+                                f"after {j - 1} atom lines", f"{path}:{i + 1}", index)
+            if j > 0 and len(atom.split()) < 4:
+                raise DataError(f"atom line with too few columns: {_quote_line(atom)}", f"{path}:{k + 1}", index)
+        yield index, i + 1, "\n".join(text(k, index) for k in range(i, i + natoms + 2)) + "\n"
+        previous = (natoms, i + 1)
+        i += natoms + 2
+        index += 1
+
+
+def _parse_configuration(path: str, index: int, first: int, chunk: str):
+    """ASE's Atoms of one configuration's text; ASE's errors become a DataError naming the configuration."""
+    import io
+
+    from ase.data import chemical_symbols
+    from ase.io.extxyz import read_xyz
+
+    try:
+        return next(read_xyz(io.StringIO(chunk), index=0, properties_parser=_comment_parser))
+    except DataError:
+        raise
+    except KeyError as exc:
+        name = str(exc.args[0]) if exc.args else ""
+        if name not in chemical_symbols:
+            where = f"{path}:{_line_of(chunk, first, name, atoms_only=True)}"
+            raise DataError(f"unknown element {name[:20]!r}", where, index) from None
+        raise DataError(f"cannot parse extended XYZ: missing {name[:40]!r}", f"{path}:{first + 1}",
+                        index) from None
+    except Exception as exc:  # ASE's parse errors come in many types
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        quoted = re.search(r"'([^']+)'", message)
+        line = _line_of(chunk, first, quoted.group(1)) if quoted else first + 1
+        message = message if len(message) <= 80 else message[:80] + "..."
+        raise DataError(f"cannot parse extended XYZ: {type(exc).__name__}: {message}", f"{path}:{line}",
+                        index) from None
+
+
+def _line_of(chunk: str, first: int, token: str, atoms_only: bool = False) -> int:
+    """The file line of a configuration's text (starting at line `first`) where `token` first appears as a
+    word (as the first word of an atom line with `atoms_only`); the comment line when it appears nowhere."""
+    for k, line in enumerate(chunk.splitlines()[1:], start=1):
+        words = line.split()
+        if (k >= 2 and words[:1] == [token]) if atoms_only else token in words:
+            return first + k
+    return first + 1
+
+
 def read_extxyz(path, stress_unit, group=None, energy_key="energy", forces_key="forces",
                 stress_key="stress") -> list[Frame]:
     """Read all configurations of an extended XYZ file as :class:`Frame` objects.
 
     `stress_unit` is the unit of the file's stress ('bar'|'kbar'|'GPa' pressure-positive, or 'eV/A3' in ASE's
     tension-positive convention). A file whose comment lines declare ``stress_unit=...`` that disagrees with it
-    is refused. Any problem raises :class:`DataError` naming the file and the configuration index (0-based).
+    is refused. Any problem raises :class:`DataError` naming the file, the line and the configuration index
+    (0-based).
     """
-    import ase.io
-
     path = os.fspath(path)
     unit = _canonical_unit(stress_unit, path)
     if not os.path.isfile(path):
@@ -109,34 +212,20 @@ def read_extxyz(path, stress_unit, group=None, energy_key="energy", forces_key="
     if stress_key != "stress":
         raise DataError("only the 'stress' key is supported for the stress", path)
     frames: list[Frame] = []
-    index = 0
-    try:
-        it = ase.io.iread(path, index=":", format="extxyz", parallel=False, properties_parser=_comment_parser)
-        while True:
-            try:
-                atoms = next(it)
-            except StopIteration:
-                break
-            except DataError:
-                raise
-            except Exception as exc:  # ASE's parse errors come in many types
-                raise DataError(f"cannot parse extended XYZ: {type(exc).__name__}: {exc}", path, index) from exc
-            frames.append(_atoms_to_frame(atoms, path, index, unit, group, energy_key, forces_key))
-            index += 1
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(f"cannot read: {type(exc).__name__}: {exc}", path, index) from exc
+    for index, first, chunk in _configurations(path):
+        atoms = _parse_configuration(path, index, first, chunk)
+        frames.append(_atoms_to_frame(atoms, (path, first), index, unit, group, energy_key, forces_key))
     if not frames:
         raise DataError("no configurations in file", path)
     return frames
 
 
-def _atoms_to_frame(atoms, path, index, unit, group, energy_key, forces_key) -> Frame:
+def _atoms_to_frame(atoms, source, index, unit, group, energy_key, forces_key) -> Frame:
+    """The Frame of one parsed configuration; `source` is (file, first line), which errors name."""
     info = dict(atoms.info)
     results = dict(atoms.calc.results) if atoms.calc is not None else {}
     n = len(atoms)
-    src = f"{path}:{index}"
+    path = f"{source[0]}:{source[1]}"
 
     energy = results[energy_key] if energy_key in results else info.pop(energy_key, None)
     if energy is not None:
@@ -186,8 +275,8 @@ def _atoms_to_frame(atoms, path, index, unit, group, energy_key, forces_key) -> 
     pbc = tuple(bool(x) for x in atoms.pbc)
     info.pop("comment", None)
     return Frame(symbols=list(atoms.get_chemical_symbols()), positions=positions, cell=cell, energy=energy,
-                 forces=forces, stress=stress, pbc=pbc, group=group if group is not None else "", source=src,
-                 info=info)
+                 forces=forces, stress=stress, pbc=pbc, group=group if group is not None else "", source=source[0],
+                 info=info, index=index, line=source[1])
 
 
 # ----------------------------------------------------------------------------------------------------- writing

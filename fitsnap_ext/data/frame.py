@@ -23,8 +23,10 @@ class Frame:
     stress: np.ndarray | None = None  # (3, 3) bar, pressure-positive
     pbc: tuple[bool, bool, bool] = (True, True, True)
     group: str = ""
-    source: str = ""                 # file (and index) it came from, for error messages
+    source: str = ""                 # the data file it came from, for error messages
     info: dict = field(default_factory=dict)
+    index: int | None = None         # configuration index in its file (extended XYZ) or group (JSON)
+    line: int | None = None          # first line of the configuration in a text file
 
     def __post_init__(self):
         self.positions = np.asarray(self.positions, dtype=float).reshape(-1, 3)
@@ -34,6 +36,19 @@ class Frame:
         if self.stress is not None:
             self.stress = np.asarray(self.stress, dtype=float).reshape(3, 3)
         self.symbols = [str(s) for s in self.symbols]
+
+    def where(self) -> dict:
+        """DataError keywords naming this configuration: the file (with its line) and the configuration index."""
+        path = self.source or self.group or None
+        if path and self.line is not None:
+            path = f"{path}:{self.line}"
+        return dict(path=path, index=self.index)
+
+    def label(self) -> str:
+        """How errors name this configuration: 'file:line (configuration i)'."""
+        where = self.where()
+        index = f" (configuration {where['index']})" if where["index"] is not None else ""
+        return f"{where['path'] or 'data'}{index}"
 
     @property
     def natoms(self) -> int:
