@@ -1,4 +1,9 @@
-"""The README's first command works without ../shared, and 1 vs 2 MPI ranks give the same potential."""
+"""The README's first command works without ../shared, and 1 vs 2 MPI ranks give the same potential; the one-command
+demo (scripts/demo.py, `make demo`) prints the teacher's values beside the fitted potential's."""
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -44,3 +49,39 @@ def test_demo_deck_as_shipped_fits_and_runs_properties(tmp_path):
     rows = {tuple(r.split(",")[:3]): r.split(",") for r in (tmp_path / "Si_demo_metrics.csv").read_text().splitlines()}
     assert float(rows[("*ALL", "Test", "Force")][5]) < 0.25   # eV/Å: 2J=6 linear SNAP of SW Si incl. liquid
     assert float(rows[("*ALL", "Test", "Energy")][5]) < 0.01  # eV/atom
+
+
+def _demo(out, *args):
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py"), "--out", str(out), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_demo_script_prints_the_teacher_beside_the_fit(tmp_path):
+    out = tmp_path / "demo"
+    proc = _demo(out, "--properties", "eos,elastic")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    rows = {" ".join(l.split()[:3]): l.split() for l in proc.stdout.splitlines()
+            if l.startswith(("lattice constant", "bulk modulus", "elastic constant"))}
+    props = json.loads((out / "props.json").read_text())
+    # columns: name (3 words), unit, SW's value, the fitted potential's, difference in %
+    for name, key, sw, tol in (("lattice constant a", "lattice_constant_A", 5.4309, 0.005),
+                               ("elastic constant C11", "C11_GPa", 151.4, 0.08),
+                               ("elastic constant C12", "C12_GPa", 76.4, 0.08),
+                               ("elastic constant C44", "C44_GPa", 56.4, 0.08)):
+        sw_shown, fit_shown, diff = (float(x) for x in rows[name][4:7])
+        assert sw_shown == sw
+        assert fit_shown == pytest.approx(props[key], abs=0.06) and fit_shown == pytest.approx(sw, rel=tol)
+        assert diff == pytest.approx(100 * (props[key] - sw) / sw, abs=0.01)
+    assert "201 silicon configurations" in proc.stdout
+    assert (out / "demo_vs_teacher.png").stat().st_size > 10_000
+    assert {r["property"] for r in json.loads((out / "props_errors.json").read_text())["rows"]} >= {
+        "lattice_constant_A", "C11_GPa", "C12_GPa", "C44_GPa"}
+    # a second run starts afresh in the demo's own folder; a folder the demo did not write is refused, untouched
+    (out / "Si_demo_pot.mod").write_text("stale")
+    assert _demo(out, "--properties", "eos").returncode == 0 and "pair_style" in (out / "Si_demo_pot.mod").read_text()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("x")
+    proc = _demo(mine)
+    assert proc.returncode == 1 and "holds files the demo did not write" in proc.stderr
+    assert [p.name for p in mine.iterdir()] == ["keep.txt"]

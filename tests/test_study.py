@@ -463,13 +463,14 @@ def test_structure_key_replaces_the_preset_crystal(tmp_path):
     from fitsnap_ext.study import study_system
 
     write(tmp_path / "si_prim.extxyz", bulk("Si", "diamond", a=5.5))
-    deck = write_deck(tmp_path, "[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:4\nstructure = si_prim.extxyz\n")
+    plain = "[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:4\n"
+    preset = study_system(read_study(write_deck(tmp_path, plain)))  # without the key: the preset's own crystal
+    deck = write_deck(tmp_path, plain + "structure = si_prim.extxyz\n")
     system = study_system(read_study(deck))
     atoms = system.build()
     assert len(atoms) == 2 and atoms.cell.lengths()[0] == pytest.approx(5.5 / 2 ** 0.5)
-    assert system.properties == study_system(read_study(DECK)).properties and system.liquid_T == 1750.0
-    preset_atoms = study_system(read_study(DECK)).build()  # without the key: the preset's own crystal
-    assert preset_atoms.cell.lengths()[0] != pytest.approx(5.5 / 2 ** 0.5)
+    assert system.properties == preset.properties and system.liquid_T == 1750.0
+    assert preset.build().cell.lengths()[0] != pytest.approx(5.5 / 2 ** 0.5)
     deck.write_text(deck.read_text().replace("si_prim.extxyz", "absent.extxyz"))
     with pytest.raises(DeckError, match=r":5: \[STUDY\] structure: file not found: .*absent.extxyz"):
         read_study(deck)
