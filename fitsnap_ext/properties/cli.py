@@ -1,4 +1,5 @@
-"""`python -m fitsnap_ext properties POT.mod --system si|gan|lgps [--quick] [--reference REF.json] --out props.json`."""
+"""`python -m fitsnap_ext properties POT.mod --system si|gan|lgps [--quick] [--reference REF.json] --out props.json
+[--overwrite]`."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,8 @@ from fitsnap_ext.properties.engine import run_properties
 from fitsnap_ext.properties.systems import ALL_PROPERTIES, custom_system, get_preset, with_run_settings
 
 __all__ = ["main", "run_properties"]
+
+ERROR_PREFIX = "fitsnap_ext: error: "
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", type=Path, help="JSON of reference values (e.g. another potential's "
                                                   "props.json): writes <out>_errors.json and .md")
     p.add_argument("--out", type=Path, default=Path("props.json"), help="output JSON (default props.json)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing props.json and its sibling outputs (<stem>_curves.npz, "
+                        "<stem>_errors.json/.md, <stem>_files/); without it they are refused")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="replace a run length or size of the mode, e.g. diffusion_prod_ps=50 or "
                         "'diffusion_supercell=2 2 1' (repeatable; names in docs/properties.md)")
@@ -54,16 +60,17 @@ def main(argv: list[str] | None = None, comm=None) -> int:
         if bad:
             raise FitsnapError(f"--set {bad[0]!r}: KEY=VALUE expected")
         system = with_run_settings(system, dict(item.split("=", 1) for item in args.set))
-        result = run_properties(args.pot, system, props, args.quick, args.out, args.reference, comm)
+        result = run_properties(args.pot, system, props, args.quick, args.out, args.reference, comm,
+                                overwrite=args.overwrite)
     except FitsnapError as exc:
         if comm.Get_rank() == 0:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"{ERROR_PREFIX}{exc}", file=sys.stderr, flush=True)
         return 1
     failed = result.get("failed_properties", {})
     if comm.Get_rank() == 0:
         print(f"wrote {args.out}" + (f" (without {', '.join(failed)})" if failed else ""))
         for name, why in failed.items():
-            print(f"error: {name}: {why}", file=sys.stderr)
+            print(f"{ERROR_PREFIX}{name}: {why}", file=sys.stderr, flush=True)
     return 1 if failed else 0
 
 

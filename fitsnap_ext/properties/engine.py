@@ -1,16 +1,22 @@
 """run_properties: relax the crystal, run the requested property decks, write props.json, plots and errors."""
 from __future__ import annotations
 
-from dataclasses import asdict
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fitsnap_ext.errors import FitsnapError, first_line
 from fitsnap_ext.properties import report
+from fitsnap_ext.properties.cost import Progress, measure_speed, planned_runs, speed_replication
+from fitsnap_ext.properties.outputs import (CreatedFolders, check_outputs, clear_outputs, curves_path, errors_paths,
+                                            on_rank0, work_dir_for)
 from fitsnap_ext.properties.runner import DeckRunner, default_comm, lammps_cell, read_data, write_data
+from fitsnap_ext.properties.sanity import suspect_flags
 from fitsnap_ext.properties.systems import ALL_PROPERTIES, SystemPreset, get_preset
 
+__all__ = ["run_properties", "raise_if_failed", "curves_path", "work_dir_for"]
 
 MD_PROPERTIES = ("liquid", "melting", "thermal", "diffusion")
 
@@ -25,23 +31,85 @@ def md_cell(preset: SystemPreset, relaxed_data: Path, volume_per_atom: float):
     return atoms
 
 
-def work_dir_for(out: Path) -> Path:
-    """Folder for a run's LAMMPS outputs, logs and plots: next to props.json, named after it."""
-    return out.parent / f"{out.stem}_files"
+@dataclass
+class PropertyRun:
+    """What one property needs (the relaxed crystal, the MD cell, its folder) and where it puts its results."""
+
+    runner: DeckRunner
+    preset: SystemPreset
+    quick: bool
+    eos: object
+    md_data: Path
+    out: Path                  # this property's folder
+    work: Path                 # the run's folder (plots)
+    rotation: np.ndarray
+    props: dict
+    curves: dict
+
+    def plot(self, name: str, draw, *args) -> None:
+        on_rank0(self.runner.comm, f"plotting {self.work / name}", lambda: draw(self.work / name, *args))
+
+    def elastic(self):
+        from fitsnap_ext.properties.elastic import run_elastic
+
+        values, _ = run_elastic(self.runner, self.preset, self.eos.relaxed_data, self.out, self.quick, self.rotation)
+        self.props.update(values)
+
+    def phonons(self):
+        from fitsnap_ext.properties.phonons import run_phonons
+
+        ph = run_phonons(self.runner, self.preset, self.eos.relaxed_data, self.out, self.quick)
+        self.props.update(ph.values)
+        self.curves.update(dos_freq=ph.dos_freq, dos=ph.dos)
+        self.plot("phonons.png", report.plot_phonons, ph)
+
+    def liquid(self):
+        from fitsnap_ext.properties.liquid import run_liquid
+
+        liq = run_liquid(self.runner, self.preset, self.md_data, self.out, self.quick)
+        self.props.update(liq.values)
+        self.curves.update(rdf_r=liq.r, rdf_g=liq.g, adf_theta=liq.theta, adf=liq.adf)
+        self.plot("rdf_adf.png", report.plot_rdf_adf, liq.r, liq.g, liq.theta, liq.adf)
+
+    def melting(self):
+        from fitsnap_ext.properties.melting import run_melting
+
+        self.props.update(run_melting(self.runner, self.preset, self.md_data, self.out, self.quick))
+
+    def thermal(self):
+        from fitsnap_ext.properties.thermal import run_thermal
+
+        self.props.update(run_thermal(self.runner, self.preset, self.md_data, self.out, self.quick))
+
+    def diffusion(self):
+        from fitsnap_ext.properties.diffusion import run_diffusion
+
+        dif = run_diffusion(self.runner, self.preset, self.md_data, self.out, self.quick)
+        self.props.update(dif.values)
+        self.curves.update(dif_T=dif.temperatures, dif_D=dif.d_mean, dif_Derr=dif.d_err)
+        self.curves.update({f"msd_{i}": np.asarray(c, float) for i, c in enumerate(dif.curves.values())})
+        self.plot("diffusion.png", report.plot_diffusion, dif.curves, dif.temperatures, dif.d_mean, dif.d_err,
+                  dif.arrhenius)
 
 
-def curves_path(out: Path) -> Path:
-    """Where run_properties puts the curves behind its plots (E–V, phonon DOS, g(r)/ADF, MSD/Arrhenius)."""
-    return Path(out).with_name(Path(out).stem + "_curves.npz")
+def raise_if_failed(props: dict) -> None:
+    """Raise a FitsnapError naming every property that failed (props.json still holds the others): a run with a
+    failure must not end with exit status 0."""
+    failed = props.get("failed_properties") or {}
+    if failed:
+        raise FitsnapError("properties failed: " + "; ".join(f"{name}: {why}" for name, why in failed.items()))
 
 
 def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[str] | None = None,
                    quick: bool = False, out: Path = Path("props.json"), reference: Path | None = None,
-                   comm=None) -> dict:
+                   comm=None, overwrite: bool = False, stream=None) -> dict:
     """Compute the properties of one potential and write props.json (and errors against `reference`).
 
     The equation of state always runs first: its zero-pressure cell is the starting point of every other
     property. Every rank must call this (LAMMPS decomposes each run over `comm`); rank 0 writes the files.
+    Existing outputs are refused unless `overwrite`; a property that fails is recorded in props.json under
+    "failed_properties" (see `raise_if_failed`); physically suspect values under "suspect". Progress lines go
+    to `stream` (stdout) on rank 0.
     """
     comm = default_comm(comm)
     preset = get_preset(system) if isinstance(system, str) else system
@@ -53,108 +121,112 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
         raise FitsnapError(f"system '{preset.name}' has no diffusing element/temperatures for 'diffusion'")
     pot_mod, out = Path(pot_mod).resolve(), Path(out).resolve()
     ref_values = report.load_reference(reference) if reference is not None else None
-    work = work_dir_for(out)
-    rank0 = comm.Get_rank() == 0
-    dirs = {name: work / name for name in ["structure"] + ["eos"] + wanted}
-    if rank0:
-        for d in dirs.values():
-            d.mkdir(parents=True, exist_ok=True)
-    comm.Barrier()
-    runner = DeckRunner(pot_mod, work / "logs", comm)
+    runner = DeckRunner(pot_mod, work_dir_for(out) / "logs", comm)
+    on_rank0(comm, f"checking {out}", lambda: check_outputs(out, overwrite))
+    folders = CreatedFolders()
+    try:
+        if overwrite:
+            on_rank0(comm, f"removing the old outputs of {out}", lambda: clear_outputs(out))
+        props = _compute(runner, preset, wanted, quick, out, folders, stream)
+        props["potential"] = str(pot_mod)
+        _write_outputs(comm, props, out, reference, ref_values, f"{preset.name}: {pot_mod.name}")
+        on_rank0(comm, f"tidying {work_dir_for(out)}", lambda: folders.remove_empty(work_dir_for(out)))
+    except Exception:
+        if comm.Get_rank() == 0:   # a failed run leaves nothing behind: no half-written outputs, no empty folders
+            clear_outputs(out)
+            folders.remove_all()
+        raise
+    return props
 
-    atoms = preset.build()
-    data = dirs["structure"] / "structure.data"
-    if rank0:
-        write_data(data, atoms, preset.elements, preset.masses)
-    comm.Barrier()
-    _, rotation = lammps_cell(atoms.cell.array)
 
-    from fitsnap_ext.properties import eos as eos_mod
+def _write_outputs(comm, props: dict, out: Path, reference, ref_values, title: str) -> None:
+    """props.json, the curves and (with a reference) the comparison, written by rank 0."""
+    curves = props.pop("_curves")
 
-    props: dict = {"system": preset.name, "potential": str(pot_mod), "quick": bool(quick),
-                   "elements": list(preset.elements), "properties": wanted,
-                   "run_settings": asdict(preset.mode(quick))}
-    eos = eos_mod.run_eos(runner, preset, data, dirs["eos"], quick)
-    props.update(eos.values)
-    curves = {"eos_v": eos.volumes, "eos_e": eos.energies}
-    if eos.bm is not None:
-        curves["eos_bm"] = eos.bm
-        if rank0:
-            report.plot_eos(work / "eos.png", eos.volumes, eos.energies, eos.bm, eos_mod.birch_murnaghan)
-
-    md_data = dirs["structure"] / "md.data"
-    if rank0 and any(p in wanted for p in MD_PROPERTIES):
-        write_data(md_data, md_cell(preset, eos.relaxed_data, eos.values["volume_per_atom_A3"]),
-                   preset.elements, preset.masses)
-    comm.Barrier()
-
-    def elastic():
-        from fitsnap_ext.properties.elastic import run_elastic
-
-        values, _ = run_elastic(runner, preset, eos.relaxed_data, dirs["elastic"], quick, rotation)
-        props.update(values)
-
-    def phonons():
-        from fitsnap_ext.properties.phonons import run_phonons
-
-        ph = run_phonons(runner, preset, eos.relaxed_data, dirs["phonons"], quick)
-        props.update(ph.values)
-        curves.update(dos_freq=ph.dos_freq, dos=ph.dos)
-        if rank0:
-            report.plot_phonons(work / "phonons.png", ph)
-
-    def liquid():
-        from fitsnap_ext.properties.liquid import run_liquid
-
-        liq = run_liquid(runner, preset, md_data, dirs["liquid"], quick)
-        props.update(liq.values)
-        curves.update(rdf_r=liq.r, rdf_g=liq.g, adf_theta=liq.theta, adf=liq.adf)
-        if rank0:
-            report.plot_rdf_adf(work / "rdf_adf.png", liq.r, liq.g, liq.theta, liq.adf)
-
-    def melting():
-        from fitsnap_ext.properties.melting import run_melting
-
-        props.update(run_melting(runner, preset, md_data, dirs["melting"], quick))
-
-    def thermal():
-        from fitsnap_ext.properties.thermal import run_thermal
-
-        props.update(run_thermal(runner, preset, md_data, dirs["thermal"], quick))
-
-    def diffusion():
-        from fitsnap_ext.properties.diffusion import run_diffusion
-
-        dif = run_diffusion(runner, preset, md_data, dirs["diffusion"], quick)
-        props.update(dif.values)
-        curves.update(dif_T=dif.temperatures, dif_D=dif.d_mean, dif_Derr=dif.d_err)
-        curves.update({f"msd_{i}": np.asarray(c, float) for i, c in enumerate(dif.curves.values())})
-        if rank0:
-            report.plot_diffusion(work / "diffusion.png", dif.curves, dif.temperatures, dif.d_mean, dif.d_err,
-                                  dif.arrhenius)
-
-    # one property failing (an E–V scan falling into a hole, an MD run losing atoms) is that property's result:
-    # the others are still computed, and the failure is recorded in props.json
-    failed = {"eos_scan": eos.scan_failure} if eos.scan_failure else {}
-    for name, compute in (("elastic", elastic), ("phonons", phonons), ("liquid", liquid), ("melting", melting),
-                          ("thermal", thermal), ("diffusion", diffusion)):
-        if name in wanted:
-            try:
-                compute()
-            except FitsnapError as exc:
-                failed[name] = first_line(exc)
-    if failed:
-        props["failed_properties"] = failed
-
-    if rank0:
-        out.parent.mkdir(parents=True, exist_ok=True)
+    def write():
         report.write_json(out, props)
         np.savez(curves_path(out), **{k: np.asarray(v, float) for k, v in curves.items()})
         if ref_values is not None:
             rows = report.compare(props, ref_values)
-            report.write_json(out.with_name(out.stem + "_errors.json"), {"reference": str(reference),
-                                                                         "rows": rows})
-            out.with_name(out.stem + "_errors.md").write_text(
-                report.comparison_markdown(rows, f"{preset.name}: {pot_mod.name} vs {Path(reference).name}"))
-    comm.Barrier()
+            errors_json, errors_md = errors_paths(out)
+            report.write_json(errors_json, {"reference": str(reference), "rows": rows})
+            errors_md.write_text(report.comparison_markdown(rows, f"{title} vs {Path(reference).name}"))
+
+    on_rank0(comm, f"writing {out}", write)
+
+
+def _compute(runner: DeckRunner, preset: SystemPreset, wanted: list[str], quick: bool, out: Path,
+             folders: CreatedFolders, stream) -> dict:
+    """EOS, the speed measurement and estimate, then each wanted property; returns props (curves under "_curves")."""
+    comm, work = runner.comm, work_dir_for(out)
+
+    def folder(name: str) -> Path:
+        on_rank0(comm, f"creating {work / name}", lambda: folders.make(work / name))
+        return work / name
+
+    atoms = preset.build()
+    md_atoms = preset.build_md() if preset.build_md is not None else atoms
+    progress = Progress(comm, planned_runs(preset, quick, wanted, len(atoms), len(md_atoms)), stream)
+    runner.monitor = progress
+    progress(f"{', '.join(wanted)} of {runner.pot_mod.name} for '{preset.name}' ({'quick' if quick else 'full'} "
+             f"mode) -> {out}")
+    folder("logs")
+    data = folder("structure") / "structure.data"
+    on_rank0(comm, f"writing {data}", lambda: write_data(data, atoms, preset.elements, preset.masses))
+    _, rotation = lammps_cell(atoms.cell.array)
+
+    from fitsnap_ext.properties import eos as eos_mod
+
+    props: dict = {"system": preset.name, "potential": str(runner.pot_mod), "quick": bool(quick),
+                   "elements": list(preset.elements), "properties": wanted,
+                   "run_settings": asdict(preset.mode(quick))}
+    t0 = time.perf_counter()
+    eos = eos_mod.run_eos(runner, preset, data, folder("eos"), quick)
+    walls = {"eos": time.perf_counter() - t0}
+    progress(f"eos: done in {walls['eos']:.1f} s{progress.left()}")
+    props.update(eos.values)
+    curves = {"eos_v": eos.volumes, "eos_e": eos.energies}
+    if eos.bm is not None:
+        curves["eos_bm"] = eos.bm
+        on_rank0(comm, f"plotting {work / 'eos.png'}", lambda: report.plot_eos(
+            work / "eos.png", eos.volumes, eos.energies, eos.bm, eos_mod.birch_murnaghan))
+
+    md_data = work / "structure" / "md.data"
+    md_atoms = md_cell(preset, eos.relaxed_data, eos.values["volume_per_atom_A3"])
+    on_rank0(comm, f"writing {md_data}", lambda: write_data(md_data, md_atoms, preset.elements, preset.masses))
+    estimated, speed = {}, None
+    if set(wanted) - {"eos"}:
+        try:
+            speed = measure_speed(runner, md_atoms, md_data, work / "structure", preset.thermal_T)
+            cells = int(np.prod(speed_replication(md_atoms.cell.lengths(), len(md_atoms))))
+            estimated = progress.estimate(speed, len(md_atoms) * cells)
+        except FitsnapError as exc:
+            progress.warn(f"MD speed not measured, no estimate: {first_line(exc, 200)}")
+
+    failed = {"eos_scan": eos.scan_failure} if eos.scan_failure else {}
+    for name in [p for p in ALL_PROPERTIES if p in wanted and p != "eos"]:
+        progress(f"{name}: started{progress.left()}")
+        t0 = time.perf_counter()
+        try:
+            run = PropertyRun(runner, preset, quick, eos, md_data, folder(name), work, rotation, props, curves)
+            getattr(run, name)()
+        except FitsnapError as exc:
+            # one property failing (an MD run losing atoms) is that property's result: the others still run
+            failed[name] = first_line(exc)
+            progress(f"{name}: FAILED after {time.perf_counter() - t0:.1f} s: {failed[name]}")
+        else:
+            progress(f"{name}: done in {time.perf_counter() - t0:.1f} s{progress.left()}")
+        walls[name] = time.perf_counter() - t0
+    if failed:
+        props["failed_properties"] = failed
+    flags = suspect_flags(props, preset.elastic_symmetry, preset.liquid_coordination,
+                          preset.liquid_T if "liquid" in wanted else None)
+    if flags:
+        props["suspect"] = flags
+        for key, why in flags.items():
+            progress.warn(f"suspect {key}: {why}")
+    props["timing_s"] = {"md_speed_atom_steps_per_s": speed, "estimated": estimated, "wall": walls,
+                         "ranks": comm.Get_size()}
+    progress(f"all done in {time.perf_counter() - progress.t0:.1f} s" + (f" ({len(failed)} failed)" if failed else ""))
+    props["_curves"] = curves
     return props

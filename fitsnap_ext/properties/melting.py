@@ -15,6 +15,12 @@ def block_error(x: np.ndarray, nblocks: int = 4) -> float:
     return float(blocks.std(ddof=1) / np.sqrt(nblocks))
 
 
+def melt_log_every(nph_steps: int) -> int:
+    """Steps per row of the coexistence log: 1000, or fewer for short runs so that the second half still has
+    ten rows for its mean and block error (a multiple of 10, the sampling interval)."""
+    return int(min(1000, max(10, nph_steps // 20 // 10 * 10)))
+
+
 def run_melting(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Path, quick: bool) -> dict:
     """Tm = mean temperature over the second half of the NPH coexistence run, with a block-average error.
 
@@ -24,8 +30,9 @@ def run_melting(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Pa
     mode = system.mode(quick)
     nx, ny, nz = mode.melt_supercell
     steps = [int(round(t / mode.timestep_ps)) for t in (mode.melt_prep_ps, mode.melt_nph_ps)]
+    every = melt_log_every(steps[1])
     runner.run("melt", "melt", data=md_data, out=out, nx=nx, ny=ny, nz=nz, Tguess=system.melt_T_guess,
-               dt=mode.timestep_ps, prep=steps[0], melt=steps[0], nph=steps[1] - steps[1] % 1000)
+               dt=mode.timestep_ps, prep=steps[0], melt=steps[0], nph=steps[1] - steps[1] % every, logevery=every)
     table = np.loadtxt(out / "melt_T.txt", comments="#", ndmin=2)   # step temp press fraction
     second_half = table[len(table) // 2:]
     kv = read_keyvals(out / "melt.txt")

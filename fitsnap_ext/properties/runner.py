@@ -7,6 +7,7 @@ deck is absolute.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +53,13 @@ def default_comm(comm=None):
 
 @dataclass
 class DeckRunner:
-    """Runs decks for one potential; `logs` collects one LAMMPS log per run (absolute paths)."""
+    """Runs decks for one potential; `logs` (an existing folder) collects one LAMMPS log per run (absolute paths).
+    `monitor`, if given, hears `started(run_name)` and `ended(run_name, seconds)` of every run (progress lines)."""
 
     pot_mod: Path
     logs: Path
     comm: object = None
+    monitor: object = None
 
     def __post_init__(self):
         self.pot_mod = Path(self.pot_mod).resolve()
@@ -64,9 +67,6 @@ class DeckRunner:
         self.comm = default_comm(self.comm)
         if not self.pot_mod.is_file():
             raise FitsnapError(f"potential include file not found: {self.pot_mod}")
-        if self.rank == 0:
-            self.logs.mkdir(parents=True, exist_ok=True)
-        self.comm.Barrier()
 
     @property
     def rank(self) -> int:
@@ -81,6 +81,9 @@ class DeckRunner:
                 "-var", "pot", str(self.pot_mod)]
         for key, value in variables.items():
             args += ["-var", key] + [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        if self.monitor is not None:
+            self.monitor.started(run_name)
+        t0 = time.perf_counter()
         with working_directory(self.pot_mod.parent):
             lmp = lammps.lammps(comm=self.comm, cmdargs=args)
             try:
@@ -91,6 +94,8 @@ class DeckRunner:
             finally:
                 lmp.close()
         self.comm.Barrier()
+        if self.monitor is not None:
+            self.monitor.ended(run_name, time.perf_counter() - t0)
 
 
 def lammps_cell(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

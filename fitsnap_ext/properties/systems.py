@@ -63,6 +63,7 @@ class SystemPreset:
     elastic_symmetry: str = "none"          # "cubic", "hexagonal" or "none" (all 21 constants)
     properties: tuple[str, ...] = ("eos", "elastic", "phonons")
     liquid_T: float = 1750.0
+    liquid_coordination: tuple[float, float] | None = None   # a liquid's sensible range (suspect outside)
     melt_T_guess: float = 1700.0
     thermal_T: float = 300.0
     diffusion_T: tuple[float, ...] = ()
@@ -152,11 +153,16 @@ def _presets() -> dict[str, SystemPreset]:
         elastic_symmetry="cubic",
         properties=("eos", "elastic", "phonons", "liquid", "melting", "thermal"),
         liquid_T=1750.0, melt_T_guess=1700.0, thermal_T=300.0,
-        quick=ModeSettings(elastic_supercell=(2, 2, 2), phonon_supercell=(4, 4, 4), md_supercell=(3, 3, 3),
-                           liquid_melt_ps=3.0, liquid_equil_ps=3.0, liquid_prod_ps=4.0,
-                           melt_supercell=(3, 3, 6), melt_prep_ps=3.0, melt_nph_ps=15.0,
-                           thermal_supercell=(2, 2, 12), thermal_equil_ps=2.0, thermal_steady_ps=8.0,
-                           thermal_prod_ps=8.0),
+        # liquid Si: 6.4 by neutron diffraction (Waseda); 5-7 for SW and DFT; an amorphous network has 4
+        liquid_coordination=(4.0, 8.0),
+        # quick: 1.38 M MD atom-steps (~85 s of one core for a 2J=6 SNAP): a 64-atom liquid (the size of the
+        # first ab initio liquid-Si runs), a 128-atom coexistence box, a thermal box of the earlier quick length
+        # (12 cells, 65 Å) on a 2x1 cross-section; converged numbers come from full mode (docs/properties.md)
+        quick=ModeSettings(elastic_supercell=(2, 2, 2), phonon_supercell=(4, 4, 4), md_supercell=(2, 2, 2),
+                           liquid_melt_ps=1.5, liquid_equil_ps=1.5, liquid_prod_ps=2.0,
+                           melt_supercell=(2, 2, 4), melt_prep_ps=1.0, melt_nph_ps=2.0,
+                           thermal_supercell=(2, 1, 12), thermal_equil_ps=0.5, thermal_steady_ps=1.0,
+                           thermal_prod_ps=1.0),
         full=ModeSettings(elastic_supercell=(3, 3, 3), phonon_supercell=(5, 5, 5), md_supercell=(5, 5, 5),
                           liquid_melt_ps=10.0, liquid_equil_ps=20.0, liquid_prod_ps=50.0,
                           melt_supercell=(5, 5, 12), melt_prep_ps=10.0, melt_nph_ps=300.0,
