@@ -557,7 +557,7 @@ def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Pat
     log(comm, f"{model.name}: properties {', '.join(spec.properties)} ({'quick' if spec.property_quick else 'full'} engine mode)")
     t0 = time.perf_counter()
     props = run_properties(folder / "pot.mod", study_system(spec), list(spec.properties), spec.property_quick,
-                           folder / "props.json", None, comm)
+                           folder / "props.json", None, comm, overwrite=True)  # the stage's own cache folder
     wall = time.perf_counter() - t0
     if comm.rank == 0:
         from .properties.report import write_json
