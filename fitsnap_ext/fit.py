@@ -87,15 +87,16 @@ def unwritable_reason(path: Path) -> str:
     return ""
 
 
-def distribute(settings: Settings, comm, progress) -> tuple[list[Entry], int]:
-    """Rank 0 reads and splits the data; each rank receives its configurations."""
+def distribute(settings: Settings, comm, progress, frames=None) -> tuple[list[Entry], int]:
+    """Rank 0 reads and splits the data (or takes `frames`); each rank receives its configurations."""
     parts = None
     with collective(comm, "reading data"):
         if comm.rank == 0:
-            entries = load_entries(settings)
+            entries = load_entries(settings, frames)
             n_test = sum(e.test for e in entries)
+            ngroups = len({e.frame.group for e in entries})
             progress(f"read {len(entries)} configurations ({len(entries) - n_test} train, {n_test} test) "
-                     f"in {len(settings.groups.groups)} groups from {settings.data_path}")
+                     f"in {ngroups} groups from {settings.data_path if frames is None else 'memory'}")
             shares = split_by_atoms([e.frame.natoms for e in entries], comm.size)
             parts = [[entries[i] for i in share] for share in shares]
     mine = comm.scatter(parts, root=0)
@@ -103,11 +104,11 @@ def distribute(settings: Settings, comm, progress) -> tuple[list[Entry], int]:
     return mine, total
 
 
-def read_and_compute(settings: Settings, comm, progress, compute, timings: dict):
-    """The first two stages of every fit, timed: read and spread the data, then `compute(settings, entries,
-    comm, progress)` on each rank's share → (this rank's entries, total count, what compute returned)."""
+def read_and_compute(settings: Settings, comm, progress, compute, timings: dict, frames=None):
+    """The first two stages of every fit, timed: read and spread the data (or `frames`), then `compute(settings,
+    entries, comm, progress)` on each rank's share → (this rank's entries, total count, what compute returned)."""
     t = time.perf_counter()
-    entries, n_total = distribute(settings, comm, progress)
+    entries, n_total = distribute(settings, comm, progress, frames)
     timings["read"] = time.perf_counter() - t
     t = time.perf_counter()
     computed = compute(settings, entries, comm, progress)
@@ -184,20 +185,20 @@ def rank_warning(rank: int, ncoef: int, settings: Settings) -> str:
             f"{2 * bs.rcutfac * max(bs.radelem):.3g} Å; and the amount of data)")
 
 
-def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None) -> FitResult:
-    """Fit the linear (or quadratic) SNAP a deck describes and write its files."""
+def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None, frames=None) -> FitResult:
+    """Fit the linear (or quadratic) SNAP a deck describes (on its data, or on `frames`) and write its files."""
+    progress = progress or Progress(comm)
+    for note in settings.notes:
+        progress(note)
     if settings.network is not None:
         from .fit_network import run_network_fit
         return run_network_fit(settings, comm, overwrite, progress)
-    progress = progress or Progress(comm)
     timings = {}
     with collective(comm, "checking outputs"):
         if comm.rank == 0:
             check_outputs(settings, overwrite)
-    for note in settings.notes:
-        progress(note)
 
-    entries, n_total, rows = read_and_compute(settings, comm, progress, compute_rows, timings)
+    entries, n_total, rows = read_and_compute(settings, comm, progress, compute_rows, timings, frames)
     bs = settings.bispectrum
     note = bzero_offset_note(settings, entries, comm)
     if note:
