@@ -1,5 +1,6 @@
 # One command each (README): `make demo` sets up .venv and runs the demo (outputs in out/demo/, ignored);
-# `make test` sets up .venv and runs README's test command (extra pytest arguments: make test ARGS='-m "not slow"').
+# `make test` sets up .venv and runs README's test command. ARGS: extra arguments (make test ARGS='-m "not slow"',
+# make demo ARGS='--properties eos,elastic')
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ export OMP_NUM_THREADS ?= 1
 .PHONY: demo test
 
 demo: $(VENV)/.demo-deps
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(ARGS)
 
 # README "Run the tests": python -m pytest -q -ra, with the venv active (its bin first on PATH); make stops with
 # an error whenever pytest's exit status is not 0 (failures, errors, nothing collected)
