@@ -42,13 +42,24 @@ def _frames(n=12, seed=0):
     return frames
 
 
-def test_chemflag_is_refused_until_it_round_trips(tmp_path):
+def test_chemflag_is_accepted_for_snap_and_refused_for_a_network(tmp_path):
+    """Linear/quadratic chemflag fits tie their duplicated columns and deploy (tests/test_chemflag.py); a network's
+    dE/dB on those columns are not tied, so LAMMPS' mliap descriptor sna would give forces off its energy."""
     from fitsnap_ext.errors import DeckError
 
     deck = tmp_path / "in.gan"
     deck.write_text(_deck(1))
-    with pytest.raises(DeckError, match="chemflag"):
-        load_settings(deck)
+    assert load_settings(deck).bispectrum.chemflag
+    with pytest.raises(DeckError, match="chemflag with a network"):
+        load_settings(deck, [("SOLVER", "solver", "PYTORCH"), ("CALCULATOR", "nonlinear", "1")])
+
+
+def tie(coef: np.ndarray, bs) -> np.ndarray:
+    """Per-element coefficients (constant first) with each group of identical columns given its first value."""
+    per_element = np.array(coef, dtype=float).reshape(bs.numtypes, -1)
+    _, first, inverse = np.unique(bs.duplicate_groups(), return_index=True, return_inverse=True)
+    per_element[:, 1:] = per_element[:, 1:][:, first[inverse]]
+    return per_element.ravel()
 
 
 def _teacher_data(tmp_path, chemflag=0, n_frames=12, constant=-3.5):
@@ -60,7 +71,7 @@ def _teacher_data(tmp_path, chemflag=0, n_frames=12, constant=-3.5):
     bs = settings.bispectrum
     rng = np.random.default_rng(1 + chemflag)
     ncol = bs.ncoeff + 1
-    teacher_coef = np.concatenate([[constant - e] + list(rng.normal(0, 0.02, ncol - 1)) for e in range(2)])
+    teacher_coef = tie(np.concatenate([[constant - e] + list(rng.normal(0, 0.02, ncol - 1)) for e in range(2)]), bs)
     (tmp_path / "teacher").mkdir()
     for path, text in snap_files(str(tmp_path / "teacher" / "gan"), teacher_coef, bs, settings.reference).items():
         open(path, "w").write(text)
@@ -77,7 +88,8 @@ def _teacher_data(tmp_path, chemflag=0, n_frames=12, constant=-3.5):
     return deck, teacher_coef
 
 
-def test_two_element_teacher_is_recovered(tmp_path, chemflag=0):
+@pytest.mark.parametrize("chemflag", [0, 1])
+def test_two_element_teacher_is_recovered(tmp_path, chemflag):
     deck, teacher_coef = _teacher_data(tmp_path, chemflag)
     ncol = load_settings(deck).bispectrum.ncoeff + 1
     run_cli([deck], tmp_path)
@@ -126,58 +138,77 @@ def _force_and_finite_difference(lmp, atom_id: int, h: float = 1e-5):
     return force, np.array(fd)
 
 
-def test_why_chemflag_is_refused_pair_snap_forces_are_not_its_energy_gradient(tmp_path):
-    """Documents the upstream problem behind the refusal: with chemflag, pair_style snap's forces differ from
-    finite differences of its own energy, and so do those of the other route, `pair_style mliap model linear
-    descriptor sna` with chemflag, while compute snap's derivative rows match them. When a LAMMPS update fixes
-    them this test fails — then re-enable chemflag in config.py."""
+def _write_snapcoeff(path, coef, bs):
+    """A .snapcoeff as written, without the writer's tie check (to show what untied coefficients do)."""
+    lines = [f"{bs.numtypes} {bs.ncoeff + 1}"]
+    for element, radius, weight, values in zip(bs.types, bs.radelem, bs.wj, coef.reshape(bs.numtypes, -1)):
+        lines += [f"{element} {radius!r} {weight!r}"] + [repr(float(v)) for v in values]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("quadratic", [0, 1])
+def test_chemflag_pair_styles_are_consistent_exactly_for_tied_coefficients(tmp_path, quadratic):
+    """With chemflag, pair_style snap (linear and quadratic) and `pair_style mliap model linear descriptor sna`
+    return forces equal to central differences of their energy (and to compute snap's rows · coefficients) when
+    coefficients are equal within each group of identical columns — as every fit writes them — and forces off by
+    0.01-1 eV/Å when they are not (the ties the pair styles assume: issue 19's diagnosis; random untied teacher
+    coefficients, which no fit produces, were the old refusal's evidence)."""
     import dataclasses
 
     from fitsnap_ext.lammps_session import LammpsSession
 
     deck = tmp_path / "in.gan"
-    deck.write_text(_deck(0))
-    settings = load_settings(deck)
-    bs = dataclasses.replace(settings.bispectrum, chemflag=True, bnormflag=True)
+    deck.write_text(_deck(1))
+    bs = dataclasses.replace(load_settings(deck).bispectrum, quadraticflag=bool(quadratic),
+                             twojmax=2 if quadratic else 4)
     rng = np.random.default_rng(0)
-    ncol = bs.ncoeff + 1
-    coef = np.concatenate([[-3.5 - e] + list(rng.normal(0, 0.02, ncol - 1)) for e in range(2)])
-    for path, text in snap_files(str(tmp_path / "t"), coef, bs, settings.reference).items():
-        open(path, "w").write(text)
+    nlin = len(bs.blist) * 8
+    untied = np.concatenate([[-3.5 - e] + list(rng.normal(0, 0.02, nlin)) + list(rng.normal(0, 0.002, bs.ncoeff - nlin))
+                             for e in range(2)])
     frame = _frames(1)[0]
-    lmp = LammpsSession()
-    lmp.place(frame, ["Ga", "N"])
-    lmp.commands(["pair_style snap", f"pair_coeff * * {tmp_path}/t.snapcoeff {tmp_path}/t.snapparam Ga N",
-                  f"compute snap all snap {bs.compute_snap_args()}", "run 0"])
     n = frame.natoms
-    ids = list(np.array(lmp.lmp.numpy.extract_atom("id")))
-    rows = lmp.compute_array("snap")[1:1 + 3 * n, :-1].reshape(3 * n, 2, -1)
-    snap_force = (np.einsum("rtk,tk->r", rows, coef.reshape(2, -1)[:, 1:])).reshape(n, 3)[ids.index(5)]
-    lmp.command("uncompute snap")
-    pair_force, fd = _force_and_finite_difference(lmp, 5)
-    lmp.close()
-    np.testing.assert_allclose(snap_force, fd, atol=1e-6)          # our rows: the true gradient
-    assert np.max(np.abs(pair_force - fd)) > 1e-2                  # pair snap chemflag: not the gradient
-
-    # the ML-IAP route: the same descriptor settings in an `mliap ... descriptor sna` file, a linear model; the
-    # harness is checked on chemflag 0, whose forces are the gradient
-    for chem, ndesc in ((0, bs.ncoeff // 8), (1, bs.ncoeff)):
-        (tmp_path / "d.sna").write_text(
-            f"rcutfac {bs.rcutfac}\ntwojmax {bs.twojmax}\nnelems 2\nelems Ga N\n"
-            f"radelems {' '.join(map(str, bs.radelem))}\nwelems {' '.join(map(str, bs.wj))}\n"
-            f"rfac0 {bs.rfac0}\nrmin0 {bs.rmin0}\nbzeroflag 0\nswitchflag 1\nchemflag {chem}\nbnormflag {chem}\n")
-        lin = np.concatenate([[-3.5 - e] + list(rng.normal(0, 0.02, ndesc)) for e in range(2)])
-        (tmp_path / "m.lin").write_text(f"2 {ndesc + 1}\n" + "\n".join(f"{c:.12f}" for c in lin) + "\n")
+    for tied in (True, False):
+        coef = tie(untied, bs) if tied else untied
+        if tied:  # the writer's files (the .snapparam serves both runs)
+            for path, text in snap_files(str(tmp_path / "t"), coef, bs, load_settings(deck).reference).items():
+                open(path, "w").write(text)
+        else:
+            _write_snapcoeff(tmp_path / "t.snapcoeff", coef, bs)
+        lmp = LammpsSession()
+        lmp.place(frame, ["Ga", "N"])
+        lmp.commands(["pair_style snap", f"pair_coeff * * {tmp_path}/t.snapcoeff {tmp_path}/t.snapparam Ga N",
+                      f"compute snap all snap {bs.compute_snap_args()}", "run 0"])
+        ids = list(np.array(lmp.lmp.numpy.extract_atom("id")))
+        rows = lmp.compute_array("snap")[1:1 + 3 * n, :-1].reshape(3 * n, 2, -1)
+        snap_force = (np.einsum("rtk,tk->r", rows, coef.reshape(2, -1)[:, 1:])).reshape(n, 3)[ids.index(5)]
+        lmp.command("uncompute snap")
+        pair_force, fd = _force_and_finite_difference(lmp, 5)
+        lmp.close()
+        np.testing.assert_allclose(snap_force, fd, atol=1e-6)          # compute snap's rows: the true gradient
+        if tied:
+            np.testing.assert_allclose(pair_force, fd, atol=1e-6)
+        else:
+            assert np.max(np.abs(pair_force - fd)) > 1e-2
+    if quadratic:
+        return
+    # the ML-IAP route: the same descriptor in an `mliap ... descriptor sna` file, a linear model
+    (tmp_path / "d.sna").write_text(
+        f"rcutfac {bs.rcutfac}\ntwojmax {bs.twojmax}\nnelems 2\nelems Ga N\n"
+        f"radelems {' '.join(map(str, bs.radelem))}\nwelems {' '.join(map(str, bs.wj))}\n"
+        f"rfac0 {bs.rfac0}\nrmin0 {bs.rmin0}\nbzeroflag 0\nswitchflag 1\nchemflag 1\nbnormflag 1\n")
+    for tied in (True, False):
+        lin = tie(untied, bs) if tied else untied
+        (tmp_path / "m.lin").write_text(f"2 {bs.ncoeff + 1}\n" + "\n".join(repr(float(c)) for c in lin) + "\n")
         lmp = LammpsSession()
         lmp.place(frame, ["Ga", "N"])
         lmp.commands([f"pair_style mliap model linear {tmp_path}/m.lin descriptor sna {tmp_path}/d.sna",
                       "pair_coeff * * Ga N", "run 0"])
         mliap_force, fd = _force_and_finite_difference(lmp, 5)
         lmp.close()
-        if chem:
-            assert np.max(np.abs(mliap_force - fd)) > 1e-2          # mliap sna chemflag: not the gradient either
-        else:
+        if tied:
             np.testing.assert_allclose(mliap_force, fd, atol=1e-6)
+        else:
+            assert np.max(np.abs(mliap_force - fd)) > 1e-2
 
 
 def test_two_element_network_round_trips_through_lammps(tmp_path):

@@ -16,8 +16,19 @@ def coefficients_per_element(coef: np.ndarray, bs: BispectrumSettings) -> np.nda
     return coef
 
 
+def check_tied(per_element: np.ndarray, bs: BispectrumSettings) -> None:
+    """Refuse coefficients that differ on identical `compute snap` columns (chemflag): pair_style snap's forces
+    assume one value per group (BispectrumSettings.duplicate_groups), so its forces would not be the gradient of
+    its energy. The fit ties them; this catches any other writer."""
+    _, first, labels = np.unique(bs.duplicate_groups(), return_index=True, return_inverse=True)
+    values = per_element[:, 1:]
+    if not np.array_equal(values, values[:, first[labels]]):
+        raise ValueError("chemflag coefficients differ within a group of identical descriptor columns")
+
+
 def snapcoeff_text(coef: np.ndarray, bs: BispectrumSettings, comment: str = "") -> str:
     per_element = coefficients_per_element(coef, bs)
+    check_tied(per_element, bs)
     labels = bs.coefficient_labels()
     out = [f"# fitsnap_ext fit generated on {datetime.now().isoformat(timespec='seconds')} {comment}".rstrip(),
            "", f"{bs.numtypes} {per_element.shape[1]}"]

@@ -3,6 +3,11 @@
 The fit reduces each rank's weighted rows [A_w | b_w] to an R factor (TSQR), so no rank ever holds all
 rows; the small R is solved by SVD with FitSNAP's cutoff (singular values below rcond·max dropped) —
 the same answer as FitSNAP's `lstsq` on the full matrix — or with a ridge penalty.
+
+Columns that are identical by construction (chemflag's element permutations) can be tied: the fit runs in the
+orthonormal basis of the tied subspace (each group's columns summed, divided by √size) and writes one value on
+every column of a group. That is the full problem's minimum-norm (or ridge) solution — whose components on
+identical columns are equal in exact arithmetic — with the equality made exact, whatever the solver.
 """
 from __future__ import annotations
 
@@ -11,29 +16,68 @@ import numpy as np
 from ..parallel import tsqr_r, world
 
 
-class LinearSNAP:
-    """Estimator: `fit(rows, comm)` then `predict(a)`; learned `coef_` (one column per A column)."""
+def column_groups(bs) -> np.ndarray:
+    """A group label for every column of the fit's A (per element: the constant unless bzeroflag, then the
+    `compute snap` columns); equal labels mark columns identical by construction (BispectrumSettings)."""
+    within = np.asarray(bs.duplicate_groups())
+    width = within.max() + 2
+    per_element = within + (0 if bs.bzeroflag else 1)
+    if not bs.bzeroflag:
+        per_element = np.concatenate([[0], per_element])
+    return np.concatenate([per_element + t * width for t in range(bs.numtypes)])
 
-    def __init__(self, solver: str = "SVD", alpha: float = 0.0, rcond: float = 1e-13):
+
+class TiedColumns:
+    """The map between the full columns and one coordinate per group (orthonormal: a group's columns / √size)."""
+
+    def __init__(self, groups: np.ndarray):
+        _, self.label, self.size = np.unique(groups, return_inverse=True, return_counts=True)
+        self.order = np.argsort(self.label, kind="stable")
+        self.starts = np.concatenate([[0], np.cumsum(self.size)[:-1]])
+        self.scale = 1.0 / np.sqrt(self.size)
+
+    @property
+    def n_free(self) -> int:
+        return len(self.size)
+
+    def reduce(self, a: np.ndarray) -> np.ndarray:
+        """Rows in the tied basis: each group's columns summed, divided by √size."""
+        return np.add.reduceat(a[:, self.order], self.starts, axis=1) * self.scale
+
+    def expand(self, coef: np.ndarray) -> np.ndarray:
+        """Coefficients on the full columns: one value per group, on each of its columns."""
+        return (coef * self.scale)[self.label]
+
+
+class LinearSNAP:
+    """Estimator: `fit(rows, comm)` then `predict(a)`; learned `coef_` (one column per A column).
+
+    `groups` (a label per column, e.g. `column_groups(bs)`) ties identical columns; None fits them freely."""
+
+    def __init__(self, solver: str = "SVD", alpha: float = 0.0, rcond: float = 1e-13, groups=None):
         if solver not in ("SVD", "RIDGE"):
             raise ValueError(f"unknown solver {solver!r}")
         self.solver = solver
         self.alpha = alpha
         self.rcond = rcond
+        ties = TiedColumns(np.asarray(groups)) if groups is not None else None
+        self.ties = ties if ties is not None and ties.n_free < len(groups) else None
 
     def fit(self, rows, comm=None, train_mask=None) -> "LinearSNAP":
         """Fit on this rank's `rows` (a descriptors.Rows) and every other rank's; `train_mask` selects rows."""
         comm = comm or world()
         mask = np.ones(len(rows.b), bool) if train_mask is None else train_mask
-        ncols = rows.a.shape[1]
-        aug = np.hstack([rows.w[mask, None] * rows.a[mask], (rows.w[mask] * rows.b[mask])[:, None]])
+        a = rows.a[mask] if self.ties is None else self.ties.reduce(rows.a[mask])
+        ncols = a.shape[1]
+        aug = np.hstack([rows.w[mask, None] * a, (rows.w[mask] * rows.b[mask])[:, None]])
         r = tsqr_r([aug], ncols + 1, comm)
         r_a, qtb = r[:ncols, :ncols], r[:ncols, ncols]
         if self.solver == "RIDGE":
             r_a = np.vstack([r_a, np.sqrt(self.alpha) * np.eye(ncols)])
             qtb = np.concatenate([qtb, np.zeros(ncols)])
         coef, _, rank, sing = np.linalg.lstsq(r_a, qtb, rcond=self.rcond)  # LAPACK gelsd, as FitSNAP's
-        self.coef_ = coef
+        self.coef_ = coef if self.ties is None else self.ties.expand(coef)
+        self.n_free_ = ncols
         self.rank_ = int(rank)
         self.singular_values_ = sing
         self.residual_norm_ = abs(r[ncols, ncols]) if len(r) > ncols else 0.0
