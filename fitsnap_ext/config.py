@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations_with_replacement
 from pathlib import Path
 
@@ -24,6 +24,15 @@ UNSAFE_NAMES = "newline, & $ quotes # ; \\"
 class RawValue:
     value: str
     line: int | None  # None for command-line overrides
+
+
+def _text_value(value) -> str:
+    """A Python value as deck text: True → 1, [4.7, 4.7] → '4.7 4.7'."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (list, tuple)):
+        return " ".join(_text_value(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 class RawDeck:
@@ -52,6 +61,24 @@ class RawDeck:
         except UnicodeDecodeError as exc:
             line = data[:exc.start].count(b"\n") + 1
             raise DeckError(f"not a text deck (byte 0x{data[exc.start]:02x} is not UTF-8)", path, line) from None
+        return cls.parse(text, path, continuation)
+
+    @classmethod
+    def from_dict(cls, sections: dict, path: Path) -> "RawDeck":
+        """FitSNAP's library-mode deck, {"SECTION": {key: value}}: lists are joined by spaces, booleans are 0/1."""
+        raw = cls(path, {}, {})
+        for section, keys in sections.items():
+            if not isinstance(keys, dict):
+                raise DeckError(f"section {section!r} must map keys to values, got {type(keys).__name__}", path)
+            name = str(section).strip().strip("[]")
+            raw.sections.setdefault(name.upper() if " " not in name else name, {})
+            for key, value in keys.items():
+                raw.override(name, str(key), _text_value(value))
+        return raw
+
+    @classmethod
+    def parse(cls, text: str, path: Path, continuation: bool = False) -> "RawDeck":
+        """Parse deck text (see `read`); `path` names it in errors."""
         if "\0" in text:
             line = text[:text.index("\0")].count("\n") + 1
             raise DeckError("not a text deck (it holds a NUL byte)", path, line)
@@ -383,9 +410,10 @@ class OutputSettings:
 class NetworkSettings:
     """[PYTORCH]: a per-atom network E_i = NN(B_i) trained on energies and forces (FitSNAP's keys + ours).
 
-    The loss is Σ energy_weight·eweight·(ΔE/N)² + force_weight·fweight·ΔF² (+ stress_weight·vweight·ΔP², P in
-    GPa) with the [GROUPS] weights, so group weights for a network deck are relative factors (1 is typical), not
-    the 100/1 of a linear deck.
+    As in FitSNAP, `energy_weight` and `force_weight` are given together or not at all: given, they are the loss
+    weights of every configuration (overriding the group weights); absent, each configuration's group
+    eweight/fweight are the loss weights. The loss is Σ w_E·(ΔE/N)² + w_F·mean(ΔF²) (+ stress_weight·ΔP², P in
+    GPa, times the group vweight when the group weights are used).
     """
 
     hidden: tuple[int, ...] = (32, 32)   # from layer_sizes = num_desc 32 32 1
@@ -393,12 +421,15 @@ class NetworkSettings:
     learning_rate: float = 5e-3
     num_epochs: int = 300
     batch_size: int = 4                  # configurations per batch
-    energy_weight: float = 10.0          # loss weight of (per-atom energy error)²; group eweights multiply it
-    force_weight: float = 1.0            # loss weight of (force component error)²; group fweights multiply it
-    stress_weight: float = 0.0           # loss weight of (stress component error in GPa)²; group vweights multiply
-                                         # it; 0: stresses are predicted and reported but not fitted
+    energy_weight: float | None = None   # with force_weight: global loss weights overriding the group weights
+    force_weight: float | None = None
+    stress_weight: float = 0.0           # loss weight of (stress component error in GPa)²; 0: stresses are
+                                         # predicted and reported but not fitted
     seed: int = 0
     validation_fraction: float = 0.1     # of the training configurations, held out for early stopping
+    training_fraction: float | None = None  # FitSNAP's global split: overrides the groups' train/test fractions
+    shuffle_flag: bool = True            # shuffle the training configurations every epoch (FitSNAP's default)
+    multi_element_option: int = 2        # 2: one network per element; 1: one network shared by all (FitSNAP's 1)
     patience: int = 50                   # epochs without validation improvement before stopping (0: never)
     save_state_output: str = "FitTorchModel"
     save_state_input: str = ""
@@ -454,6 +485,21 @@ class Settings:
     lines: dict = field(default_factory=dict, compare=False, repr=False)  # (SECTION, lower key) → deck line
     notes: tuple[str, ...] = ()  # accepted FitSNAP keys that change nothing here, said once in the log
 
+    def in_folder(self, out_dir: "str | Path") -> "Settings":
+        """The same settings with every relative output name ([OUTFILE], [PYTORCH] files, [PROPERTIES] out) placed
+        in `out_dir` instead of the current folder."""
+        def place(name: str) -> str:
+            return name if not name or Path(name).is_absolute() else str(Path(out_dir) / name)
+
+        out = self.output
+        output = replace(out, potential=place(out.potential), metrics=place(out.metrics),
+                         descriptors_file=place(out.descriptors_file), truth_file=place(out.truth_file),
+                         weights_file=place(out.weights_file), dataframe_file=place(out.dataframe_file))
+        network = self.network and replace(self.network, save_state_output=place(self.network.save_state_output),
+                                           checkpoint=place(self.network.checkpoint))
+        props = self.properties and replace(self.properties, out=place(self.properties.out))
+        return replace(self, output=output, network=network, properties=props)
+
     def error(self, message: str, section: str, key: str | None = None) -> DeckError:
         """A DeckError naming this deck, the line of `[section] key` and the key (for checks made after loading)."""
         line = self.lines.get((section, key.lower())) if key else None
@@ -490,6 +536,9 @@ def _network(raw: RawDeck) -> NetworkSettings:
         stress_weight=raw.get(s, "stress_weight", float, d.stress_weight),
         seed=raw.get(s, "seed", int, d.seed),
         validation_fraction=raw.get(s, "validation_fraction", float, d.validation_fraction),
+        training_fraction=raw.get(s, "training_fraction", float, d.training_fraction),
+        shuffle_flag=raw.get(s, "shuffle_flag", bool, d.shuffle_flag),
+        multi_element_option=raw.get(s, "multi_element_option", int, d.multi_element_option),
         patience=raw.get(s, "patience", int, d.patience),
         save_state_output=raw.get(s, "save_state_output", str, d.save_state_output),
         save_state_input=raw.get(s, "save_state_input", str, d.save_state_input),
@@ -499,13 +548,21 @@ def _network(raw: RawDeck) -> NetworkSettings:
         if getattr(out, key) <= 0:
             raise raw.error("must be > 0", s, key)
     for key in ("energy_weight", "force_weight", "stress_weight"):
-        if getattr(out, key) < 0:
+        if getattr(out, key) is not None and getattr(out, key) < 0:
             raise raw.error("must be >= 0", s, key)
+    for given, missing in (("energy_weight", "force_weight"), ("force_weight", "energy_weight")):
+        if getattr(out, given) is not None and getattr(out, missing) is None:
+            raise raw.error(f"{given} is given without {missing}: as in FitSNAP, both are given (global weights "
+                            "overriding the group weights) or neither (the groups' eweight/fweight)", s, missing)
     if not 0 <= out.validation_fraction < 1:
         raise raw.error("must be in [0, 1)", s, "validation_fraction")
-    for key in ("multi_element_option", "manual_seed_flag", "shuffle_flag", "dtype_setting", "training_fraction",
-                "output_file"):
-        raw.get(s, key, str)  # FitSNAP keys with no effect here: float64 always, seeded shuffles always
+    if out.training_fraction is not None and not 0 < out.training_fraction <= 1:
+        raise raw.error("must be in (0, 1]", s, "training_fraction")
+    if out.multi_element_option not in (1, 2):
+        raise raw.error("must be 1 (one network shared by all elements) or 2 (one per element)", s,
+                        "multi_element_option")
+    for key in ("manual_seed_flag", "dtype_setting", "output_file", "num_elements", "silence_ace_multi_warning"):
+        raw.get(s, key, str)  # FitSNAP keys with no effect here: float64 always, seeded always, no extra file
     return out
 
 
@@ -618,9 +675,10 @@ def _per_atom_flags(raw: RawDeck, network: bool) -> None:
 
 
 def _groups(raw: RawDeck) -> GroupsSettings:
+    """[GROUPS]; a deck without it has no groups (its frames must then be given in memory: `fit(frames=...)`)."""
     s = "GROUPS"
     if not raw.has(s):
-        raise DeckError("missing section [GROUPS]", raw.path)
+        return GroupsSettings(())
     columns = raw.get(s, "group_sections", list, "name training_size testing_size eweight fweight vweight".split())
     types = raw.get(s, "group_types", list, ["str"] + ["float"] * (len(columns) - 1))
     if len(types) != len(columns):
@@ -685,10 +743,28 @@ def _reference(raw: RawDeck) -> ReferenceSettings:
     return ReferenceSettings(units, atom_style, pair_style, coeffs)
 
 
-def load_settings(deck: str | Path, overrides: list[tuple[str, str, str]] = ()) -> Settings:
-    """Read and validate a deck; `overrides` are (SECTION, KEY, VALUE) triples from `-k`."""
-    deck = Path(deck).resolve()
-    raw = RawDeck.read(deck)
+def load_deck(source: "str | Path | dict", overrides=None) -> Settings:
+    """The validated settings of a deck given as a path, as deck text, or as FitSNAP's library-mode dict
+    ({"BISPECTRUM": {...}, "CALCULATOR": {...}, ...}); `overrides`: (SECTION, KEY, VALUE) triples or
+    {SECTION: {KEY: VALUE}}. Relative paths in a deck given as text or a dict are relative to the current folder.
+    Errors name the file and line (or "<deck>"/"<dict>" and the section and key)."""
+    if isinstance(overrides, dict):
+        overrides = [(sec, key, _text_value(v)) for sec, keys in overrides.items() for key, v in keys.items()]
+    if isinstance(source, dict):
+        return load_settings(RawDeck.from_dict(source, Path("<dict>")), overrides or ())
+    if isinstance(source, str) and ("\n" in source or source.lstrip().startswith("[")):
+        return load_settings(RawDeck.parse(source, Path("<deck>")), overrides or ())
+    return load_settings(source, overrides or ())
+
+
+def load_settings(deck: "str | Path | RawDeck", overrides: list[tuple[str, str, str]] = ()) -> Settings:
+    """Read and validate a deck (a path, or one already parsed); `overrides` are (SECTION, KEY, VALUE) triples
+    from `-k`."""
+    if isinstance(deck, RawDeck):
+        raw, deck = deck, deck.path
+    else:
+        deck = Path(deck).resolve()
+        raw = RawDeck.read(deck)
     for section, key, value in overrides:
         raw.override(section, key, value)
     for name in ("MEMORY",):  # accepted for FitSNAP compatibility: memory here scales per rank, see README

@@ -1,4 +1,4 @@
-"""A serial in-process LAMMPS instance: energy/forces/stress of a configuration and MD snapshots.
+"""A serial in-process LAMMPS instance running a potential: energy/forces/stress of a configuration, MD snapshots.
 
 Each engine runs LAMMPS on its own (``MPI.COMM_SELF``), so under ``mpirun`` every rank can label different
 configurations at once. Frames are placed by `LammpsSession.place` (general cells rotated into LAMMPS' frame) and
@@ -13,7 +13,8 @@ import numpy as np
 
 from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError, LammpsError
-from fitsnap_ext.lammps_session import LammpsSession, potentials_dir, working_directory
+from fitsnap_ext.units import LAMMPS_PRESSURE_TO_VOIGT, tensor
+from fitsnap_ext.lammps_session import LammpsSession, include_commands, potentials_dir
 
 
 def lammps_potentials_dir() -> str:
@@ -69,10 +70,8 @@ class LammpsEngine:
         return placed.rotation.T
 
     def _potential_commands(self):
-        if isinstance(self.potential, str):
-            mod = os.path.abspath(self.potential)
-            with working_directory(os.path.dirname(mod) or "."):
-                self.session.command(f"include {os.path.basename(mod)}")
+        if isinstance(self.potential, (str, os.PathLike)):
+            self.session.commands(include_commands(self.potential))
         else:
             for line in self.potential:
                 self.session.command(expand_placeholders(line))
@@ -104,9 +103,7 @@ class LammpsEngine:
         if all(frame.pbc):
             from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
             vec = self.session.lmp.extract_compute("fx_pv", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)
-            v = [float(vec[i]) for i in range(6)]
-            pxx, pyy, pzz, pxy, pxz, pyz = v
-            s = np.array([[pxx, pxy, pxz], [pxy, pyy, pyz], [pxz, pyz, pzz]])
+            s = tensor([float(vec[i]) for i in LAMMPS_PRESSURE_TO_VOIGT])
             stress = q @ s @ q.T
         return e, f, stress
 

@@ -178,3 +178,34 @@ class LammpsSession:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def include_commands(mod_path: "str | Path") -> list[str]:
+    """The commands of a LAMMPS include file with every relative file it names made absolute from the file's own
+    folder — what `include` does when LAMMPS runs in that folder, without changing the working directory.
+
+    A word counts as a file when the file exists beside the include file (`Si.snapcoeff`, `pot.mliap.model`);
+    other words, and files found through LAMMPS_POTENTIALS, stay as written. Nested `include`s are expanded;
+    `&` continuation lines are joined and `#` comments dropped.
+    """
+    mod = Path(mod_path).resolve()
+    try:
+        text = mod.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LammpsError(f"cannot read include file {mod}: {getattr(exc, 'strerror', None) or exc}") from None
+    commands, pending = [], ""
+    for line in text.splitlines():
+        line = pending + line.split("#", 1)[0]
+        if line.rstrip().endswith("&"):
+            pending = line.rstrip()[:-1] + " "
+            continue
+        pending = ""
+        words = line.split()
+        if not words:
+            continue
+        resolved = [str(mod.parent / w) if not os.path.isabs(w) and (mod.parent / w).is_file() else w for w in words]
+        if words[0] == "include" and len(words) == 2:
+            commands += include_commands(resolved[1])
+        else:
+            commands.append(" ".join(resolved))
+    return commands

@@ -207,7 +207,7 @@ def test_bad_deck_value_exits_2_from_the_cli(tmp_path):
 
 def _write_mods(folder):
     """Three Si models as .mod include files with paths relative to their folder (as an exporter writes)."""
-    from fitsnap_ext.generate.lammps_engine import lammps_potentials_dir
+    from fitsnap_ext.lammps_engine import lammps_potentials_dir
     pot = lammps_potentials_dir()
     folder.mkdir()
     for f in ("Si.sw", "Si.tersoff", "Si_Zuo_JPCA2020.snapcoeff", "Si_Zuo_JPCA2020.snapparam"):

@@ -168,26 +168,53 @@ def _check_types_present(settings: Settings, entries: list[Entry]) -> None:
                              f"of the fit (data: {', '.join(sorted(present))})", "BISPECTRUM", "type")
 
 
-def load_entries(settings: Settings) -> list[Entry]:
-    """Read every group, split it and attach weights (FitSNAP's semantics, incl. smartweights)."""
+# Weights of frames given in memory whose group has no [GROUPS] row: energy (eV/atom) and force (eV/Å) rows
+# alike; stress rows in bar scaled so that a 1 GPa error weighs as much as 1 eV/Å.
+IN_MEMORY_WEIGHTS = (1.0, 1.0, 1.0e-4)
+
+
+def _groups_in_memory(settings: Settings, frames: list[Frame]) -> list[tuple[GroupSettings, list[Frame]]]:
+    """Frames given in memory, by their `group` (default "frames"): a group with a [GROUPS] row is split and
+    weighted by it; any other trains whole with IN_MEMORY_WEIGHTS."""
+    rows = {g.name: g for g in settings.groups.groups}
+    by_name: dict[str, list[Frame]] = {}
+    for i, frame in enumerate(frames):
+        frame.group = frame.group or "frames"
+        frame.source = frame.source or "<frames>"
+        frame.index = i if frame.index is None else frame.index
+        by_name.setdefault(frame.group, []).append(frame)
+    return [(rows.get(name, GroupSettings(name, 1.0, 0.0, *IN_MEMORY_WEIGHTS)), group)
+            for name, group in by_name.items()]
+
+
+def load_entries(settings: Settings, frames: list[Frame] | None = None) -> list[Entry]:
+    """Read every group (or take `frames`), split it and attach weights (FitSNAP's semantics, incl. smartweights).
+
+    A frame whose `info["split"]` is "train" or "test" goes there whatever its group's sizes say."""
     groups = settings.groups
+    if frames is None:
+        if not groups.groups:
+            raise settings.error("missing section [GROUPS] (it lists the groups to read from [PATH] dataPath)",
+                                 "GROUPS")
+        grouped = [(group, _group_frames(settings, group)) for group in groups.groups]
+    else:
+        grouped = _groups_in_memory(settings, [f.copy() for f in frames])
     rng = random.Random(groups.random_seed)
     entries: list[Entry] = []
-    for group in groups.groups:
-        frames = _group_frames(settings, group)
-        order = list(range(len(frames)))
+    for group, frames_of_group in grouped:
+        order = list(range(len(frames_of_group)))
         if groups.random_sampling:
             rng.shuffle(order)
-        n_train, n_test = _split_counts(group, len(frames))
+        n_train, n_test = _split_counts(group, len(frames_of_group))
         if n_train + n_test == 0:
             raise DataError(f"group {group.name!r}: training and testing sizes select no configuration",
                             settings.data_path)
         for rank, i in enumerate(order[:n_train + n_test]):
-            frame = frames[i]
+            frame = frames_of_group[i]
             _validate(frame, settings)
             for el in frame.symbols:
                 frame.energy += settings.eshift.get(el, 0.0)
-            test = rank >= n_train
+            test = {"test": True, "train": False}.get(frame.info.get("split"), rank >= n_train)
             e, f, v = group.eweight, group.fweight, group.vweight
             if groups.smartweights:
                 size = n_test if test else n_train

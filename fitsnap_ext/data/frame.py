@@ -1,9 +1,11 @@
 """One atomic configuration with its reference labels (metal units: eV, Å, bar)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from ..units import ase_stress_to_bar, bar_to_ase_stress
 
 
 @dataclass
@@ -57,3 +59,36 @@ class Frame:
     @property
     def volume(self) -> float:
         return abs(float(np.linalg.det(self.cell)))
+
+    def copy(self) -> "Frame":
+        """A copy whose arrays and info can be changed without touching this frame."""
+        return replace(self, positions=self.positions.copy(), cell=self.cell.copy(), info=dict(self.info),
+                       forces=None if self.forces is None else self.forces.copy(),
+                       stress=None if self.stress is None else self.stress.copy(), symbols=list(self.symbols))
+
+    @classmethod
+    def from_atoms(cls, atoms, group: str = "", split: str | None = None) -> "Frame":
+        """A frame from ASE Atoms; its labels are the attached calculator's results (energy, forces, stress —
+        those present), converted from ASE's conventions (stress tension-positive eV/Å³) to bar. `split`
+        ("train" | "test") fixes the frame's side of the split whatever its group's sizes say."""
+        results = dict(atoms.calc.results) if atoms.calc is not None else {}
+        stress = results.get("stress")
+        info = {"split": split} if split else {}
+        return cls(symbols=atoms.get_chemical_symbols(), positions=atoms.get_positions(),
+                   cell=np.array(atoms.cell.array), energy=results.get("energy"), forces=results.get("forces"),
+                   stress=None if stress is None else ase_stress_to_bar(stress),
+                   pbc=tuple(bool(p) for p in atoms.pbc), group=group, info=info)
+
+    def to_atoms(self):
+        """ASE Atoms with the labels attached as a SinglePointCalculator (stress in ASE's convention)."""
+        from ase import Atoms
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        atoms = Atoms(self.symbols, positions=self.positions, cell=self.cell, pbc=self.pbc)
+        labels = {"energy": self.energy, "forces": self.forces,
+                  "stress": None if self.stress is None else bar_to_ase_stress(self.stress)}
+        labels = {k: v for k, v in labels.items() if v is not None}
+        if labels:
+            atoms.calc = SinglePointCalculator(atoms, **labels)
+        atoms.info.update({"group": self.group} if self.group else {})
+        return atoms

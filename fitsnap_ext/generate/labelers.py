@@ -28,7 +28,7 @@ def _sha256(path):
 
 def _files_in(text: str) -> list[str]:
     """Existing files named in LAMMPS commands (after placeholder expansion)."""
-    from fitsnap_ext.generate.lammps_engine import expand_placeholders
+    from fitsnap_ext.lammps_engine import expand_placeholders
     out = []
     for tok in expand_placeholders(text).split():
         if os.path.isfile(tok):
@@ -90,7 +90,7 @@ class LammpsLabeler(Labeler):
 
     def __init__(self, s: LabelerSettings):
         super().__init__()
-        from fitsnap_ext.generate.lammps_engine import LammpsEngine
+        from fitsnap_ext.lammps_engine import LammpsEngine
         import lammps
         if s.mod:
             potential = s.mod
@@ -115,37 +115,12 @@ class LammpsLabeler(Labeler):
         return _labelled(frame, e, f, st)
 
     def ase_calculator(self):
-        return EngineCalculator(self.engine)
+        from fitsnap_ext.calculator import LammpsCalculator
+
+        return LammpsCalculator(self.engine)
 
     def close(self):
         self.engine.close()
-
-
-def _ase_calculator_base():
-    from ase.calculators.calculator import Calculator, all_changes
-    return Calculator, all_changes
-
-
-class EngineCalculator(_ase_calculator_base()[0]):
-    """ASE calculator around a :class:`LammpsEngine` (for ASE MD driven by a LAMMPS potential)."""
-
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
-
-    def __init__(self, engine, **kw):
-        super().__init__(**kw)
-        self.engine = engine
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=_ase_calculator_base()[1]):
-        from ase import units
-        super().calculate(atoms, properties, system_changes)
-        fr = Frame(symbols=atoms.get_chemical_symbols(), positions=atoms.get_positions(),
-                   cell=np.array(atoms.cell.array), pbc=tuple(bool(p) for p in atoms.pbc))
-        e, f, s = self.engine.compute(fr)
-        self.results = {"energy": e, "free_energy": e, "forces": f}
-        if s is not None:
-            full = -s * units.bar  # bar pressure-positive -> eV/Å^3 tension-positive
-            self.results["stress"] = np.array([full[0, 0], full[1, 1], full[2, 2], full[1, 2], full[0, 2],
-                                               full[0, 1]])
 
 
 # ------------------------------------------------------------------------------------------------------ ASE

@@ -137,7 +137,7 @@ def _elements(deck: GeneratorDeck, structure: Frame) -> list[str]:
 
 
 def _lammps_md_stream(deck, g, potential, masses, needed, temperatures, n_per_t, id_offset=0):
-    from fitsnap_ext.generate.lammps_engine import LammpsEngine
+    from fitsnap_ext.lammps_engine import LammpsEngine
     base = _structure(g)
     eng = LammpsEngine(_elements(deck, base), potential, masses or None)
     try:
@@ -245,7 +245,7 @@ def force_disagreement(frames, mods, elements, masses=None) -> np.ndarray:
     """Max over atoms of the force standard deviation across the ensemble (eV/Å), one number per frame.
 
     Per atom: sqrt(mean_m |f_m - <f>|^2), the spread of the force vector over models."""
-    from fitsnap_ext.generate.lammps_engine import LammpsEngine
+    from fitsnap_ext.lammps_engine import LammpsEngine
     forces = []
     for mod in mods:
         eng = LammpsEngine(elements, mod, masses or None)

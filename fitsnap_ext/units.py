@@ -1,0 +1,39 @@
+"""Units and sign conventions, in one place.
+
+fitsnap_ext works in LAMMPS `metal` units: energy eV, length Å, time ps, force eV/Å, pressure and stress bar.
+Stress tensors are kept **pressure-positive** (LAMMPS' and VASP's sign: a compressed cell reads positive,
+pressure = trace/3). ASE's stress is tension-positive in eV/Å³, so `ase = -bar / EV_PER_A3_TO_BAR`.
+Voigt order is xx yy zz yz xz xy (ASE's); LAMMPS' `compute pressure` vector is xx yy zz xy xz yz.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EV_PER_A3_TO_BAR = 1.6021765e6   # LAMMPS metal nktv2p (FitSNAP uses the same factor)
+BAR_TO_GPA = 1.0e-4
+STRESS_UNITS = ("bar", "kbar", "GPa", "eV/A3")   # units a data file may declare; eV/A3 is ASE's tension-positive
+PRESSURE_TO_BAR = {"bar": 1.0, "kbar": 1.0e3, "GPa": 1.0e4}  # the pressure-positive ones
+LAMMPS_PRESSURE_TO_VOIGT = [0, 1, 2, 5, 4, 3]    # compute pressure (xx yy zz xy xz yz) → Voigt (xx yy zz yz xz xy)
+
+
+def voigt(tensor: np.ndarray) -> np.ndarray:
+    """3×3 → Voigt 6 (xx yy zz yz xz xy)."""
+    t = np.asarray(tensor, dtype=float)
+    return np.array([t[0, 0], t[1, 1], t[2, 2], t[1, 2], t[0, 2], t[0, 1]])
+
+
+def tensor(voigt6) -> np.ndarray:
+    """Voigt 6 (xx yy zz yz xz xy) → symmetric 3×3."""
+    xx, yy, zz, yz, xz, xy = np.asarray(voigt6, dtype=float)
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+def bar_to_ase_stress(stress_bar: np.ndarray) -> np.ndarray:
+    """Pressure-positive bar (3×3) → ASE's Voigt stress (tension-positive eV/Å³)."""
+    return -voigt(stress_bar) / EV_PER_A3_TO_BAR
+
+
+def ase_stress_to_bar(stress) -> np.ndarray:
+    """ASE's stress (Voigt 6 or 3×3, tension-positive eV/Å³) → pressure-positive bar (3×3)."""
+    s = np.asarray(stress, dtype=float)
+    return -(tensor(s) if s.shape == (6,) else s) * EV_PER_A3_TO_BAR
