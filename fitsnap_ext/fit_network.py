@@ -6,11 +6,19 @@ LAMMPS, training is data-parallel (gradients summed over ranks), the metrics tab
 rows and units (energy eV/atom, force eV/Å), and rank 0 writes every output file at the end,
 all-or-nothing: <pot>.mliap.model, <pot>.mliap.descriptor, <pot>.mod, the metrics .md/.csv, the loss
 curve <pot>.loss.csv / .png and the torch state ([PYTORCH] save_state_output).
+
+The checkpoint and saved state carry a fingerprint of everything that defines the fit (descriptor settings,
+ESHIFT, reference potential, a hash of the data in deck order, the split, architecture, hyper-parameters),
+so a checkpoint of another fit is refused naming the keys that differ.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
+import os
 import resource
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,7 +56,7 @@ def choose_validation(entries_meta: list[tuple[int, bool]], fraction: float, see
 
 
 def model_from_settings(settings: Settings):
-    """The NetworkSNAP estimator a deck describes."""
+    """The NetworkSNAP estimator a deck describes (paths relative to the working folder, as the outputs)."""
     from .models.network import NetworkSNAP
 
     n = settings.network
@@ -56,7 +64,62 @@ def model_from_settings(settings: Settings):
                        num_epochs=n.num_epochs, batch_size=n.batch_size, energy_weight=n.energy_weight,
                        force_weight=n.force_weight, stress_weight=n.stress_weight, seed=n.seed, patience=n.patience,
                        n_elements=settings.bispectrum.numtypes, checkpoint=n.checkpoint, save_freq=n.save_freq,
-                       init_state=n.save_state_input, stress_mask=settings.calculator.stress_mask)
+                       init_state=n.save_state_input, stress_mask=settings.calculator.stress_mask,
+                       shuffle=n.shuffle_flag, multi_element_option=n.multi_element_option,
+                       deck_error=settings.error)
+
+
+def descriptor_fingerprint(settings: Settings) -> dict:
+    """{[BISPECTRUM] key: value} of the descriptor a network was trained on."""
+    return {f.name: repr(getattr(settings.bispectrum, f.name)) for f in dataclasses.fields(settings.bispectrum)}
+
+
+def data_hash(entries, comm) -> str:
+    """sha256 over every rank's configurations in deck order: symbols, positions, cell, labels, group, split."""
+    mine = []
+    for e in entries:
+        f = e.frame
+        h = hashlib.sha256(repr((f.group, list(f.symbols), e.test, e.eweight, e.fweight, e.vweight)).encode())
+        for a in (f.positions, f.cell, f.forces, f.stress, None if f.energy is None else np.array([f.energy])):
+            h.update(b"-" if a is None else np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        mine.append((e.index, h.hexdigest()))
+    return hashlib.sha256(repr(sorted(x for part in comm.allgather(mine) for x in part)).encode()).hexdigest()
+
+
+def provenance(settings: Settings, entries, comm) -> dict:
+    """What besides the network's own settings must match for a checkpoint to resume (see the module text)."""
+    calc = settings.calculator
+    out = descriptor_fingerprint(settings)
+    out.update(ESHIFT=repr(sorted(settings.eshift.items())), REFERENCE=repr(settings.reference.commands),
+               energy=str(int(calc.energy)), force=str(int(calc.force)), stress=str(int(calc.stress)),
+               data=data_hash(entries, comm)[:16], validation_fraction=repr(settings.network.validation_fraction),
+               training_fraction=repr(settings.network.training_fraction))
+    return out
+
+
+def check_network_files(settings: Settings) -> None:
+    """Before any work (rank 0): save_state_input exists, the checkpoint file can be written."""
+    net = settings.network
+    if net.save_state_input and not Path(net.save_state_input).is_file():
+        raise settings.error(f"{net.save_state_input}: file not found", "PYTORCH", "save_state_input")
+    if not net.checkpoint:
+        return
+    path = Path(net.checkpoint)
+    if path.is_dir():
+        raise settings.error(f"{path} is a folder; name a file", "PYTORCH", "checkpoint")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise settings.error(f"{path}: {folder} is a file, not a folder", "PYTORCH", "checkpoint")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise settings.error(f"{path}: cannot write in {folder} ({exc.strerror or exc})", "PYTORCH",
+                             "checkpoint") from None
+    if path.exists() and not os.access(path, os.R_OK):
+        raise settings.error(f"{path} cannot be read", "PYTORCH", "checkpoint")
 
 
 def loss_csv(history: list[dict]) -> str:
@@ -106,8 +169,11 @@ def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=
         check_network_settings(settings)
         if comm.rank == 0:
             refuse_existing(network_output_paths(settings), overwrite)
+            check_network_files(settings)
 
-    _, n_total, data = read_and_compute(settings, comm, progress, compute_peratom, timings)
+    entries, n_total, data = read_and_compute(settings, comm, progress, compute_peratom, timings)
+    with collective(comm, "fingerprinting the data"):
+        prov = provenance(settings, entries, comm)
     nbytes = comm.allreduce(sum(c.nbytes for c in data))
     npairs = comm.allreduce(sum(len(c.pair_i) for c in data))
     natoms = comm.allreduce(sum(c.natoms for c in data))
@@ -115,8 +181,12 @@ def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=
     progress(f"per-atom descriptors done: {natoms} atoms, {npairs} neighbour pairs, {bs.ncoeff} descriptors "
              f"(2J={bs.twojmax}); {nbytes / 2**20:.1f} MiB stored over all ranks in {timings['descriptors']:.2f} s")
 
+    if net.training_fraction is not None:  # FitSNAP's global split overrides the groups' train/test sizes
+        for c in data:
+            c.test = False
     meta = [m for part in comm.allgather([(c.index, c.test) for c in data]) for m in part]
-    validation = choose_validation(meta, net.validation_fraction, net.seed)
+    held_out = net.validation_fraction if net.training_fraction is None else 1.0 - net.training_fraction
+    validation = choose_validation(meta, held_out, net.seed)
     progress(f"training {len(meta) - len(validation) - sum(t for _, t in meta)} configurations, "
              f"validating (early stopping) on {len(validation)}, testing on {sum(t for _, t in meta)}; network "
              f"{bs.ncoeff}-{'-'.join(map(str, net.hidden))}-1 {net.activation}, {net.num_epochs} epochs, "
@@ -125,7 +195,10 @@ def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=
     with collective(comm, "training"):
         model = model_from_settings(settings)
         model.fit(data, comm, validation, progress, use_energy=settings.calculator.energy,
-                  use_force=settings.calculator.force, use_stress=settings.calculator.stress)
+                  use_force=settings.calculator.force, use_stress=settings.calculator.stress, provenance=prov)
+    if net.training_fraction is not None:  # the held-out configurations are the metrics' test rows, as in FitSNAP
+        for c in data:
+            c.test = c.index in validation
     timings["fit"] = time.perf_counter() - t
     epochs = len(model.history_)
     timings["epoch"] = float(np.mean([r["seconds"] for r in model.history_])) if epochs else 0.0
@@ -170,7 +243,7 @@ def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=
             if net.save_state_output:
                 import torch
 
-                state = model.state()
+                state = model.state(descriptor_fingerprint(settings))
                 files[net.save_state_output] = lambda p: torch.save(state, p)
             written = write_all(files)
     timings["write"] = time.perf_counter() - t

@@ -19,7 +19,8 @@ from conftest import REPO, fit_in_process, lammps_energy_forces, need_shared, ru
 
 DEMO = REPO / "input_files" / "in.demo"
 NN_KEYS = [("SOLVER", "solver", "PYTORCH"), ("CALCULATOR", "nonlinear", "1")]
-SMALL_GROUPS = [("GROUPS", g, "0.25 0.1 100 1 1e-4") for g in
+# group weights are the loss weights when [PYTORCH] energy_weight/force_weight are absent (FitSNAP's rule)
+SMALL_GROUPS = [("GROUPS", g, "0.25 0.1 1000 1 1e-4") for g in
                 ("volume", "strain_rattle", "strain_rattle_64", "md_300K", "md_1200K", "md_2500K")]
 
 
@@ -153,7 +154,7 @@ def _fit_in_process(keys, work):
 def test_stress_weight_fits_stresses(tmp_path):
     """stress_weight > 0 trains on the pressure tensor: the test stress error falls well below that of the
     same network fitted to energies and forces only (whose stresses are predicted, not fitted)."""
-    groups = [("GROUPS", g, "0.5 0.2 1 1 1") for g in
+    groups = [("GROUPS", g, "0.5 0.2 10 1 1") for g in
               ("volume", "strain_rattle", "strain_rattle_64", "md_300K", "md_1200K", "md_2500K")]
     base = NN_KEYS + groups + [("PYTORCH", "layer_sizes", "num_desc 16 16 1"), ("PYTORCH", "num_epochs", "40"),
                                ("PYTORCH", "patience", "0"), ("PYTORCH", "save_state_output", "")]

@@ -13,11 +13,18 @@ each rank adds the loss gradient of its members of the batch (zeros if none), th
 are summed with `Allreduce`, and every rank takes the same Adam step. The result is the same model for
 any rank count, up to round-off in the sums.
 
-Loss per configuration c (weights from the deck's groups times the [PYTORCH] weights):
-    eweight_c · energy_weight · ((E_c − E_c^DFT) / N_c)²  +  fweight_c · force_weight · mean_a,j (F − F^DFT)²
-    + vweight_c · stress_weight · mean_v (P_v − P_v^DFT in GPa)²     (configurations with stresses only;
-      v over the fitted Voigt components: all six, or xx yy zz with stress_mask (1, 1, 1, 0, 0, 0))
+Loss per configuration c, with FitSNAP's weights: w_E, w_F = the global [PYTORCH] energy_weight, force_weight
+when both are given (they override the group weights), else the configuration's group eweight, fweight:
+    w_E · ((E_c − E_c^DFT) / N_c)²  +  w_F · mean_a,j (F − F^DFT)²
+    + w_P · mean_v (P_v − P_v^DFT in GPa)²     (configurations with stresses only; w_P = stress_weight, times the
+      group vweight when the group weights are used; v over the fitted Voigt components: all six, or
+      xx yy zz with stress_mask (1, 1, 1, 0, 0, 0))
 and a batch's loss is the sum over its configurations divided by the batch size.
+
+Checkpoints and saved states hold tensors and plain data only and are read with `torch.load(weights_only=True)`:
+a file holding any other object is refused, never run. Each carries a fingerprint (architecture, descriptor
+settings, hyper-parameters and, from the fit pipeline, ESHIFT, reference, data and split); a checkpoint resumes
+only under an identical fingerprint, a saved state (save_state_input) needs the same architecture and descriptor.
 
 torch is imported inside functions only (importing this module does not import torch).
 """
@@ -31,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FitsnapError
+from ..errors import DeckError, FitsnapError, first_line
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
 EV_PER_A3_TO_BAR = 1.6021765e6
@@ -62,7 +69,8 @@ def build_module(nd: int, hidden, activation: str, n_elements: int):
 class _Batch:
     """Configurations concatenated into flat tensors (pair indices offset to the batch's atoms)."""
 
-    def __init__(self, configs, mu, sig):
+    def __init__(self, configs, mu, sig, weights=None):
+        """`weights`: (energy_weight, force_weight) overriding every configuration's group weights, or None."""
         torch = _torch()
         counts = [c.natoms for c in configs]
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -78,8 +86,10 @@ class _Batch:
         self.atom_cfg = torch.from_numpy(np.repeat(np.arange(len(configs)), counts))
         self.energy = torch.tensor([c.energy for c in configs], dtype=torch.float64)
         self.forces = torch.from_numpy(np.concatenate([c.forces for c in configs]))
-        self.ew = torch.tensor([c.eweight for c in configs], dtype=torch.float64)
-        self.fw = torch.tensor([c.fweight for c in configs], dtype=torch.float64)
+        ew, fw = ([c.eweight for c in configs], [c.fweight for c in configs]) if weights is None else (
+            [weights[0]] * len(configs), [weights[1]] * len(configs))
+        self.ew = torch.tensor(ew, dtype=torch.float64)
+        self.fw = torch.tensor(fw, dtype=torch.float64)
         self.n_elements_present = sorted(set(self.elements.tolist()))
         # stresses: the configurations that have them, their atoms' strain derivatives and P = scale · Σ β·dB/dh
         with_s = [k for k, c in enumerate(configs) if c.dbde is not None]
@@ -92,7 +102,7 @@ class _Batch:
                                          dtype=torch.float64)
         self.stress = torch.tensor(np.array([configs[k].stress for k in with_s]).reshape(-1, 6),
                                    dtype=torch.float64)
-        self.vw = torch.tensor([configs[k].vweight for k in with_s], dtype=torch.float64)
+        self.vw = torch.tensor([configs[k].vweight if weights is None else 1.0 for k in with_s], dtype=torch.float64)
 
 
 def _pair_contract(beta_p, blocks):
@@ -152,15 +162,15 @@ def _evaluate(nets, batch: _Batch, create_graph: bool):
 
 def _loss_terms(batch: _Batch, energy, forces, stress, weights):
     """Per-configuration loss terms and error sums [Σ|ΔE/N|, Σ(ΔE/N)², Σ|ΔF|, Σ ΔF², n_F, Σ|ΔP|, Σ ΔP², n_P]
-    (P in bar, all six components); `weights` = (energy_weight, force_weight, stress_weight, stress_mask)."""
+    (P in bar, all six components); `weights` = (energy on 0/1, force on 0/1, stress_weight, stress_mask)."""
     torch = _torch()
-    energy_weight, force_weight, stress_weight, stress_mask = weights
+    energy_on, force_on, stress_weight, stress_mask = weights
     de = (energy - batch.energy) / batch.natoms
     df = forces - batch.forces
     ds = stress - batch.stress
     counts = (3 * batch.natoms)
     f_sq = torch.zeros(batch.ncfg, dtype=torch.float64).index_add(0, batch.atom_cfg, (df * df).sum(1))
-    terms = batch.ew * energy_weight * de * de + batch.fw * force_weight * f_sq / counts
+    terms = batch.ew * energy_on * de * de + batch.fw * force_on * f_sq / counts
     if stress_weight:
         mask = torch.tensor(stress_mask, dtype=torch.float64)
         s_sq = ((ds * BAR_TO_GPA).pow(2) * mask).sum(1) / mask.sum()
@@ -171,16 +181,76 @@ def _loss_terms(batch: _Batch, energy, forces, stress, weights):
     return terms, stats
 
 
-class NetworkSNAP:
-    """Estimator: `fit(data, comm)` then `predict(config)`; learned `layers_`, `scale_`, `coef_`."""
+def plain(obj):
+    """`obj` as tensors and plain data only (what `torch.load(weights_only=True)` reads): numpy → torch / float."""
+    torch = _torch()
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
-    def __init__(self, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300, batch_size=8,
-                 energy_weight=100.0, force_weight=1.0, seed=0, patience=50, n_elements=1, checkpoint="",
+
+def _no_deck(message, section, key):
+    return DeckError(message, None, None, section, key)
+
+
+def load_trusted(path, key: str, deck_error=_no_deck) -> dict:
+    """A torch file named by [PYTORCH] `key`, read with weights_only=True (tensors and plain data; any other
+    object is refused before it is built, so nothing in the file runs)."""
+    import pickle
+
+    torch = _torch()
+    p = Path(path)
+    if not p.is_file():
+        raise deck_error(f"{path}: {'not a file' if p.exists() else 'file not found'}", "PYTORCH", key)
+    try:
+        out = torch.load(p, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise deck_error(f"{path} holds objects other than tensors and plain data; refused (loading it could run "
+                         f"code): {first_line(exc, 120)}", "PYTORCH", key) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, ... for a damaged file
+        raise deck_error(f"{path} is not a readable torch file ({type(exc).__name__}: {first_line(exc, 120)})",
+                         "PYTORCH", key) from None
+    if not isinstance(out, dict) or not isinstance(out.get("fingerprint"), dict):
+        raise deck_error(f"{path} is not a fitsnap_ext network file (no fingerprint)", "PYTORCH", key)
+    return out
+
+
+def fingerprint_differences(made: dict, now: dict, keys=None) -> list[str]:
+    """'<key> a (file) vs b (deck)' phrases for the fingerprint entries that differ."""
+    keys = keys if keys is not None else sorted(set(made) | set(now))
+    return [f"was made with {k} {made.get(k, '(none)')}, this deck has {now.get(k, '(none)')}"
+            for k in keys if made.get(k) != now.get(k)]
+
+
+ARCHITECTURE_KEYS = ("layer_sizes", "activation", "types", "multi_element_option")
+
+
+class NetworkSNAP:
+    """Estimator: `fit(data, comm)` then `predict(config)`; learned `layers_`, `scale_`, `coef_`.
+
+    The defaults are [PYTORCH]'s (config.NetworkSettings). energy_weight / force_weight: both None (group
+    weights) or both numbers (they override the group weights, as in FitSNAP). multi_element_option: 2 = one
+    network per element, 1 = one network shared by all elements. `deck_error(message, section, key)` makes the
+    errors about checkpoint / save_state_input files (a DeckError naming the deck when the fit pipeline passes
+    Settings.error).
+    """
+
+    def __init__(self, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300, batch_size=4,
+                 energy_weight=None, force_weight=None, seed=0, patience=50, n_elements=1, checkpoint="",
                  save_freq=10, init_state="", lr_final_fraction=0.01, stress_weight=0.0,
-                 stress_mask=(1.0,) * 6):
+                 stress_mask=(1.0,) * 6, shuffle=True, multi_element_option=2, deck_error=None):
         if activation not in ACTIVATIONS:
             raise FitsnapError(f"activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (the only ones "
                                "LAMMPS' mliap model nn implements; any other name would silently run as linear)")
+        if (energy_weight is None) != (force_weight is None):
+            raise FitsnapError("energy_weight and force_weight are given together (overriding the group weights) "
+                               "or not at all (FitSNAP's rule)")
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
         self.learning_rate = learning_rate
@@ -197,10 +267,14 @@ class NetworkSNAP:
         self.save_freq = save_freq
         self.init_state = init_state
         self.lr_final_fraction = lr_final_fraction
+        self.shuffle = shuffle
+        self.multi_element_option = multi_element_option
+        self.deck_error = deck_error or _no_deck
 
     # ------------------------------------------------------------------ helpers
     def _scale(self, fit, nd, comm):
-        """Per-element mean and standard deviation of B over the training atoms of all ranks."""
+        """Per-element mean and standard deviation of B over the training atoms of all ranks (one shared row,
+        repeated per element, with a shared network)."""
         from mpi4py import MPI
 
         sums = np.zeros((self.n_elements, 2 * nd + 1))
@@ -211,6 +285,8 @@ class NetworkSNAP:
                 sums[e, nd:2 * nd] += (b * b).sum(0)
                 sums[e, -1] += len(b)
         comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+        if self.multi_element_option == 1:
+            sums = np.repeat(sums.sum(0, keepdims=True), self.n_elements, axis=0)
         n = np.maximum(sums[:, -1:], 1.0)
         mu = sums[:, :nd] / n
         var = np.maximum(sums[:, nd:2 * nd] / n - mu * mu, 0.0)
@@ -219,20 +295,29 @@ class NetworkSNAP:
         return mu, sig
 
     def _energy_offsets(self, fit, comm):
-        """Per-element per-atom energy that best fits the training energies (for the output biases)."""
+        """Per-network per-atom energy that best fits the training energies (for the output biases)."""
         rows = [(np.bincount(c.elements, minlength=self.n_elements).astype(float), c.energy) for c in fit]
         rows = [r for part in comm.allgather(rows) for r in part]
         if not rows:
             return np.zeros(self.n_elements)
         a = np.array([r[0] for r in rows])
+        if self.multi_element_option == 1:
+            a = a.sum(1, keepdims=True)
         b = np.array([r[1] for r in rows])
         return np.linalg.lstsq(a, b, rcond=None)[0]
 
-    def _fingerprint(self, nd, fit_ids):
-        h = hashlib.sha256(repr((self.hidden, self.activation, nd, self.n_elements, self.seed, self.batch_size,
-                                 self.learning_rate, self.num_epochs, self.energy_weight, self.force_weight,
-                                 self.stress_weight, self.stress_mask, list(fit_ids))).encode())
-        return h.hexdigest()
+    def fingerprint(self, nd, fit_ids, val_ids, provenance=None) -> dict:
+        """What a checkpoint must share with this fit, as {deck key: printable value}."""
+        digest = hashlib.sha256(repr((list(map(int, fit_ids)), sorted(map(int, val_ids)))).encode()).hexdigest()
+        out = {"layer_sizes": " ".join(map(str, (nd, *self.hidden, 1))), "activation": self.activation,
+               "types": str(self.n_elements), "multi_element_option": str(self.multi_element_option),
+               "learning_rate": repr(self.learning_rate), "num_epochs": str(self.num_epochs),
+               "batch_size": str(self.batch_size), "energy_weight": repr(self.energy_weight),
+               "force_weight": repr(self.force_weight), "stress_weight": repr(self.stress_weight),
+               "stress_components": repr(self.stress_mask), "seed": str(self.seed), "patience": str(self.patience),
+               "shuffle_flag": str(int(self.shuffle)), "training configurations": f"{len(fit_ids)} ({digest[:12]})"}
+        out.update(provenance or {})
+        return out
 
     def _save_checkpoint(self, state: dict, comm) -> None:
         if comm.rank == 0 and self.checkpoint:
@@ -240,9 +325,42 @@ class NetworkSNAP:
             path = Path(self.checkpoint)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            torch.save(state, tmp)
+            torch.save(plain(state), tmp)
             os.replace(tmp, path)  # atomic: a kill leaves the previous checkpoint or the new one
         comm.Barrier()
+
+    def _load_init_state(self, fingerprint: dict):
+        """(mu, sig) from save_state_input, whose architecture and descriptor must be this fit's."""
+        saved = load_trusted(self.init_state, "save_state_input", self.deck_error)
+        keys = [k for k in fingerprint if k in ARCHITECTURE_KEYS or k in saved.get("descriptor_keys", ())]
+        diff = fingerprint_differences(saved["fingerprint"], fingerprint, keys)
+        if diff:
+            raise self.deck_error(f"{self.init_state} {'; '.join(diff)}", "PYTORCH", "save_state_input")
+        try:
+            self.nets_.load_state_dict(saved["nets"])
+            return np.asarray(saved["mu"], dtype=float), np.asarray(saved["sig"], dtype=float)
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise self.deck_error(f"{self.init_state} does not hold this network's weights ({first_line(exc, 120)})",
+                                  "PYTORCH", "save_state_input") from None
+
+    def _resume(self, fingerprint: dict, opt, rng, state: dict, progress):
+        """Load the checkpoint into the nets, optimiser, generator and `state` → (mu, sig); refuse another fit's."""
+        ck = load_trusted(self.checkpoint, "checkpoint", self.deck_error)
+        diff = fingerprint_differences(ck["fingerprint"], fingerprint)
+        if diff:
+            raise self.deck_error(f"{self.checkpoint} {'; '.join(diff)} (delete it or name another checkpoint file)",
+                                  "PYTORCH", "checkpoint")
+        try:
+            self.nets_.load_state_dict(ck["nets"])
+            opt.load_state_dict(ck["optimizer"])
+            rng.bit_generator.state = ck["rng"]
+            state.update({k: ck[k] for k in state})
+            mu, sig = np.asarray(ck["mu"], dtype=float), np.asarray(ck["sig"], dtype=float)
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise self.deck_error(f"{self.checkpoint} is damaged ({type(exc).__name__}: {first_line(exc, 120)})",
+                                  "PYTORCH", "checkpoint") from None
+        progress(f"resumed from checkpoint {self.checkpoint} at epoch {state['epoch']}")
+        return mu, sig
 
     def _evaluate_set(self, configs, comm, chunk=16):
         """Allreduced [loss Σ, the 8 error sums of `_loss_terms`, ncfg] over `configs` of all ranks."""
@@ -250,7 +368,7 @@ class NetworkSNAP:
 
         out = np.zeros(10)
         for k in range(0, len(configs), chunk):
-            batch = _Batch(configs[k:k + chunk], self._mu_t, self._sig_t)
+            batch = _Batch(configs[k:k + chunk], self._mu_t, self._sig_t, self._override)
             energy, forces, stress = _evaluate(self.nets_, batch, create_graph=False)
             terms, stats = _loss_terms(batch, energy.detach(), forces.detach(), stress.detach(), self._weights)
             out[0] += float(terms.sum())
@@ -270,10 +388,12 @@ class NetworkSNAP:
                 f"{prefix}_stress_rmse": np.sqrt(sums[7] / sums[8]) if sums[8] else np.nan}
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data, comm=None, validation=(), progress=None, use_energy=True, use_force=True, use_stress=True):
+    def fit(self, data, comm=None, validation=(), progress=None, use_energy=True, use_force=True, use_stress=True,
+            provenance=None):
         """Train on this rank's `data` (list of ConfigData, test ones ignored) and every other rank's.
 
         `validation`: indices (ConfigData.index) held out for early stopping, the same set on every rank.
+        `provenance`: {deck key: value} of what else defines the fit (descriptor, data, split), checked on resume.
         """
         from mpi4py import MPI
 
@@ -282,8 +402,9 @@ class NetworkSNAP:
         torch = _torch()
         comm = comm or world()
         progress = progress or (lambda msg: None)
-        self._weights = (self.energy_weight if use_energy else 0.0, self.force_weight if use_force else 0.0,
+        self._weights = (1.0 if use_energy else 0.0, 1.0 if use_force else 0.0,
                          self.stress_weight if use_stress else 0.0, self.stress_mask)
+        self._override = None if self.energy_weight is None else (self.energy_weight, self.force_weight)
         validation = set(validation)
         fit = [c for c in data if not c.test and c.index not in validation]
         val = [c for c in data if not c.test and c.index in validation]
@@ -295,106 +416,35 @@ class NetworkSNAP:
         mine = {c.index: c for c in fit}
 
         torch.manual_seed(self.seed)
-        self.nets_ = build_module(nd, self.hidden, self.activation, self.n_elements)
+        self.nets_ = build_module(nd, self.hidden, self.activation,
+                                  self.n_elements if self.multi_element_option == 2 else 1)
+        self.fingerprint_ = self.fingerprint(nd, fit_ids, validation, provenance)
         if self.init_state:
-            saved = torch.load(self.init_state, weights_only=False)
-            self.nets_.load_state_dict(saved["nets"])
-            mu, sig = np.asarray(saved["mu"]), np.asarray(saved["sig"])
+            mu, sig = self._load_init_state(self.fingerprint_)
         else:
             mu, sig = self._scale(fit, nd, comm)
             offsets = self._energy_offsets(fit, comm)
             with torch.no_grad():
                 for e, net in enumerate(self.nets_):
                     net[-1].bias.fill_(float(offsets[e]))
-        self.scale_ = (mu, sig)
-        self._mu_t, self._sig_t = torch.from_numpy(mu), torch.from_numpy(sig)
         params = list(self.nets_.parameters())
         opt = torch.optim.Adam(params, lr=self.learning_rate)
         rng = np.random.Generator(np.random.PCG64(self.seed))
-        fingerprint = self._fingerprint(nd, fit_ids)
         state = dict(epoch=0, best_loss=np.inf, best_epoch=-1, best_nets=None, bad_epochs=0, history=[],
                      stopped=False)
-
         if self.checkpoint and Path(self.checkpoint).exists():
-            ck = torch.load(self.checkpoint, weights_only=False)
-            if ck.get("fingerprint") != fingerprint:
-                raise FitsnapError(f"checkpoint {self.checkpoint} was written by a different fit (settings or data "
-                                   "differ); delete it or set [PYTORCH] checkpoint to another file")
-            self.nets_.load_state_dict(ck["nets"])
-            opt.load_state_dict(ck["optimizer"])
-            rng.bit_generator.state = ck["rng"]
-            mu, sig = ck["mu"], ck["sig"]
-            self.scale_ = (mu, sig)
-            self._mu_t, self._sig_t = torch.from_numpy(mu), torch.from_numpy(sig)
-            state = {k: ck[k] for k in state}
-            progress(f"resumed from checkpoint {self.checkpoint} at epoch {state['epoch']}")
+            mu, sig = self._resume(self.fingerprint_, opt, rng, state, progress)
+        self.scale_ = (mu, sig)
+        self._mu_t, self._sig_t = torch.from_numpy(mu), torch.from_numpy(sig)
 
-        nflat = sum(p.numel() for p in params)
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        n_fit = len(fit_ids)
         t_train = time.perf_counter()
         while state["epoch"] < self.num_epochs and not state["stopped"]:
-            epoch = state["epoch"]
-            t0 = time.perf_counter()
-            frac = epoch / max(1, self.num_epochs - 1)
-            lr = self.learning_rate * (self.lr_final_fraction
-                                       + (1 - self.lr_final_fraction) * 0.5 * (1 + np.cos(np.pi * frac)))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            order = fit_ids[rng.permutation(n_fit)]
-            train = np.zeros(10)
-            for start in range(0, n_fit, self.batch_size):
-                members = order[start:start + self.batch_size]
-                local = [mine[i] for i in members if i in mine]
-                opt.zero_grad(set_to_none=False)
-                buf = np.zeros(nflat + 10)
-                if local:
-                    batch = _Batch(local, self._mu_t, self._sig_t)
-                    energy, forces, stress = _evaluate(self.nets_, batch, create_graph=True)
-                    terms, stats = _loss_terms(batch, energy, forces, stress, self._weights)
-                    loss = terms.sum() / len(members)
-                    loss.backward()
-                    buf[:nflat] = torch.cat([p.grad.reshape(-1) for p in params]).numpy()
-                    buf[nflat] = float(terms.sum().detach())
-                    buf[nflat + 1:nflat + 9] = stats.numpy()
-                    buf[nflat + 9] = len(local)
-                comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
-                flat = torch.from_numpy(buf[:nflat])
-                k = 0
-                for p in params:
-                    p.grad.copy_(flat[k:k + p.numel()].view_as(p))
-                    k += p.numel()
-                opt.step()
-                train += buf[nflat:]
-            row = dict(epoch=epoch + 1, lr=lr, **self._errors("train", train))
-            if n_val:
-                row.update(self._errors("val", self._evaluate_set(val, comm)))
-                score = row["val_loss"]
-            else:
-                row.update({k.replace("train_", "val_"): np.nan for k in list(row) if k.startswith("train_")})
-                score = row["train_loss"]
-            row["seconds"] = time.perf_counter() - t0
-            state["history"].append(row)
-            if score < state["best_loss"]:
-                state.update(best_loss=score, best_epoch=epoch + 1, best_nets=copy.deepcopy(self.nets_.state_dict()),
-                             bad_epochs=0)
-            else:
-                state["bad_epochs"] += 1
-            state["epoch"] = epoch + 1
-            if n_val and self.patience and state["bad_epochs"] >= self.patience:
-                state["stopped"] = True
-            progress(f"epoch {epoch + 1}/{self.num_epochs} lr {lr:.2e} loss train {row['train_loss']:.4g} "
-                     f"val {row['val_loss']:.4g} | E MAE train {row['train_energy_mae']:.4g} val "
-                     f"{row['val_energy_mae']:.4g} eV/atom | F MAE train {row['train_force_mae']:.4g} val "
-                     f"{row['val_force_mae']:.4g} eV/Å"
-                     + ("" if np.isnan(row["train_stress_mae"]) else
-                        f" | P MAE train {row['train_stress_mae']:.4g} val {row['val_stress_mae']:.4g} bar")
-                     + f" | {row['seconds']:.2f} s"
-                     + (f" | early stop (best epoch {state['best_epoch']})" if state["stopped"] else ""))
+            self._epoch(state, fit_ids, mine, val, n_val, opt, rng, comm, progress)
             if state["epoch"] % self.save_freq == 0 or state["stopped"] or state["epoch"] == self.num_epochs:
-                self._save_checkpoint(dict(state, fingerprint=fingerprint, nets=self.nets_.state_dict(),
+                self._save_checkpoint(dict(state, fingerprint=self.fingerprint_, nets=self.nets_.state_dict(),
                                            optimizer=opt.state_dict(), rng=rng.bit_generator.state, mu=mu, sig=sig),
                                       comm)
         self.train_seconds_ = time.perf_counter() - t_train
@@ -407,6 +457,73 @@ class NetworkSNAP:
         self.nets_.load_state_dict(sd)
         return self
 
+    def _epoch(self, state, fit_ids, mine, val, n_val, opt, rng, comm, progress):
+        """One pass over the training configurations (Adam step per batch, gradients summed over ranks)."""
+        from mpi4py import MPI
+
+        torch = _torch()
+        params = list(self.nets_.parameters())
+        nflat = sum(p.numel() for p in params)
+        n_fit = len(fit_ids)
+        epoch = state["epoch"]
+        t0 = time.perf_counter()
+        frac = epoch / max(1, self.num_epochs - 1)
+        lr = self.learning_rate * (self.lr_final_fraction
+                                   + (1 - self.lr_final_fraction) * 0.5 * (1 + np.cos(np.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        order = fit_ids[rng.permutation(n_fit)] if self.shuffle else fit_ids
+        train = np.zeros(10)
+        for start in range(0, n_fit, self.batch_size):
+            members = order[start:start + self.batch_size]
+            local = [mine[i] for i in members if i in mine]
+            opt.zero_grad(set_to_none=False)
+            buf = np.zeros(nflat + 10)
+            if local:
+                batch = _Batch(local, self._mu_t, self._sig_t, self._override)
+                energy, forces, stress = _evaluate(self.nets_, batch, create_graph=True)
+                terms, stats = _loss_terms(batch, energy, forces, stress, self._weights)
+                loss = terms.sum() / len(members)
+                loss.backward()
+                buf[:nflat] = torch.cat([p.grad.reshape(-1) for p in params]).numpy()
+                buf[nflat] = float(terms.sum().detach())
+                buf[nflat + 1:nflat + 9] = stats.numpy()
+                buf[nflat + 9] = len(local)
+            comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            flat = torch.from_numpy(buf[:nflat])
+            k = 0
+            for p in params:
+                p.grad.copy_(flat[k:k + p.numel()].view_as(p))
+                k += p.numel()
+            opt.step()
+            train += buf[nflat:]
+        row = dict(epoch=epoch + 1, lr=lr, **self._errors("train", train))
+        if n_val:
+            row.update(self._errors("val", self._evaluate_set(val, comm)))
+            score = row["val_loss"]
+        else:
+            row.update({k.replace("train_", "val_"): np.nan for k in list(row) if k.startswith("train_")})
+            score = row["train_loss"]
+        row = {k: (float(v) if isinstance(v, np.generic) else v) for k, v in row.items()}
+        row["seconds"] = time.perf_counter() - t0
+        state["history"].append(row)
+        if score < state["best_loss"]:
+            state.update(best_loss=float(score), best_epoch=epoch + 1,
+                         best_nets=copy.deepcopy(self.nets_.state_dict()), bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        if n_val and self.patience and state["bad_epochs"] >= self.patience:
+            state["stopped"] = True
+        progress(f"epoch {epoch + 1}/{self.num_epochs} lr {lr:.2e} loss train {row['train_loss']:.4g} "
+                 f"val {row['val_loss']:.4g} | E MAE train {row['train_energy_mae']:.4g} val "
+                 f"{row['val_energy_mae']:.4g} eV/atom | F MAE train {row['train_force_mae']:.4g} val "
+                 f"{row['val_force_mae']:.4g} eV/Å"
+                 + ("" if np.isnan(row["train_stress_mae"]) else
+                    f" | P MAE train {row['train_stress_mae']:.4g} val {row['val_stress_mae']:.4g} bar")
+                 + f" | {row['seconds']:.2f} s"
+                 + (f" | early stop (best epoch {state['best_epoch']})" if state["stopped"] else ""))
+
     # ------------------------------------------------------------------ use
     def predict(self, config):
         """(energy, forces, pressure) of one ConfigData: total energy (eV), forces (N, 3) and pressure tensor
@@ -417,7 +534,7 @@ class NetworkSNAP:
         out = []
         for k in range(0, len(configs), chunk):
             part = configs[k:k + chunk]
-            batch = _Batch(part, self._mu_t, self._sig_t)
+            batch = _Batch(part, self._mu_t, self._sig_t)  # weights do not enter predictions
             energy, forces, stress = _evaluate(self.nets_, batch, create_graph=False)
             energy, forces, stress = energy.detach().numpy(), forces.detach().numpy(), stress.detach().numpy()
             stress_of = dict(zip(batch.stress_cfg.tolist(), stress))
@@ -435,14 +552,16 @@ class NetworkSNAP:
         for net in self.nets_:
             lin = [m for m in net if isinstance(m, torch.nn.Linear)]
             out.append([(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in lin])
-        return out
+        return out * (self.n_elements if len(out) == 1 else 1)  # a shared network serves every element
 
     @property
     def coef_(self) -> np.ndarray:
         """All parameters, per element in LAMMPS' order (per output node: bias, weights)."""
         return np.concatenate([np.hstack([b[:, None], w]).ravel() for layers in self.layers_ for w, b in layers])
 
-    def state(self) -> dict:
-        """What `save_state_output` stores (and `init_state` / save_state_input reads)."""
-        return dict(nets=self.nets_.state_dict(), mu=self.scale_[0], sig=self.scale_[1], hidden=self.hidden,
-                    activation=self.activation, n_elements=self.n_elements, history=self.history_)
+    def state(self, descriptor_keys=()) -> dict:
+        """What `save_state_output` stores and `init_state` (save_state_input) reads: tensors and plain data;
+        `descriptor_keys`: the fingerprint keys a later save_state_input must match besides the architecture."""
+        return plain(dict(nets=self.nets_.state_dict(), mu=self.scale_[0], sig=self.scale_[1], hidden=self.hidden,
+                          activation=self.activation, n_elements=self.n_elements, history=self.history_,
+                          fingerprint=self.fingerprint_, descriptor_keys=list(descriptor_keys)))
