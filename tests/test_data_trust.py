@@ -255,15 +255,17 @@ def test_non_periodic_cluster_equals_the_cluster_in_a_vacuum_box(tmp_path):
     """pbc = F F F is honoured: the descriptors, energy and force rows of a cluster are those of the same
     cluster in a periodic box with 20 Å of vacuum (the cluster's own cell, 5.4 Å, would give other rows)."""
     cluster = _si(3, pbc=(False, False, False))
+    no_cell = _si(3, cell=np.zeros((3, 3)), pbc=(False, False, False))
     boxed = _si(3, cell=np.eye(3) * 30.0)
     periodic = _si(3)
-    deck = _deck(tmp_path, {"cluster": [cluster], "boxed": [boxed], "periodic": [periodic]}, stress=0,
-                 reference=SW_REFERENCE)
-    _, (r_cluster, r_boxed, r_periodic) = _rows(deck)
+    deck = _deck(tmp_path, {"cluster": [cluster], "no_cell": [no_cell], "boxed": [boxed], "periodic": [periodic]},
+                 stress=0, reference=SW_REFERENCE)
+    _, (r_cluster, r_no_cell, r_boxed, r_periodic) = _rows(deck)
     assert r_cluster.a.shape == r_boxed.a.shape == (1 + 3 * 8, 1 + 14)
     scale = np.abs(r_boxed.a).max()
-    assert np.abs(r_cluster.a - r_boxed.a).max() < 1e-10 * scale
-    assert np.abs(r_cluster.b - r_boxed.b).max() < 1e-10
+    for rows in (r_cluster, r_no_cell):
+        assert np.abs(rows.a - r_boxed.a).max() < 1e-10 * scale
+        assert np.abs(rows.b - r_boxed.b).max() < 1e-10
     assert np.abs(r_cluster.a - r_periodic.a).max() > 1e-3 * scale  # the periodic cell differs: a real test
 
 

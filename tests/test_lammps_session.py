@@ -24,3 +24,32 @@ def test_lammps_error_names_the_command():
     with LammpsSession() as lmp:
         with pytest.raises(LammpsError, match="pair_style nonsense"):
             lmp.command("pair_style nonsense")
+
+
+def test_left_handed_cell_is_placed_with_a_proper_rotation():
+    """A left-handed cell (rows a, c, b) is placed as a → -a: the same lattice, an upper-triangular LAMMPS cell,
+    a proper rotation, and positions that are the rotated input positions up to lattice vectors."""
+    from fitsnap_ext.lammps_session import lammps_frame
+
+    rng = np.random.default_rng(5)
+    rows = np.array([[5.0, 0.3, -0.2], [4.9, 4.1, 0.4], [0.6, -0.5, 5.2]])[[0, 2, 1]]
+    assert np.linalg.det(rows) < 0
+    positions = rng.uniform(-3, 8, (6, 3))
+    placed = lammps_frame(rows, positions)
+    assert np.linalg.det(placed.rotation) == pytest.approx(1.0, abs=1e-12)
+    assert np.allclose(placed.rotation @ placed.rotation.T, np.eye(3), atol=1e-12)
+    assert np.all(np.tril(placed.cell, -1) == 0) and np.all(np.diag(placed.cell) > 0)
+    lattice_in_lammps = placed.rotation @ rows.T  # the input rows in LAMMPS' frame: -1, 1, 1 times its columns
+    assert np.allclose(np.linalg.solve(placed.cell, lattice_in_lammps), np.diag([-1, 1, 1]), atol=1e-12)
+    shift = np.linalg.solve(placed.cell, (placed.positions - positions @ placed.rotation.T).T)
+    assert np.allclose(shift, np.round(shift), atol=1e-10)
+
+
+def test_cluster_is_placed_unrotated_in_a_box_around_it():
+    from fitsnap_ext.lammps_session import lammps_frame
+
+    positions = np.array([[0.0, 0.0, 0.0], [2.0, -1.0, 0.0], [1.0, 3.0, 0.0]])  # flat: zero extent in z
+    placed = lammps_frame(np.zeros((3, 3)), positions, pbc=(False, False, False))
+    assert np.array_equal(placed.rotation, np.eye(3))
+    assert np.allclose(placed.cell, np.diag([4.0, 6.0, 2.0]))
+    assert np.allclose(placed.positions - positions, [1.0, 2.0, 1.0])
