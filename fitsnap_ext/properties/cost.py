@@ -71,7 +71,8 @@ def speed_replication(lengths, natoms: int, target: int = SPEED_ATOMS) -> tuple[
 
 
 def loop_speed(log: Path) -> float:
-    """Atom-steps per second of the last `run` in a LAMMPS log ("Loop time of T on P procs for N steps with M atoms")."""
+    """Atom-steps per second of the last `run` in a LAMMPS log ("Loop time of T on P procs for N steps with M
+    atoms")."""
     found = re.findall(r"Loop time of (\S+) on \d+ procs for (\d+) steps with (\d+) atoms", Path(log).read_text())
     if not found:
         raise FitsnapError(f"{log}: no 'Loop time' line (the speed run did not finish)")

@@ -133,7 +133,10 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
         on_rank0(comm, f"tidying {work_dir_for(out)}", lambda: folders.remove_empty(work_dir_for(out)))
     except Exception:
         if comm.Get_rank() == 0:   # a failed run leaves nothing behind: no half-written outputs, no empty folders
-            clear_outputs(out)
+            try:
+                clear_outputs(out)
+            except OSError:        # the error being raised says more than a failed clean-up
+                pass
             folders.remove_all()
         raise
     return props
@@ -153,6 +156,18 @@ def _write_outputs(comm, props: dict, out: Path, reference, ref_values, title: s
             errors_md.write_text(report.comparison_markdown(rows, f"{title} vs {Path(reference).name}"))
 
     on_rank0(comm, f"writing {out}", write)
+
+
+def _estimate(runner: DeckRunner, progress: Progress, md_atoms, md_data: Path, temperature: float):
+    """Measure the MD speed and print the estimated cost: (atom-steps/s, seconds per property), or (None, {}) with a
+    warning if the speed run failed (the properties themselves may still run)."""
+    try:
+        speed = measure_speed(runner, md_atoms, md_data, md_data.parent, temperature)
+    except FitsnapError as exc:
+        progress.warn(f"MD speed not measured, no estimate: {first_line(exc, 200)}")
+        return None, {}
+    cells = int(np.prod(speed_replication(md_atoms.cell.lengths(), len(md_atoms))))
+    return speed, progress.estimate(speed, len(md_atoms) * cells)
 
 
 def _compute(runner: DeckRunner, preset: SystemPreset, wanted: list[str], quick: bool, out: Path,
@@ -194,14 +209,8 @@ def _compute(runner: DeckRunner, preset: SystemPreset, wanted: list[str], quick:
     md_data = work / "structure" / "md.data"
     md_atoms = md_cell(preset, eos.relaxed_data, eos.values["volume_per_atom_A3"])
     on_rank0(comm, f"writing {md_data}", lambda: write_data(md_data, md_atoms, preset.elements, preset.masses))
-    estimated, speed = {}, None
-    if set(wanted) - {"eos"}:
-        try:
-            speed = measure_speed(runner, md_atoms, md_data, work / "structure", preset.thermal_T)
-            cells = int(np.prod(speed_replication(md_atoms.cell.lengths(), len(md_atoms))))
-            estimated = progress.estimate(speed, len(md_atoms) * cells)
-        except FitsnapError as exc:
-            progress.warn(f"MD speed not measured, no estimate: {first_line(exc, 200)}")
+    speed, estimated = _estimate(runner, progress, md_atoms, md_data, preset.thermal_T) if set(wanted) - {"eos"} \
+        else (None, {})
 
     failed = {"eos_scan": eos.scan_failure} if eos.scan_failure else {}
     for name in [p for p in ALL_PROPERTIES if p in wanted and p != "eos"]:
@@ -223,8 +232,8 @@ def _compute(runner: DeckRunner, preset: SystemPreset, wanted: list[str], quick:
                           preset.liquid_T if "liquid" in wanted else None)
     if flags:
         props["suspect"] = flags
-        for key, why in flags.items():
-            progress.warn(f"suspect {key}: {why}")
+    for key, why in flags.items():
+        progress.warn(f"suspect {key}: {why}")
     props["timing_s"] = {"md_speed_atom_steps_per_s": speed, "estimated": estimated, "wall": walls,
                          "ranks": comm.Get_size()}
     progress(f"all done in {time.perf_counter() - progress.t0:.1f} s" + (f" ({len(failed)} failed)" if failed else ""))

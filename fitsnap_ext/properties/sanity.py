@@ -17,13 +17,15 @@ def elastic_flags(props: dict, symmetry: str) -> dict[str, str]:
     c = {k: props[k] for k in props if k.startswith("C") and k.endswith("_GPa") and props[k] is not None}
     flags = {}
     if "C12_GPa" in c and c["C12_GPa"] < 0:
-        flags["C12_GPa"] = f"C12 = {c['C12_GPa']:.4g} GPa is negative (no tetrahedral or close-packed solid has one)"
+        flags["C12_GPa"] = (f"C12 = {c['C12_GPa']:.4g} GPa is negative (no tetrahedral or close-packed solid "
+                            "has one)")
     if symmetry == "cubic" and {"C11_GPa", "C12_GPa", "C44_GPa"} <= set(c):
         c11, c12, c44 = c["C11_GPa"], c["C12_GPa"], c["C44_GPa"]
         criteria = {"C11 - C12 > 0": c11 - c12, "C11 + 2 C12 > 0": c11 + 2 * c12, "C44 > 0": c44}
     elif symmetry == "hexagonal" and {"C11_GPa", "C12_GPa", "C13_GPa", "C33_GPa", "C44_GPa", "C66_GPa"} <= set(c):
         c11, c12, c13, c33 = (c[k] for k in ("C11_GPa", "C12_GPa", "C13_GPa", "C33_GPa"))
-        criteria = {"C11 - |C12| > 0": c11 - abs(c12), "(C11 + C12) C33 - 2 C13^2 > 0": (c11 + c12) * c33 - 2 * c13 ** 2,
+        criteria = {"C11 - |C12| > 0": c11 - abs(c12),
+                    "(C11 + C12) C33 - 2 C13^2 > 0": (c11 + c12) * c33 - 2 * c13 ** 2,
                     "C44 > 0": c["C44_GPa"], "C66 > 0": c["C66_GPa"]}
     elif symmetry == "none" and len(c) == 21:
         matrix = np.zeros((6, 6))
@@ -45,22 +47,21 @@ def suspect_flags(props: dict, symmetry: str = "none", liquid_coordination=None,
     flags = elastic_flags(props, symmetry)
     low = props.get("phonon_min_THz")
     if low is not None and low < -PHONON_TOLERANCE_THZ:
-        flags["phonon_min_THz"] = (f"imaginary phonon mode of {-low:.3g}i THz (below -{PHONON_TOLERANCE_THZ:g} THz): "
-                                   "the relaxed crystal is dynamically unstable for this potential")
-    cn = props.get("coordination_number")
-    if cn is not None and liquid_coordination is not None and not liquid_coordination[0] <= cn <= liquid_coordination[1]:
-        flags["coordination_number"] = (f"liquid coordination {cn:.3g} is outside {liquid_coordination[0]:g}-"
-                                        f"{liquid_coordination[1]:g}, far from any liquid of this system "
-                                        "(was the potential fitted to liquid configurations?)")
+        flags["phonon_min_THz"] = (f"imaginary phonon mode of {-low:.3g}i THz (below -{PHONON_TOLERANCE_THZ:g} "
+                                   "THz): the relaxed crystal is dynamically unstable for this potential")
+    cn, (lo, hi) = props.get("coordination_number"), liquid_coordination or (None, None)
+    if cn is not None and lo is not None and not lo <= cn <= hi:
+        flags["coordination_number"] = (f"liquid coordination {cn:.3g} is outside {lo:g}-{hi:g}, far from any "
+                                        "liquid of this system (was the potential fitted to liquid configurations?)")
     temp = props.get("liquid_temperature_K")
-    if temp is not None and liquid_temperature and abs(temp - liquid_temperature) > LIQUID_T_TOLERANCE * liquid_temperature:
+    if temp is not None and liquid_temperature and abs(temp - liquid_temperature) > LIQUID_T_TOLERANCE * \
+            liquid_temperature:
         flags["liquid_temperature_K"] = (f"the liquid's mean temperature {temp:.4g} K is not the thermostat's "
                                          f"{liquid_temperature:g} K: the MD is not in equilibrium")
     if props.get("melting_coexistence_ok") is False:
-        frac = props.get("melting_crystal_fraction_end", float("nan"))
+        frac, tm = props.get("melting_crystal_fraction_end", float("nan")), props.get("melting_point_K", 0.0)
         flags["melting_point_K"] = (f"crystal fraction {frac:.3g} at the end of the coexistence run: the box "
-                                    f"{'melted' if frac <= 0.1 else 'froze'}, so {props.get('melting_point_K', 0):.4g} K "
-                                    "is not the melting point")
+                                    f"{'melted' if frac <= 0.1 else 'froze'}, so {tm:.4g} K is not the melting point")
     kappa = props.get("thermal_conductivity_W_mK")
     if kappa is not None and not kappa > 0:
         flags["thermal_conductivity_W_mK"] = f"thermal conductivity {kappa:.4g} W/mK is not positive"
