@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import re
 import time
 from pathlib import Path
 
@@ -211,8 +212,12 @@ def load_trusted(path, key: str, deck_error=_no_deck) -> dict:
     try:
         out = torch.load(p, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise deck_error(f"{path} holds objects other than tensors and plain data; refused (loading it could run "
-                         f"code): {first_line(exc, 120)}", "PYTORCH", key) from None
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if not found:
+            raise deck_error(f"{path} is not a readable torch file (damaged or not written by torch.save)",
+                             "PYTORCH", key) from None
+        raise deck_error(f"{path} holds objects other than tensors and plain data ({found.group(1)}); refused, "
+                         "since loading it could run code", "PYTORCH", key) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, ... for a damaged file
         raise deck_error(f"{path} is not a readable torch file ({type(exc).__name__}: {first_line(exc, 120)})",
                          "PYTORCH", key) from None

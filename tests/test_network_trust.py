@@ -1,0 +1,278 @@
+"""Network fits a user can trust: no code runs from a torch file, checkpoint/state problems are one-line deck
+errors, a checkpoint of another fit is refused by key, big frames in bounded memory, FitSNAP's [PYTORCH] weights."""
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+DEMO = REPO / "input_files" / "in.demo"
+NN_KEYS = [("SOLVER", "solver", "PYTORCH"), ("CALCULATOR", "nonlinear", "1")]
+TINY = NN_KEYS + [("GROUPS", g, "0.1 0.05 100 1 1e-4") for g in
+                  ("volume", "strain_rattle", "strain_rattle_64", "md_300K", "md_1200K", "md_2500K")] + [
+    ("PYTORCH", "layer_sizes", "num_desc 4 1"), ("PYTORCH", "num_epochs", "2"), ("PYTORCH", "batch_size", "4"),
+    ("OUTFILE", "potential", "nn"), ("OUTFILE", "metrics", "nn_metrics.md")]
+
+
+class _Marker:
+    """Unpickling this would create the file `path` (what a hostile checkpoint could do with os.system)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _network_fit(keys, work, deck=DEMO):
+    """run_network_fit of `deck` + `keys` in folder `work` (created); the FitResult."""
+    import torch
+
+    from fitsnap_ext.config import load_settings
+    from fitsnap_ext.fit import Progress
+    from fitsnap_ext.fit_network import run_network_fit
+    from fitsnap_ext.parallel import world
+
+    torch.set_num_threads(1)
+    settings = load_settings(deck, keys)
+    work.mkdir(exist_ok=True)
+    old = os.getcwd()
+    os.chdir(work)
+    try:
+        comm = world()
+        return run_network_fit(settings, comm, overwrite=True, progress=Progress(comm, io.StringIO()))
+    finally:
+        os.chdir(old)
+
+
+def _one_line_deck_error(excinfo, key):
+    from fitsnap_ext.errors import DeckError
+
+    msg = str(excinfo.value)
+    assert isinstance(excinfo.value, DeckError)
+    assert "\n" not in msg and f"[PYTORCH] {key}" in msg and str(DEMO) in msg
+    return msg
+
+
+@pytest.mark.parametrize("key", ["checkpoint", "save_state_input"])
+def test_crafted_torch_file_is_refused_and_runs_nothing(tmp_path, key):
+    """A .pt whose unpickling would create a file: refused with one line naming the key; the file never appears."""
+    import torch
+
+    from fitsnap_ext.errors import FitsnapError
+
+    marker = tmp_path / "pwned"
+    torch.save({"fingerprint": {}, "nets": _Marker(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(FitsnapError) as excinfo:
+        _network_fit(TINY + [("PYTORCH", key, str(tmp_path / "evil.pt"))], tmp_path / "work")
+    msg = _one_line_deck_error(excinfo, key)
+    assert "refused" in msg and "could run code" in msg
+    assert not marker.exists()
+    assert not (tmp_path / "work" / "nn.mod").exists()
+
+
+def test_corrupt_checkpoint_and_missing_state(tmp_path):
+    from fitsnap_ext.errors import FitsnapError
+    from fitsnap_ext.models.network import load_trusted
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(os.urandom(300))
+    with pytest.raises(FitsnapError) as excinfo:
+        load_trusted(bad, "checkpoint")
+    assert "[PYTORCH] checkpoint" in str(excinfo.value) and "not a readable torch file" in str(excinfo.value)
+    # missing save_state_input: refused before any descriptor is computed, no output written
+    with pytest.raises(FitsnapError) as excinfo:
+        _network_fit(TINY + [("PYTORCH", "save_state_input", "nowhere.pt")], tmp_path / "w1")
+    assert "nowhere.pt: file not found" in _one_line_deck_error(excinfo, "save_state_input")
+    assert list((tmp_path / "w1").iterdir()) == []
+
+
+def test_checkpoint_below_a_file_refused_before_training(tmp_path):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "afile").write_text("x")
+    from fitsnap_ext.errors import FitsnapError
+
+    with pytest.raises(FitsnapError) as excinfo:
+        _network_fit(TINY + [("PYTORCH", "checkpoint", "afile/ck.pt")], tmp_path / "w")
+    assert "is a file, not a folder" in _one_line_deck_error(excinfo, "checkpoint")
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["afile"]
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory):
+    """A 2-epoch fit with a checkpoint and a saved state."""
+    work = tmp_path_factory.mktemp("ck")
+    keys = TINY + [("PYTORCH", "checkpoint", "ck.pt"), ("PYTORCH", "save_state_output", "state.pt")]
+    result = _network_fit(keys, work)
+    return dict(work=work, keys=keys, result=result)
+
+
+def test_checkpoint_holds_plain_data_and_fingerprint(checkpointed):
+    import torch
+
+    ck = torch.load(checkpointed["work"] / "ck.pt", weights_only=True)
+    fp = ck["fingerprint"]
+    assert fp["rcutfac"] == "4.7" and fp["layer_sizes"] == "30 4 1" and len(fp["data"]) == 16
+    assert ck["epoch"] == 2 and isinstance(ck["mu"], torch.Tensor)
+
+
+@pytest.mark.parametrize("change, phrase", [
+    (("BISPECTRUM", "rcutfac", "4.0"), "was made with rcutfac 4.7, this deck has 4.0"),
+    (("ESHIFT", "Si", "-0.5"), "was made with ESHIFT [], this deck has [('Si', -0.5)]"),
+    (("PYTORCH", "learning_rate", "0.001"), "was made with learning_rate 0.005, this deck has 0.001"),
+    (("GROUPS", "volume", "0.1 0.05 50 1 1e-4"), "was made with data "),
+])
+def test_checkpoint_of_another_fit_refused_by_key(checkpointed, tmp_path, change, phrase):
+    """Changing a descriptor setting, ESHIFT, a hyper-parameter or the data/weights: resuming is refused."""
+    import shutil
+
+    from fitsnap_ext.errors import FitsnapError
+
+    work = tmp_path / "w"
+    work.mkdir()
+    shutil.copy(checkpointed["work"] / "ck.pt", work / "ck.pt")
+    with pytest.raises(FitsnapError) as excinfo:
+        _network_fit(checkpointed["keys"] + [change], work)
+    assert phrase in _one_line_deck_error(excinfo, "checkpoint")
+    assert not (work / "nn.mod").exists()
+
+
+def test_same_deck_resumes_to_the_same_weights(checkpointed, tmp_path):
+    """The finished checkpoint resumes (nothing left to train) and exports the same network."""
+    import shutil
+
+    work = tmp_path / "w"
+    work.mkdir()
+    shutil.copy(checkpointed["work"] / "ck.pt", work / "ck.pt")
+    again = _network_fit(checkpointed["keys"], work)
+    assert np.array_equal(again.coef, checkpointed["result"].coef)
+
+
+def test_state_of_another_architecture_refused(checkpointed, tmp_path):
+    from fitsnap_ext.errors import FitsnapError
+
+    state = str(checkpointed["work"] / "state.pt")
+    with pytest.raises(FitsnapError) as excinfo:
+        _network_fit(TINY + [("PYTORCH", "layer_sizes", "num_desc 6 1"), ("PYTORCH", "save_state_input", state)],
+                     tmp_path / "w")
+    assert "was made with layer_sizes 30 4 1, this deck has 30 6 1" in _one_line_deck_error(excinfo,
+                                                                                            "save_state_input")
+    # other hyper-parameters may differ for initial weights: more epochs start from the saved network
+    result = _network_fit(TINY + [("PYTORCH", "num_epochs", "3"), ("PYTORCH", "save_state_input", state)],
+                          tmp_path / "w2")
+    assert len(result.model.history_) == 3
+
+
+def test_fitsnap_weight_semantics():
+    """Both global weights override the group weights; neither: the group weights as they are; one alone: error."""
+    import torch
+
+    from fitsnap_ext.config import load_settings
+    from fitsnap_ext.errors import DeckError, FitsnapError
+    from fitsnap_ext.models.network import NetworkSNAP, _Batch, _loss_terms
+    from fitsnap_ext.peratom import ConfigData
+
+    rng = np.random.default_rng(1)
+    configs = [ConfigData(k, "g", False, ew, fw, np.zeros(n, np.int64), rng.normal(size=(n, 3)),
+                          np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros((0, 3, 3)), -4.0 * n,
+                          rng.normal(size=(n, 3))) for k, (n, ew, fw) in enumerate([(2, 100.0, 1.0), (3, 7.0, 2.0)])]
+    mu, sig = torch.zeros(1, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64)
+    energy = torch.tensor([-7.0, -13.5], dtype=torch.float64)
+    forces = torch.zeros(5, 3, dtype=torch.float64)
+    de2 = np.array([(1.0 / 2) ** 2, (-1.5 / 3) ** 2])
+    f2 = np.array([(configs[0].forces ** 2).mean(), (configs[1].forces ** 2).mean()])
+    on = (1.0, 1.0, 0.0, (1.0,) * 6)
+    for weights, (we, wf) in ((None, ([100.0, 7.0], [1.0, 2.0])), ((10.0, 0.5), ([10.0, 10.0], [0.5, 0.5]))):
+        batch = _Batch(configs, mu, sig, weights)
+        terms, _ = _loss_terms(batch, energy, forces, torch.zeros((0, 6), dtype=torch.float64), on)
+        assert np.allclose(terms.numpy(), np.array(we) * de2 + np.array(wf) * f2, rtol=1e-14)
+    with pytest.raises(FitsnapError):
+        NetworkSNAP(energy_weight=10.0)
+    with pytest.raises(DeckError) as excinfo:
+        load_settings(DEMO, NN_KEYS + [("PYTORCH", "energy_weight", "10")])
+    assert "[PYTORCH] force_weight" in str(excinfo.value) and "both" in str(excinfo.value)
+    d = load_settings(DEMO, NN_KEYS).network
+    m = NetworkSNAP()
+    assert (d.energy_weight, d.force_weight, d.batch_size, d.patience, d.learning_rate, d.num_epochs) == (
+        m.energy_weight, m.force_weight, m.batch_size, m.patience, m.learning_rate, m.num_epochs)
+    assert (d.hidden, d.activation, d.seed, d.stress_weight, d.save_freq, d.shuffle_flag,
+            d.multi_element_option) == (m.hidden, m.activation, m.seed, m.stress_weight, m.save_freq, m.shuffle,
+                                        m.multi_element_option)
+
+
+def test_fitsnap_pytorch_keys(tmp_path):
+    """training_fraction pools and splits every configuration (held-out ones are the metrics' test rows);
+    shuffle_flag 0 and multi_element_option 1 are honoured; out-of-range values are deck errors."""
+    from fitsnap_ext.config import load_settings
+    from fitsnap_ext.errors import DeckError
+
+    for key, value in (("multi_element_option", "3"), ("training_fraction", "0"), ("shuffle_flag", "maybe")):
+        with pytest.raises(DeckError) as excinfo:
+            load_settings(DEMO, NN_KEYS + [("PYTORCH", key, value)])
+        assert f"[PYTORCH] {key}" in str(excinfo.value)
+    keys = TINY + [("PYTORCH", "training_fraction", "0.75"), ("PYTORCH", "shuffle_flag", "0"),
+                   ("PYTORCH", "multi_element_option", "1"), ("PYTORCH", "save_state_output", "")]
+    result = _network_fit(keys, tmp_path / "w")
+    counts = {r.split: r.count for r in result.errors if r.group == "*ALL" and r.quantity == "Energy"}
+    n = counts["Train"] + counts["Test"]
+    assert counts["Test"] == round(0.25 * n)
+    assert result.model.shuffle is False and len(result.model.nets_) == 1
+
+
+def _rattled_two_element_frame():
+    """A triclinic 64-atom Si/Ge cell, rattled (an entry for the per-atom calculator)."""
+    from fitsnap_ext.data.dataset import Entry
+    from fitsnap_ext.data.frame import Frame
+
+    rng = np.random.default_rng(3)
+    base = np.array([[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0], [.25, .25, .25], [.25, .75, .75],
+                     [.75, .25, .75], [.75, .75, .25]])
+    grid = np.stack(np.meshgrid(*[np.arange(2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    frac = ((grid[:, None] + base[None]).reshape(-1, 3) / 2 + rng.normal(0, 0.01, (64, 3)))
+    cell = np.array([[10.9, 0, 0], [0.8, 10.7, 0], [0.5, -0.6, 11.1]])
+    symbols = ["Si" if k % 3 else "Ge" for k in range(64)]
+    frame = Frame(symbols, frac @ cell, cell, energy=-250.0, forces=rng.normal(size=(64, 3)))
+    return Entry(frame, False, 1.0, 1.0, 0.0, 0)
+
+
+@pytest.mark.parametrize("elements", [1, 2])
+def test_coloured_gradients_equal_the_dense_array(elements):
+    """Big-frame path (compute snad/atom by colours) forced on a small frame: the same pairs in the same order,
+    descriptors, gradients, reference energy/forces/pressure (ZBL reference) as the dense dgradflag array."""
+    from fitsnap_ext.config import load_settings
+    from fitsnap_ext.data.dataset import load_entries
+    from fitsnap_ext.peratom import PerAtomCalculator
+
+    keys = NN_KEYS + [("REFERENCE", "pair_style", "hybrid/overlay zero 10.0 zbl 2.0 3.0"),
+                      ("REFERENCE", "pair_coeff", "* * zero")]
+    if elements == 1:
+        keys += [("REFERENCE", "pair_coeff1", "* * zbl 14 14")]
+        settings = load_settings(DEMO, keys)
+        entry = next(e for e in load_entries(settings) if e.frame.natoms == 64)
+    else:
+        keys += [("BISPECTRUM", "type", "Si Ge"), ("BISPECTRUM", "numTypes", "2"),
+                 ("BISPECTRUM", "radelem", "0.5 0.45"), ("BISPECTRUM", "wj", "1.0 0.8"),
+                 ("REFERENCE", "pair_coeff1", "1 1 zbl 14 14"), ("REFERENCE", "pair_coeff2", "1 2 zbl 14 32"),
+                 ("REFERENCE", "pair_coeff3", "2 2 zbl 32 32")]
+        settings = load_settings(DEMO, keys)
+        entry = _rattled_two_element_frame()
+    out = []
+    for limit in (2 ** 40, 0):
+        calc = PerAtomCalculator(settings, dense_limit_bytes=limit)
+        try:
+            out.append(calc.compute(entry))
+        finally:
+            calc.close()
+    dense, coloured = out
+    assert np.array_equal(dense.pair_i, coloured.pair_i) and np.array_equal(dense.pair_j, coloured.pair_j)
+    scale = np.abs(dense.dgrad).max()
+    assert np.abs(dense.dgrad - coloured.dgrad).max() <= 1e-12 * scale
+    assert np.abs(dense.b - coloured.b).max() <= 1e-12 * np.abs(dense.b).max()
+    assert np.abs(dense.ref_forces - coloured.ref_forces).max() <= 1e-12 * np.abs(dense.ref_forces).max()
+    assert abs(dense.ref_energy - coloured.ref_energy) <= 1e-12 * abs(dense.ref_energy)
+    assert np.allclose(dense.ref_stress, coloured.ref_stress, rtol=1e-12, atol=1e-9)
+    assert np.array_equal(dense.elements, coloured.elements) and np.abs(dense.ref_forces).max() > 0.1
