@@ -160,6 +160,28 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def error_sums(settings: Settings, data, model):
+    """This rank's metrics sums: the linear fits' rows and units (energy per atom, force components, stress
+    in bar)."""
+    residual, kinds, groups, test = [], [], [], []
+    for c, (energy, forces, stress) in zip(data, model.predict_many(data)):
+        n0 = sum(len(r) for r in residual)
+        if settings.calculator.energy:
+            residual.append(np.array([(energy - c.energy) / c.natoms]))
+            kinds.append(np.array([ENERGY]))
+        if settings.calculator.force:
+            residual.append((forces - c.forces).ravel())
+            kinds.append(np.full(3 * c.natoms, FORCE))
+        if stress is not None:
+            residual.append(stress - c.stress)
+            kinds.append(np.full(6, STRESS))
+        nrows = sum(len(r) for r in residual) - n0
+        groups += [c.group] * nrows
+        test += [c.test] * nrows
+    cat = (lambda xs, dt: np.concatenate([np.asarray(x, dt) for x in xs]) if xs else np.zeros(0, dt))
+    return residual_sums(cat(residual, float), cat(kinds, np.int8), groups, np.array(test, bool))
+
+
 def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=None) -> FitResult:
     """Train the per-atom network a deck describes and write its LAMMPS (mliap nn) files."""
     progress = progress or Progress(comm)
@@ -206,25 +228,7 @@ def run_network_fit(settings: Settings, comm, overwrite: bool = False, progress=
     progress(f"trained {epochs} epochs in {timings['fit']:.2f} s ({timings['epoch']:.3f} s/epoch), best epoch "
              f"{model.best_epoch_}; peak memory {timings['peak_rss_mib']:.0f} MiB per rank (max)")
 
-    # metrics: same rows and units as the linear fits (energy per atom, force components, stress in bar)
-    residual, kinds, groups, test = [], [], [], []
-    for c, (energy, forces, stress) in zip(data, model.predict_many(data)):
-        n0 = sum(len(r) for r in residual)
-        if settings.calculator.energy:
-            residual.append(np.array([(energy - c.energy) / c.natoms]))
-            kinds.append(np.array([ENERGY]))
-        if settings.calculator.force:
-            residual.append((forces - c.forces).ravel())
-            kinds.append(np.full(3 * c.natoms, FORCE))
-        if stress is not None:
-            residual.append(stress - c.stress)
-            kinds.append(np.full(6, STRESS))
-        nrows = sum(len(r) for r in residual) - n0
-        groups += [c.group] * nrows
-        test += [c.test] * nrows
-    cat = (lambda xs, dt: np.concatenate([np.asarray(x, dt) for x in xs]) if xs else np.zeros(0, dt))
-    sums = residual_sums(cat(residual, float), cat(kinds, np.int8), groups, np.array(test, bool))
-    errors = merge_sums(comm.allgather(sums))
+    errors = merge_sums(comm.allgather(error_sums(settings, data, model)))
 
     t = time.perf_counter()
     out = settings.output
