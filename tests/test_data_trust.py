@@ -178,6 +178,39 @@ def test_unknown_element_in_extxyz(tmp_path):
     assert str(err.value) == f"{path}:9 (configuration 1): unknown element 'Xx'"
 
 
+@pytest.mark.parametrize("kind", ["xyz", "json"])
+def test_corrupted_files_give_only_data_errors(tmp_path, kind):
+    """300 seeded random corruptions (bytes changed, cut, inserted, lines split) of a valid file: each is read
+    or refused with a one-line DataError naming the file and the configuration, never another exception."""
+    rng = np.random.default_rng(11)
+    if kind == "xyz":
+        good = "".join(frame_to_text(_si(k, n=3)) for k in range(3)).encode()
+        read = lambda path: read_extxyz(path, "bar")  # noqa: E731
+    else:
+        good = _json_text(_si(0, n=3)).encode()
+        read = lambda path: read_fitsnap_json(path, "g", 0)  # noqa: E731
+    path = tmp_path / f"c.{kind}"
+    refused = 0
+    for _ in range(300):
+        data = bytearray(good)
+        for _ in range(rng.integers(1, 4)):
+            at, op = int(rng.integers(len(data))), rng.integers(4)
+            if op == 0:
+                data[at] = int(rng.integers(256))
+            elif op == 1:
+                del data[at:at + int(rng.integers(1, 20))]
+            else:
+                data[at:at] = b"\n" if op == 2 else bytes(rng.integers(0, 256, 3).tolist())
+        path.write_bytes(bytes(data))
+        try:
+            read(path)
+        except DataError as exc:
+            refused += 1
+            assert str(exc).startswith(str(path)) and "(configuration " in str(exc), str(exc)
+            assert len(str(exc).splitlines()) == 1 and len(str(exc)) < len(str(path)) + 200, str(exc)
+    assert refused > 200
+
+
 # ------------------------------------------------------------------------------------------- data in the fit
 
 def test_element_in_type_but_not_in_data_is_a_deck_error(tmp_path):

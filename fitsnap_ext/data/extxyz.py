@@ -166,6 +166,7 @@ def _parse_configuration(path: str, index: int, first: int, chunk: str):
     from ase.data import chemical_symbols
     from ase.io.extxyz import read_xyz
 
+    _check_columns(path, index, first, chunk)
     try:
         return next(read_xyz(io.StringIO(chunk), index=0, properties_parser=_comment_parser))
     except DataError:
@@ -184,6 +185,27 @@ def _parse_configuration(path: str, index: int, first: int, chunk: str):
         message = message if len(message) <= 80 else message[:80] + "..."
         raise DataError(f"cannot parse extended XYZ: {type(exc).__name__}: {message}", f"{path}:{line}",
                         index) from None
+
+
+_PROPERTIES_RE = re.compile(r'(?:^|\s)Properties\s*=\s*"?([^\s"]+)')
+
+
+def _check_columns(path: str, index: int, first: int, chunk: str) -> None:
+    """The columns that `Properties` declares are those of the first atom line (ASE would otherwise allocate
+    whatever a corrupt count asks for before it notices)."""
+    lines = chunk.split("\n")
+    found = _PROPERTIES_RE.search(lines[1])
+    if not found or len(lines) < 4:
+        return
+    fields = found.group(1).split(":")
+    counts = fields[2::3]
+    if len(fields) % 3 or not all(c.isdigit() and len(c) < 6 for c in counts):
+        raise DataError(f"Properties {_quote_line(found.group(1), 40)} is not name:type:count triples",
+                        f"{path}:{first + 1}", index)
+    declared, columns = sum(int(c) for c in counts), len(lines[2].split())
+    if declared != columns:
+        raise DataError(f"Properties declares {declared} columns but the first atom line has {columns}",
+                        f"{path}:{first + 1}", index)
 
 
 def _line_of(chunk: str, first: int, token: str, atoms_only: bool = False) -> int:
@@ -232,7 +254,7 @@ def _atoms_to_frame(atoms, source, index, unit, group, energy_key, forces_key) -
         try:
             energy = float(energy)
         except (TypeError, ValueError):
-            raise DataError(f"energy {energy!r} is not a number", path, index)
+            raise DataError(f"energy {_quote_line(str(energy), 40)} is not a number", path, index)
         if not math.isfinite(energy):
             raise DataError(f"non-finite energy {energy}", path, index)
 
@@ -250,7 +272,7 @@ def _atoms_to_frame(atoms, source, index, unit, group, energy_key, forces_key) -
         try:
             fu = _canonical_unit(file_unit)
         except DataError:
-            raise DataError(f"file declares unknown stress_unit={file_unit!r}", path, index)
+            raise DataError(f"file declares unknown stress_unit={_quote_line(str(file_unit), 40)}", path, index)
         if fu != unit:
             raise DataError(f"file declares stress_unit={file_unit} but the caller declared {unit}", path, index)
 
@@ -260,7 +282,7 @@ def _atoms_to_frame(atoms, source, index, unit, group, energy_key, forces_key) -
         raw = np.asarray(results["stress"], dtype=float)
     if raw is not None:
         if isinstance(raw, str):
-            raise DataError(f"stress {raw!r} is not numeric", path, index)
+            raise DataError(f"stress {_quote_line(raw, 40)} is not numeric", path, index)
         raw = np.asarray(raw, dtype=float)
         if raw.shape not in ((3, 3), (6,), (9,)):
             raise DataError(f"stress has {raw.size} numbers, expected 9 (or 6 Voigt)", path, index)
