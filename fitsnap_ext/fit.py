@@ -264,7 +264,8 @@ def run_deck(settings: Settings, comm, overwrite: bool = False) -> FitResult:
         from .properties import run_properties
 
         props = run_properties(Path(f"{settings.output.potential}.mod"), p.system, list(p.properties) or None,
-                               p.quick, Path(p.out or f"{settings.output.potential}_props.json"), p.reference, comm)
+                               p.quick, Path(p.out or f"{settings.output.potential}_props.json"), p.reference, comm,
+                               overwrite=overwrite)
         failed = props.get("failed_properties", {})
         if failed:
             error = FitsnapError(f"[PROPERTIES]: {len(failed)} properties failed: "
