@@ -372,23 +372,37 @@ def repo_relative(path: str | Path, deck: Path) -> str:
     return os.path.relpath(Path(path).resolve(), root)
 
 
-def network_group_weights(settings: Settings, mode: str = "unit") -> list[tuple[str, str, str]]:
-    """Group-weight overrides for a network rung (same split).
+# A network rung's loss weights unless the study deck gives [PYTORCH] energy_weight/force_weight (the values every
+# committed network rung was trained with)
+STUDY_NN_WEIGHTS = {"energy_weight": 10.0, "force_weight": 1.0}
 
-    A linear deck's group weights (e.g. 1000/1/1e-4) balance rows of a least-squares fit; the network's loss
-    already weighs energies, forces and stresses with [PYTORCH] energy/force/stress_weight and multiplies them by
-    the group weights. "unit": every group 1/1/1 (0 stays 0); "relative": each weight divided by the largest of
-    its kind over the groups, so the deck's relative emphasis (e.g. the E–V group's energies 10× the MD
-    groups') carries over.
+
+def network_weights(settings: Settings, mode: str, overrides) -> list[tuple[str, str, str]]:
+    """Loss-weight overrides for a network rung (same split): a linear deck's group weights (e.g. 1000/1/1e-4)
+    balance rows of a least-squares fit, not a network's loss terms.
+
+    "unit": every group weighs 1 (0 stays 0); "relative": each weight divided by the largest of its kind over the
+    groups, so the deck's relative emphasis (e.g. the E–V group's energies 10× the MD groups') carries over. The
+    rung's energy/force weights (STUDY_NN_WEIGHTS or the deck's) scale them: when every group weighs 1 they are
+    given as FitSNAP's global [PYTORCH] weights, otherwise folded into the group weights (global weights would
+    override the groups').
     """
+    weights = dict(STUDY_NN_WEIGHTS)
+    weights.update({k.lower(): float(v) for sec, k, v in overrides if sec == "PYTORCH" and k.lower() in weights})
     groups = settings.groups.groups
-    top = [max((getattr(g, w) for g in groups), default=0.0) or 1.0 for w in ("eweight", "fweight", "vweight")]
+    kinds = ("eweight", "fweight", "vweight")
+    top = [max((getattr(g, w) for g in groups), default=0.0) or 1.0 for w in kinds]
+    table = {g.name: [getattr(g, k) / t if mode == "relative" else float(getattr(g, k) > 0)
+                      for k, t in zip(kinds, top)] for g in groups}
+    folded = any(w != [1.0, 1.0, 1.0] for w in table.values())
+    scale = [weights["energy_weight"], weights["force_weight"], 1.0] if folded else [1.0, 1.0, 1.0]
     ov = [("GROUPS", "group_sections", "name training_size testing_size eweight fweight vweight"),
           ("GROUPS", "group_types", "str float float float float float")]
     for g in groups:
-        w = [getattr(g, k) for k in ("eweight", "fweight", "vweight")]
-        w = [x / t for x, t in zip(w, top)] if mode == "relative" else [float(x > 0) for x in w]
+        w = [x * c for x, c in zip(table[g.name], scale)]
         ov.append(("GROUPS", g.name, f"{g.training_size!r} {g.testing_size!r} {w[0]!r} {w[1]!r} {w[2]!r}"))
+    if not folded:
+        ov += [("PYTORCH", key, repr(value)) for key, value in weights.items()]
     return ov
 
 
@@ -397,10 +411,11 @@ def model_settings(spec: StudySpec, model: ModelSpec) -> Settings:
         ("OUTFILE", "potential", "pot"), ("OUTFILE", "metrics", "metrics.md"),
         ("EXTRAS", "dump_dataframe", "1"), ("OUTFILE", "dataframe", "parity.df")]
     try:
-        settings = load_settings(spec.base_deck, ov)
-        if model.kind == "nn":
-            settings = load_settings(spec.base_deck, ov + network_group_weights(settings, spec.nn_group_weights))
-        return settings
+        if model.kind != "nn":
+            return load_settings(spec.base_deck, ov)
+        own = [o for o in ov if not (o[0] == "PYTORCH" and o[1].lower() in STUDY_NN_WEIGHTS)]
+        settings = load_settings(spec.base_deck, own)
+        return load_settings(spec.base_deck, own + network_weights(settings, spec.nn_group_weights, ov))
     except DeckError as exc:
         raise DeckError(f"model {model.name!r} (from {spec.deck.name}"
                         f"{':' + str(model.line) if model.line else ''}): {exc}") from None
@@ -432,15 +447,17 @@ def data_fingerprint(settings: Settings) -> list:
 
 
 # settings added after studies were cached: keyed only when not at their default (which fits as before them)
-KEYED_UNLESS_DEFAULT = {("calculator", "stress_components"): "all"}
+KEYED_UNLESS_DEFAULT = {("calculator", "stress_components"): "all", ("network", "training_fraction"): None,
+                        ("network", "shuffle_flag"): True, ("network", "multi_element_option"): 2}
 
 
 def fit_key(settings: Settings) -> str:
     d = _jsonable(settings)
     for (section, key), default in KEYED_UNLESS_DEFAULT.items():
-        if d.get(section, {}).get(key) == default:
-            del d[section][key]
-    d.pop("deck", None)
+        if (d.get(section) or {}).get(key, default) == default and d.get(section):
+            d[section].pop(key, None)
+    for meta in ("deck", "lines", "notes"):  # where the deck lies, its line numbers, notes: not the fit
+        d.pop(meta, None)
     d.pop("properties", None)
     d.pop("data_path", None)  # where the data lies (clone, machine) does not matter: its content does
     payload = {"v": STUDY_VERSION, "settings": d, "data": data_fingerprint(settings)}

@@ -444,14 +444,27 @@ def test_network_group_weights_unit_and_relative(tmp_path):
     def weights(spec):
         return {g.name: (g.eweight, g.fweight, g.vweight) for g in model_settings(spec, spec.models[0]).groups.groups}
 
+    # the study's energy/force weights (10, 1) are folded into the groups: FitSNAP's global weights would
+    # override them
     relative = weights(read_study(deck))
-    assert relative["volume"] == (1.0, 1.0, 1.0)
-    assert relative["md_300K"] == (0.1, 0.0, 0.0) and relative["md_1200K"] == (0.1, 1.0, 1.0)
-    unit = weights(read_study(deck, [("STUDY", "nn_group_weights", "unit")]))
-    assert unit["volume"] == (1.0, 1.0, 1.0) and unit["md_300K"] == (1.0, 0.0, 0.0)
+    assert relative["volume"] == (10.0, 1.0, 1.0)
+    assert relative["md_300K"] == (1.0, 0.0, 0.0) and relative["md_1200K"] == (1.0, 1.0, 1.0)
+    deck.write_text("[STUDY]\nsystem = si\nbase_deck = base.in\nladder = nn:8\nnn_group_weights = unit\n"
+                    "[MODEL_e100]\nsolver = PYTORCH\nlayer_sizes = num_desc 8 1\nenergy_weight = 100\n")
+    unit = read_study(deck)
+    assert weights(unit)["volume"] == (10.0, 1.0, 1.0) and weights(unit)["md_300K"] == (10.0, 0.0, 0.0)
+    e100 = model_settings(unit, unit.models[1])
+    assert {g.name: (g.eweight, g.fweight, g.vweight) for g in e100.groups.groups}["md_300K"] == (100.0, 0.0, 0.0)
+    assert e100.network.energy_weight is None
+    # every group weighing 1: the weights are FitSNAP's global ones (the keys the committed studies were cached with)
+    (tmp_path / "base.in").write_text(demo.read_text().replace("dataPath = demo", f"dataPath = {demo.parent / 'demo'}"))
+    plain = model_settings(read_study(deck), unit.models[0])
+    assert {(g.eweight, g.fweight, g.vweight) for g in plain.groups.groups} == {(1.0, 1.0, 1.0)}
+    assert (plain.network.energy_weight, plain.network.force_weight) == (10.0, 1.0)
     deck.write_text("[STUDY]\nsystem = si\nbase_deck = base.in\nladder = nn:8\nnn_group_weights = equal\n")
     with pytest.raises(DeckError, match=r":5: \[STUDY\] nn_group_weights: 'equal': one of unit, relative"):
         read_study(deck)
+    deck.write_text("[STUDY]\nsystem = si\nbase_deck = base.in\nladder = nn:8\n")
 
 
 def test_structure_key_replaces_the_preset_crystal(tmp_path):
@@ -474,3 +487,18 @@ def test_structure_key_replaces_the_preset_crystal(tmp_path):
     deck.write_text(deck.read_text().replace("si_prim.extxyz", "absent.extxyz"))
     with pytest.raises(DeckError, match=r":5: \[STUDY\] structure: file not found: .*absent.extxyz"):
         read_study(deck)
+
+
+@pytest.mark.parametrize("deck,out", [("study_si.in", "si"), ("study_si_zuo.in", "si_zuo")])
+def test_committed_studies_are_still_cached(deck, out):
+    """Every rung's fit key equals the one its committed results were cached with: the study reproduces from the
+    cache (a changed key would mean a changed fit). GaN and LGPS gained data after their studies ran."""
+    import json
+
+    from fitsnap_ext.study import fit_key
+
+    need_shared("si_paper" if deck == "study_si.in" else "si_zuo")
+    spec = read_study(REPO / "input_files" / deck)
+    for model in spec.models:
+        stage = REPO / "benchmarks" / "results" / out / model.name / "stage_fit.json"
+        assert fit_key(model_settings(spec, model)) == json.loads(stage.read_text())["key"], model.name
