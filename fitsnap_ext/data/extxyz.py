@@ -99,7 +99,7 @@ def _quote_line(text: str, limit: int = 60) -> str:
 
 
 def _is_count(text: str) -> bool:
-    return text.strip().isdigit()
+    return re.fullmatch(r"[0-9]+", text.strip()) is not None
 
 
 def _configurations(path: str):
