@@ -121,6 +121,8 @@ def test_binary_json_names_file_line_and_configuration(tmp_path):
      '"AtomTypes": ["Xx"]}]}}', " (configuration 0): unknown element 'Xx'"),
     ('{"Dataset": {"Data": [{"Energy": "x", "Positions": [[0, 0, 0]], "Lattice": [[1, 0, 0]], '
      '"AtomTypes": ["Si"]}]}}', " (configuration 0): malformed arrays"),
+    ('{"Dataset": {"Data": [{"Energy": 1' + "0" * 400 + ', "Positions": [[0, 0, 0]], "Lattice": [[1, 0, 0]], '
+     '"AtomTypes": ["Si"]}]}}', " (configuration 0): malformed arrays"),
 ])
 def test_malformed_json_is_a_data_error(tmp_path, text, words):
     path = tmp_path / "bad.json"

@@ -72,7 +72,7 @@ def read_fitsnap_json(path: str | Path, group: str = "", index: int | None = Non
             stress=np.asarray(data["Stress"], dtype=float) if "Stress" in data else None,
             group=group, source=str(path), index=index)
         n = int(data.get("NumAtoms", frame.natoms))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise DataError(f"malformed arrays: {str(exc)[:120]}", path, index) from None
     if n != frame.natoms or len(frame.positions) != frame.natoms:
         raise DataError(f"NumAtoms = {n} but {len(frame.positions)} positions and "
