@@ -234,7 +234,7 @@ def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None, fr
     out = settings.output
     dumps = {}
     if out.dump_descriptors or out.dump_truth or out.dump_weights or out.dump_dataframe:
-        meta = {e.index: (e.frame.group, e.frame.source, e.test) for e in entries}
+        meta = {e.index: (e.frame.group, e.frame.label(), e.test) for e in entries}
         all_meta = comm.gather(meta, root=0)
         full = gather_rows(rows, comm)
         if comm.rank == 0:

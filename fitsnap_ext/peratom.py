@@ -148,10 +148,9 @@ class PerAtomCalculator:
             else:
                 b, ref_forces, ref_energy, ref_pressure, pair_i, pair_j, dgrad = self._coloured(placed, n, nd)
         except LammpsError as exc:
-            raise LammpsError(f"{frame.source or frame.group} (configuration {entry.index}): {exc}") from None
+            raise LammpsError(f"{frame.label()}: {exc}") from None
         if not (np.all(np.isfinite(b)) and np.all(np.isfinite(dgrad)) and np.all(np.isfinite(ref_forces))):
-            raise DataError("compute snap gave non-finite values (atoms on top of each other?)",
-                            frame.source, entry.index)
+            raise DataError("compute snap gave non-finite values (atoms on top of each other?)", **frame.where())
         type_index = {t: k for k, t in enumerate(bs.types)}
         elements = np.array([type_index[s] for s in frame.symbols], dtype=np.int64)
         forces = (frame.forces @ placed.rotation.T) if frame.forces is not None else np.zeros((n, 3))

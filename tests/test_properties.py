@@ -436,18 +436,19 @@ def test_unstable_potential_is_one_clear_error(sw_mod, tmp_path):
 def test_one_failing_property_leaves_the_others(sw_mod, tmp_path, capsys):
     """An MD property that fails (here: the liquid deck hits a bad command, as an unstable potential's MD hits
     'Lost atoms') is recorded; the crystal properties are still computed and the CLI exits 1 naming it."""
-    from fitsnap_ext.properties.cli import main
+    from fitsnap_ext.cli import main as cli_main
 
     mod = tmp_path / "sw_liquid_breaks.mod"
     mod.write_text(sw_mod.read_text() + 'if "$(is_defined(variable,Thot))" then "not_a_lammps_command"\n')
     out = tmp_path / "p.json"
-    assert main([str(mod), "--system", "si", "--properties", "eos,elastic,liquid", "--quick",
-                 "--out", str(out)]) == 1
+    assert cli_main(["properties", str(mod), "--system", "si", "--properties", "eos,elastic,liquid", "--quick",
+                     "--out", str(out)]) == 1
     props = json.loads(out.read_text())
     assert props["C11_GPa"] == pytest.approx(151.4, abs=1.5) and props["bulk_modulus_GPa"] > 0
     assert "rdf_first_peak_A" not in props and "not_a_lammps_command" in props["failed_properties"]["liquid"]
     err = capsys.readouterr().err
-    assert "error: liquid:" in err and "in.liquid" in err
+    errors = [line for line in err.splitlines() if line.startswith("fitsnap_ext: error:")]
+    assert len(errors) == 1 and "properties failed: liquid:" in errors[0] and "in.liquid" in errors[0], err
 
 
 def test_cli_under_mpirun_matches_serial(tersoff_mod, tmp_path):

@@ -2,21 +2,18 @@
 [--overwrite]`."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from fitsnap_ext.errors import FitsnapError
-from fitsnap_ext.properties.engine import run_properties
+from fitsnap_ext.errors import ArgumentParser, FitsnapError, UsageError
+from fitsnap_ext.properties.engine import raise_if_failed, run_properties
 from fitsnap_ext.properties.systems import ALL_PROPERTIES, custom_system, get_preset, with_run_settings
 
 __all__ = ["main", "run_properties"]
 
-ERROR_PREFIX = "fitsnap_ext: error: "
 
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="python -m fitsnap_ext properties",
         description="Simulated properties of any LAMMPS potential (a .mod include file with pair_style/"
                     "pair_coeff; atom types 1..n follow the system's element order).")
@@ -41,38 +38,38 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, comm=None) -> int:
-    """Run the property engine; user errors print one line (rank 0) and return 1."""
+    """Run the property engine; bad input and failed properties raise (fitsnap_ext.cli reports them)."""
     from fitsnap_ext.properties.runner import default_comm
 
     args = _parser().parse_args(argv)
     comm = default_comm(comm)
-    try:
-        props = [p.strip() for p in args.properties.split(",") if p.strip()] if args.properties else None
-        if args.structure is not None:
-            base = get_preset(args.system) if args.system else None
-            system = custom_system(args.structure, args.elements, base=base,
-                                   properties=tuple(props or ("eos", "elastic", "phonons")))
-        elif args.system:
-            system = get_preset(args.system)
-        else:
-            raise FitsnapError("give --system (si, gan, lgps) or --structure FILE")
-        bad = [item for item in args.set if "=" not in item]
-        if bad:
-            raise FitsnapError(f"--set {bad[0]!r}: KEY=VALUE expected")
-        system = with_run_settings(system, dict(item.split("=", 1) for item in args.set))
-        result = run_properties(args.pot, system, props, args.quick, args.out, args.reference, comm,
-                                overwrite=args.overwrite)
-    except FitsnapError as exc:
-        if comm.Get_rank() == 0:
-            print(f"{ERROR_PREFIX}{exc}", file=sys.stderr, flush=True)
-        return 1
+    props = [p.strip() for p in args.properties.split(",") if p.strip()] if args.properties else None
+    if args.structure is not None:
+        base = get_preset(args.system) if args.system else None
+        system = custom_system(args.structure, args.elements, base=base,
+                               properties=tuple(props or ("eos", "elastic", "phonons")))
+    elif args.system:
+        system = get_preset(args.system)
+    else:
+        raise UsageError("give --system (si, gan, lgps) or --structure FILE")
+    bad = [item for item in args.set if "=" not in item]
+    if bad:
+        raise UsageError(f"--set {bad[0]!r}: KEY=VALUE expected")
+    system = with_run_settings(system, dict(item.split("=", 1) for item in args.set))
+    result = run_properties(args.pot, system, props, args.quick, args.out, args.reference, comm,
+                            overwrite=args.overwrite)
     failed = result.get("failed_properties", {})
     if comm.Get_rank() == 0:
-        print(f"wrote {args.out}" + (f" (without {', '.join(failed)})" if failed else ""))
-        for name, why in failed.items():
-            print(f"{ERROR_PREFIX}{name}: {why}", file=sys.stderr, flush=True)
-    return 1 if failed else 0
+        print(f"wrote {args.out}" + (f" (without {', '.join(failed)})" if failed else ""), flush=True)
+    try:
+        raise_if_failed(result)
+    except FitsnapError as exc:
+        exc.on_every_rank = True  # every rank holds the same props
+        raise
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from fitsnap_ext.cli import main as cli_main
+
+    sys.exit(cli_main(["properties", *sys.argv[1:]]))

@@ -1,6 +1,8 @@
 """run_properties: relax the crystal, run the requested property decks, write props.json, plots and errors."""
 from __future__ import annotations
 
+import os
+
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -128,7 +130,7 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
         if overwrite:
             on_rank0(comm, f"removing the old outputs of {out}", lambda: clear_outputs(out))
         props = _compute(runner, preset, wanted, quick, out, folders, stream)
-        props["potential"] = str(pot_mod)
+        props["potential"] = os.path.relpath(pot_mod, out.parent)  # props.json names no machine path
         _write_outputs(comm, props, out, reference, ref_values, f"{preset.name}: {pot_mod.name}")
         on_rank0(comm, f"tidying {work_dir_for(out)}", lambda: folders.remove_empty(work_dir_for(out)))
     except Exception:
@@ -152,7 +154,8 @@ def _write_outputs(comm, props: dict, out: Path, reference, ref_values, title: s
         if ref_values is not None:
             rows = report.compare(props, ref_values)
             errors_json, errors_md = errors_paths(out)
-            report.write_json(errors_json, {"reference": str(reference), "rows": rows})
+            report.write_json(errors_json, {"reference": os.path.relpath(Path(reference).resolve(), out.parent),
+                                            "rows": rows})
             errors_md.write_text(report.comparison_markdown(rows, f"{title} vs {Path(reference).name}"))
 
     on_rank0(comm, f"writing {out}", write)
