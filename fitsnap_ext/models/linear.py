@@ -15,6 +15,8 @@ import numpy as np
 
 from ..parallel import tsqr_r, world
 
+CHUNK_ROWS = 20000  # rows weighted, reduced and folded into R at a time
+
 
 def column_groups(bs) -> np.ndarray:
     """A group label for every column of the fit's A (per element: the constant unless bzeroflag, then the
@@ -67,10 +69,18 @@ class LinearSNAP:
         """Fit on this rank's `rows` (a descriptors.Rows) and every other rank's; `train_mask` selects rows."""
         comm = comm or world()
         mask = np.ones(len(rows.b), bool) if train_mask is None else train_mask
-        a = rows.a[mask] if self.ties is None else self.ties.reduce(rows.a[mask])
-        ncols = a.shape[1]
-        aug = np.hstack([rows.w[mask, None] * a, (rows.w[mask] * rows.b[mask])[:, None]])
-        r = tsqr_r([aug], ncols + 1, comm)
+        ncols = rows.a.shape[1] if self.ties is None else self.ties.n_free
+
+        def weighted_blocks(size=CHUNK_ROWS):  # [w·A | w·b] a chunk at a time: one chunk's copies in memory
+            for start in range(0, len(rows.b), size):
+                part = slice(start, start + size)
+                keep = mask[part]
+                a = rows.a[part][keep]
+                a = a if self.ties is None else self.ties.reduce(a)
+                w = rows.w[part][keep]
+                yield np.hstack([w[:, None] * a, (w * rows.b[part][keep])[:, None]])
+
+        r = tsqr_r(weighted_blocks(), ncols + 1, comm, chunk_rows=CHUNK_ROWS)
         r_a, qtb = r[:ncols, :ncols], r[:ncols, ncols]
         if self.solver == "RIDGE":
             r_a = np.vstack([r_a, np.sqrt(self.alpha) * np.eye(ncols)])
