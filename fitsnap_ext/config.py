@@ -616,7 +616,7 @@ def _bispectrum(raw: RawDeck) -> BispectrumSettings:
     if out["chemflag"] and raw.get("SOLVER", "solver", str, "SVD").upper() == "PYTORCH":
         # LAMMPS' chemflag forces (pair_style snap, mliap descriptor sna) take one dE/dB per group of identical
         # columns (BispectrumSettings.duplicate_groups); the linear and quadratic fits tie their coefficients so,
-        # a network's dE/dB are not tied (measured, tests/test_chemflag.py: untied, 0.19 eV/Å off the energy's
+        # a network's dE/dB are not tied (tests/test_multielement.py: untied linear mliap, 0.19 eV/Å off the energy's
         # gradient). Deploying one needs its first-layer weights averaged over each group at export.
         raise raw.error("chemflag with a network (solver = PYTORCH) is not supported: LAMMPS' mliap descriptor "
                         "sna assumes equal dE/dB on chemflag's duplicated columns, which the network does not "
