@@ -146,8 +146,8 @@ def _write_snapcoeff(path, coef, bs):
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("quadratic", [0, 1])
-def test_chemflag_pair_styles_are_consistent_exactly_for_tied_coefficients(tmp_path, quadratic):
+@pytest.mark.parametrize("quadratic,bnorm", [(0, 1), (0, 0), (1, 1)])
+def test_chemflag_pair_styles_are_consistent_exactly_for_tied_coefficients(tmp_path, quadratic, bnorm):
     """With chemflag, pair_style snap (linear and quadratic) and `pair_style mliap model linear descriptor sna`
     return forces equal to central differences of their energy (and to compute snap's rows · coefficients) when
     coefficients are equal within each group of identical columns — as every fit writes them — and forces off by
@@ -160,7 +160,7 @@ def test_chemflag_pair_styles_are_consistent_exactly_for_tied_coefficients(tmp_p
     deck = tmp_path / "in.gan"
     deck.write_text(_deck(1))
     bs = dataclasses.replace(load_settings(deck).bispectrum, quadraticflag=bool(quadratic),
-                             twojmax=2 if quadratic else 4)
+                             twojmax=2 if quadratic else 4, bnormflag=bool(bnorm))
     rng = np.random.default_rng(0)
     nlin = len(bs.blist) * 8
     untied = np.concatenate([[-3.5 - e] + list(rng.normal(0, 0.02, nlin)) + list(rng.normal(0, 0.002, bs.ncoeff - nlin))
@@ -195,7 +195,7 @@ def test_chemflag_pair_styles_are_consistent_exactly_for_tied_coefficients(tmp_p
     (tmp_path / "d.sna").write_text(
         f"rcutfac {bs.rcutfac}\ntwojmax {bs.twojmax}\nnelems 2\nelems Ga N\n"
         f"radelems {' '.join(map(str, bs.radelem))}\nwelems {' '.join(map(str, bs.wj))}\n"
-        f"rfac0 {bs.rfac0}\nrmin0 {bs.rmin0}\nbzeroflag 0\nswitchflag 1\nchemflag 1\nbnormflag 1\n")
+        f"rfac0 {bs.rfac0}\nrmin0 {bs.rmin0}\nbzeroflag 0\nswitchflag 1\nchemflag 1\nbnormflag {bnorm}\n")
     for tied in (True, False):
         lin = tie(untied, bs) if tied else untied
         (tmp_path / "m.lin").write_text(f"2 {bs.ncoeff + 1}\n" + "\n".join(repr(float(c)) for c in lin) + "\n")
