@@ -12,8 +12,8 @@ from itertools import combinations_with_replacement
 from pathlib import Path
 
 from .errors import DeckError
+from .units import STRESS_UNITS
 
-STRESS_UNITS = ("bar", "kbar", "GPa", "eV/A3")
 # Characters that would let a value start a new LAMMPS command or be rewritten by LAMMPS' input parser when it is
 # written into a LAMMPS command or an include file: line breaks, `&` continuation, `$` variables, quotes, comments.
 UNSAFE_CHARACTERS = frozenset("\n\r\0&$\"'`#;\\")

@@ -15,8 +15,8 @@ from .config import Settings
 from .data.dataset import Entry
 from .errors import DataError, LammpsError
 from .lammps_session import LammpsSession
+from .units import EV_PER_A3_TO_BAR
 
-EV_PER_A3_TO_BAR = 1.6021765e6  # FitSNAP's factor; LAMMPS' own is 1.6021765e6 too
 ENERGY, FORCE, STRESS = 0, 1, 2
 KIND_NAMES = ("Energy", "Force", "Stress")
 VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])

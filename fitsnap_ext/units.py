@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
-EV_PER_A3_TO_BAR = 1.6021765e6   # LAMMPS metal nktv2p (FitSNAP uses the same factor)
+EV_PER_A3_TO_BAR = 1.6021765e6   # LAMMPS metal nktv2p (FitSNAP uses the same factor); ASE stress <-> bar too
 BAR_TO_GPA = 1.0e-4
+EV_PER_A3_TO_GPA = 160.21766208  # bulk moduli from E(V) fits (CODATA 2014 e; the reported Birch-Murnaghan B)
 STRESS_UNITS = ("bar", "kbar", "GPa", "eV/A3")   # units a data file may declare; eV/A3 is ASE's tension-positive
 PRESSURE_TO_BAR = {"bar": 1.0, "kbar": 1.0e3, "GPa": 1.0e4}  # the pressure-positive ones
 LAMMPS_PRESSURE_TO_VOIGT = [0, 1, 2, 5, 4, 3]    # compute pressure (xx yy zz xy xz yz) → Voigt (xx yy zz yz xz xy)
+
+KB_EV = 8.617333262e-5           # Boltzmann constant, eV/K
+KB_J = 1.380649e-23              # Boltzmann constant, J/K
+ELEMENTARY_CHARGE_C = 1.602176634e-19
+A2_PER_PS_TO_CM2_PER_S = 1.0e-4  # diffusion coefficients: 1 Å²/ps = 1e-16 cm² / 1e-12 s
+EV_PER_A2_PS_TO_W_PER_M2 = ELEMENTARY_CHARGE_C / (1e-20 * 1e-12)   # heat flux
 
 
 def voigt(tensor: np.ndarray) -> np.ndarray:

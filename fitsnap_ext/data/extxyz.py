@@ -26,13 +26,14 @@ import numpy as np
 
 from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError
+from fitsnap_ext.units import PRESSURE_TO_BAR, STRESS_UNITS, ase_stress_to_bar, tensor
 
 __all__ = [
     "STRESS_UNITS", "stress_to_bar", "read_extxyz", "write_extxyz", "append_extxyz", "repair_extxyz",
     "frame_to_text", "scan_extxyz",
 ]
 
-# factor to multiply a pressure-positive stress in that unit to get bar; None = ASE convention (handled apart)
+# spellings of the units in fitsnap_ext.units.STRESS_UNITS
 _UNIT_ALIASES = {
     "bar": "bar", "bars": "bar",
     "kbar": "kbar", "kb": "kbar",
@@ -40,8 +41,6 @@ _UNIT_ALIASES = {
     "ev/a3": "eV/A3", "ev/a^3": "eV/A3", "ev/ang3": "eV/A3", "ev/ang^3": "eV/A3", "ev/å3": "eV/A3",
     "ev/å^3": "eV/A3",
 }
-STRESS_UNITS = ("bar", "kbar", "GPa", "eV/A3")
-_PRESSURE_FACTORS = {"bar": 1.0, "kbar": 1000.0, "GPa": 1.0e4}
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _RESERVED_KEYS = {"Lattice", "Properties", "energy", "stress", "stress_unit", "pbc", "forces", "virial"}
@@ -62,16 +61,14 @@ def stress_to_bar(stress, unit: str) -> np.ndarray:
     unit = _canonical_unit(unit)
     s = np.asarray(stress, dtype=float)
     if s.shape == (6,):
-        xx, yy, zz, yz, xz, xy = s
-        s = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+        s = tensor(s)
     elif s.shape == (9,):
         s = s.reshape(3, 3)
     if s.shape != (3, 3):
         raise ValueError(f"stress must have 6 or 9 components, got shape {np.shape(stress)}")
     if unit == "eV/A3":
-        from ase import units
-        return -s / units.bar
-    return s * _PRESSURE_FACTORS[unit]
+        return ase_stress_to_bar(s)
+    return s * PRESSURE_TO_BAR[unit]
 
 
 # ----------------------------------------------------------------------------------------------------- reading

@@ -16,6 +16,7 @@ import numpy as np
 from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError, DeckError
 from fitsnap_ext.generate.deck import LabelerSettings
+from fitsnap_ext.units import ase_stress_to_bar
 
 
 def _sha256(path):
@@ -148,7 +149,6 @@ class AseLabeler(Labeler):
         self.note = note
 
     def label(self, frame: Frame) -> Frame:
-        from ase import units
         from fitsnap_ext.generate.structures import frame_to_atoms
         atoms = frame_to_atoms(frame)
         atoms.calc = self.calc
@@ -158,7 +158,7 @@ class AseLabeler(Labeler):
         if all(frame.pbc):
             try:
                 v = atoms.get_stress(voigt=False)
-                s = -np.asarray(v, float) / units.bar
+                s = ase_stress_to_bar(v)
             except Exception:  # calculator without stress
                 s = None
         return _labelled(frame, e, f, s)

@@ -13,11 +13,7 @@ import numpy as np
 
 from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
 from fitsnap_ext.properties.systems import SystemPreset
-
-KB_EV = 8.617333262e-5          # eV/K
-KB_J = 1.380649e-23             # J/K
-E_C = 1.602176634e-19           # C
-A2_PS_TO_CM2_S = 1.0e-4         # 1 Å²/ps = 1e-16 cm² / 1e-12 s
+from fitsnap_ext.units import A2_PER_PS_TO_CM2_PER_S, ELEMENTARY_CHARGE_C, KB_EV, KB_J
 
 
 def msd_from_positions(positions: np.ndarray, max_lag: int | None = None) -> np.ndarray:
@@ -36,7 +32,7 @@ def diffusivity_from_msd(t_ps: np.ndarray, msd_A2: np.ndarray, fit_from: float =
     t_ps, msd_A2 = np.asarray(t_ps, dtype=float), np.asarray(msd_A2, dtype=float)
     keep = t_ps >= fit_from * t_ps.max()
     slope = np.polyfit(t_ps[keep], msd_A2[keep], 1)[0]
-    return float(slope / 6.0 * A2_PS_TO_CM2_S)
+    return float(slope / 6.0 * A2_PER_PS_TO_CM2_PER_S)
 
 
 def arrhenius_fit(temperatures, d, d_err=None) -> tuple[float, float, np.ndarray]:
@@ -59,7 +55,7 @@ def nernst_einstein_mS_cm(d_cm2_s: float, n_carriers: int, volume_A3: float, tem
                           charge: int = 1) -> float:
     """Ionic conductivity σ = n q² D / (kB T) in mS/cm (Haven ratio 1, tracer D taken as charge D)."""
     n = n_carriers / (volume_A3 * 1e-30)                 # 1/m³
-    sigma_s_m = n * (charge * E_C) ** 2 * (d_cm2_s * 1e-4) / (KB_J * temperature)
+    sigma_s_m = n * (charge * ELEMENTARY_CHARGE_C) ** 2 * (d_cm2_s * 1e-4) / (KB_J * temperature)
     return float(sigma_s_m * 10.0)                       # 1 S/m = 10 mS/cm
 
 

@@ -7,8 +7,7 @@ import numpy as np
 
 from fitsnap_ext.properties.runner import DeckRunner
 from fitsnap_ext.properties.systems import SystemPreset
-
-BAR_TO_GPA = 1.0e-4
+from fitsnap_ext.units import BAR_TO_GPA
 
 
 def stiffness_from_stress(table: np.ndarray, delta: float) -> np.ndarray:

@@ -10,8 +10,7 @@ import numpy as np
 from fitsnap_ext.errors import FitsnapError, LammpsError, first_line
 from fitsnap_ext.properties.runner import DeckRunner, lammps_cell, read_data, read_keyvals
 from fitsnap_ext.properties.systems import SystemPreset
-
-EV_A3_TO_GPA = 160.21766208
+from fitsnap_ext.units import EV_PER_A3_TO_GPA as EV_A3_TO_GPA  # the name study and the tests import from here
 
 
 @dataclass

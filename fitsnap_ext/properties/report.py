@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fitsnap_ext.errors import FitsnapError
+from fitsnap_ext.units import EV_PER_A3_TO_GPA, KB_EV
 
 META_KEYS = ("system", "potential", "quick", "properties", "elements")
 
@@ -88,7 +89,7 @@ def plot_eos(path: Path, volumes, energies, bm, birch_murnaghan) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     v = np.linspace(volumes.min(), volumes.max(), 200)
     ax.plot(volumes, energies, "o", label="LAMMPS (ions relaxed)")
-    ax.plot(v, birch_murnaghan(v, *bm), "-", label=f"Birch–Murnaghan, B = {bm[2] * 160.21766:.1f} GPa")
+    ax.plot(v, birch_murnaghan(v, *bm), "-", label=f"Birch–Murnaghan, B = {bm[2] * EV_PER_A3_TO_GPA:.1f} GPa")
     ax.set_xlabel("volume (Å$^3$/atom)")
     ax.set_ylabel("energy (eV/atom)")
     ax.legend()
@@ -146,7 +147,7 @@ def plot_diffusion(path: Path, curves: dict, temperatures, d_mean, d_err, fit) -
     a2.errorbar(inv, d, yerr=d_err, fmt="o")
     if fit is not None:
         x = np.linspace(inv.min(), max(inv.max(), 1000.0 / 300.0), 50)
-        a2.plot(x, fit[0] * np.exp(-fit[1] / (8.617333262e-5 * 1000.0 / x)), "-",
+        a2.plot(x, fit[0] * np.exp(-fit[1] / (KB_EV * 1000.0 / x)), "-",
                 label=f"E$_a$ = {fit[1]:.3f} eV")
         a2.legend()
     a2.set_yscale("log")

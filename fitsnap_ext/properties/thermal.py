@@ -12,8 +12,7 @@ import numpy as np
 from fitsnap_ext.properties.md_runs import md_steps, read_last_block
 from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
 from fitsnap_ext.properties.systems import SystemPreset
-
-EV_PER_A2_PS_TO_W_M2 = 1.602176634e-19 / (1e-20 * 1e-12)
+from fitsnap_ext.units import EV_PER_A2_PS_TO_W_PER_M2
 
 
 def gradient_from_profile(z: np.ndarray, temp: np.ndarray, lz: float) -> float:
@@ -40,7 +39,7 @@ def run_thermal(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Pa
     kv = read_keyvals(out / "thermal.txt")
     profile = read_last_block(out / "profile.txt", header_words=3)  # fix ave/chunk: chunk z count T
     grad = gradient_from_profile(profile[:, 1], profile[:, 3], kv["lz_A"])
-    flux = kv["energy_swapped_eV"] / (2.0 * kv["area_A2"] * kv["time_ps"]) * EV_PER_A2_PS_TO_W_M2
+    flux = kv["energy_swapped_eV"] / (2.0 * kv["area_A2"] * kv["time_ps"]) * EV_PER_A2_PS_TO_W_PER_M2
     kappa = flux / (grad * 1e10)
     return {"thermal_conductivity_W_mK": float(kappa), "thermal_temperature_K": system.thermal_T,
             "thermal_box_length_A": kv["lz_A"], "thermal_gradient_K_A": grad,
