@@ -95,14 +95,20 @@ def cluster_box(positions: np.ndarray, margin: float = 1.0) -> PlacedFrame:
 
 
 class LammpsSession:
-    """A LAMMPS instance on `comm` (default: this rank alone) that raises `LammpsError`."""
+    """A LAMMPS instance on `comm` (default: this rank alone) that raises `LammpsError`.
 
-    def __init__(self, comm=None, log: str = "none"):
+    `variables` become `-var` arguments (a list or tuple gives several words), as for `lmp -in deck -var ...`.
+    """
+
+    def __init__(self, comm=None, log: str = "none", variables: dict | None = None):
         lammps = lammps_module()
         from mpi4py import MPI
 
         self.comm = comm if comm is not None else MPI.COMM_SELF
-        self.lmp = lammps.lammps(comm=self.comm, cmdargs=["-nocite", "-log", log, "-screen", "none"])
+        args = ["-nocite", "-log", str(log), "-screen", "none"]
+        for key, value in (variables or {}).items():
+            args += ["-var", key] + [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        self.lmp = lammps.lammps(comm=self.comm, cmdargs=args)
 
     def command(self, cmd: str) -> None:
         try:
@@ -113,6 +119,14 @@ class LammpsSession:
     def commands(self, cmds) -> None:
         for cmd in cmds:
             self.command(cmd)
+
+    def file(self, path: "str | Path", what: str = "") -> None:
+        """Run an input file (a deck); a LAMMPS error → LammpsError, prefixed by `what` (default: the file)."""
+        try:
+            self.lmp.file(str(path))
+        except Exception as exc:
+            message = " ".join(str(exc).split("\n"))
+            raise LammpsError(f"{what or f'input file {Path(path).name}'}: {message}") from None
 
     def place(self, frame, types: list[str], units: str = "metal", atom_style: str = "atomic",
               masses: list[float] | None = None, pbc=(True, True, True)) -> PlacedFrame:

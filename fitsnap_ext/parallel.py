@@ -21,6 +21,11 @@ def world():
     return MPI.COMM_WORLD
 
 
+def comm_or_world(comm=None):
+    """`comm`, or the MPI world when none is given (mpi4py loads before any LAMMPS)."""
+    return comm if comm is not None else world()
+
+
 def split_by_atoms(natoms: list[int], nranks: int) -> list[list[int]]:
     """Indices per rank, balanced by atom count (largest first onto the least loaded rank).
 

@@ -368,6 +368,25 @@ def test_lammps_error_names_deck_and_command(tmp_path):
         run_properties(bad, "si", ["eos"], quick=True, out=tmp_path / "p.json")
 
 
+def test_relative_paths_of_the_mod_resolve_from_its_folder_without_chdir(tmp_path, monkeypatch):
+    """A .mod naming a file beside it (not one LAMMPS_POTENTIALS would find) runs from another working
+    directory, which stays as it was; the decks include <logs>/potential.mod, the .mod with absolute paths."""
+    from fitsnap_ext.properties import run_properties
+
+    pot = tmp_path / "pot"
+    pot.mkdir()
+    (pot / "my_si.sw").write_text((potentials_dir() / "Si.sw").read_text())
+    (pot / "Si.mod").write_text("pair_style sw\npair_coeff * * my_si.sw Si  # beside the .mod\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    props = run_properties(Path("../pot/Si.mod"), "si", ["eos"], quick=True, out=tmp_path / "out" / "p.json")
+    assert Path.cwd() == elsewhere and not any(elsewhere.iterdir())
+    assert props["energy_per_atom_eV"] == pytest.approx(-4.3366, abs=1e-4)
+    assert (tmp_path / "out" / "p_files" / "logs" / "potential.mod").read_text().splitlines()[1:] == [
+        "pair_style sw", f"pair_coeff * * {(pot / 'my_si.sw').resolve()} Si"]
+
+
 def test_unstable_potential_is_one_clear_error(sw_mod, tmp_path):
     """A purely repulsive potential makes diamond Si fly apart in the zero-pressure relaxation: the engine says
     so instead of fitting an E–V curve of separated atoms (energy 0 at every volume)."""

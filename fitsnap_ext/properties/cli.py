@@ -39,10 +39,10 @@ def _parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None, comm=None) -> int:
     """Run the property engine; bad input and failed properties raise (fitsnap_ext.cli reports them)."""
-    from fitsnap_ext.properties.runner import default_comm
+    from fitsnap_ext.parallel import comm_or_world
 
     args = _parser().parse_args(argv)
-    comm = default_comm(comm)
+    comm = comm_or_world(comm)
     props = [p.strip() for p in args.properties.split(",") if p.strip()] if args.properties else None
     if args.structure is not None:
         base = get_preset(args.system) if args.system else None

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from fitsnap_ext.errors import FitsnapError, first_line
+from fitsnap_ext.parallel import comm_or_world
 from fitsnap_ext.properties import report
 from fitsnap_ext.properties.cost import Progress, measure_speed, planned_runs, speed_replication
 from fitsnap_ext.properties.outputs import (CreatedFolders, check_outputs, clear_outputs, curves_path, errors_paths,
                                             on_rank0, work_dir_for)
-from fitsnap_ext.properties.runner import DeckRunner, default_comm, lammps_cell, read_data, write_data
+from fitsnap_ext.properties.runner import DeckRunner, lammps_cell, read_data, write_data
 from fitsnap_ext.properties.sanity import suspect_flags
 from fitsnap_ext.properties.systems import ALL_PROPERTIES, SystemPreset, get_preset
 
@@ -113,7 +114,7 @@ def run_properties(pot_mod: Path, system: str | SystemPreset, properties: list[s
     "failed_properties" (see `raise_if_failed`); physically suspect values under "suspect". Progress lines go
     to `stream` (stdout) on rank 0.
     """
-    comm = default_comm(comm)
+    comm = comm_or_world(comm)
     preset = get_preset(system) if isinstance(system, str) else system
     wanted = list(properties) if properties else list(preset.properties)
     unknown = [p for p in wanted if p not in ALL_PROPERTIES]

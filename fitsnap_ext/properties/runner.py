@@ -1,9 +1,9 @@
 """Run a deck from lammps_scripts/ through the LAMMPS Python module, on every rank of a communicator.
 
 Python only fills `-var` variables and reads back the files the deck writes; the decks stay runnable by hand
-(`lmp -in lammps_scripts/in.eos -var pot ... -var data ... -var out ...`). LAMMPS runs with the `.mod`'s folder
-as working directory (FitSNAP convention: paths inside a `.mod` are relative to it), so every path handed to a
-deck is absolute.
+(`lmp -in lammps_scripts/in.eos -var pot ... -var data ... -var out ...`). Paths inside a `.mod` are relative to
+its folder (FitSNAP convention): the decks include a copy with those paths made absolute (`<logs>/potential.mod`,
+written before the first run), so LAMMPS runs where it was started and every path handed to a deck is absolute.
 """
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fitsnap_ext.errors import FitsnapError, LammpsError
-from fitsnap_ext.lammps_session import lammps_frame, lammps_module, working_directory
+from fitsnap_ext.errors import FitsnapError
+from fitsnap_ext.lammps_session import LammpsSession, include_commands, lammps_frame
+from fitsnap_ext.parallel import comm_or_world
+from fitsnap_ext.properties.outputs import on_rank0
 
 
 def installed_scripts_dirs() -> list[Path]:
@@ -42,19 +44,11 @@ def scripts_dir() -> Path:
                        + " (reinstall fitsnap_ext, or run from a source checkout)")
 
 
-def default_comm(comm=None):
-    """mpi4py's COMM_WORLD unless a communicator is given (mpi4py must load before lammps)."""
-    if comm is not None:
-        return comm
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD
-
-
 @dataclass
 class DeckRunner:
-    """Runs decks for one potential; `logs` (an existing folder) collects one LAMMPS log per run (absolute paths).
-    `monitor`, if given, hears `started(run_name)` and `ended(run_name, seconds)` of every run (progress lines)."""
+    """Runs decks for one potential; `logs` (an existing folder by the first run) collects one LAMMPS log per run
+    and the potential with absolute paths (`potential.mod`, the decks' `pot`). `monitor`, if given, hears
+    `started(run_name)` and `ended(run_name, seconds)` of every run (progress lines)."""
 
     pot_mod: Path
     logs: Path
@@ -64,35 +58,37 @@ class DeckRunner:
     def __post_init__(self):
         self.pot_mod = Path(self.pot_mod).resolve()
         self.logs = Path(self.logs).resolve()
-        self.comm = default_comm(self.comm)
+        self.comm = comm_or_world(self.comm)
         if not self.pot_mod.is_file():
             raise FitsnapError(f"potential include file not found: {self.pot_mod}")
+        self.pot_commands = include_commands(self.pot_mod)
+        self.pot_file: Path | None = None
+
+    def resolved_potential(self) -> Path:
+        """`<logs>/potential.mod`: the potential's commands with its files' paths made absolute (rank 0 writes it
+        once; every rank calls this)."""
+        if self.pot_file is None:
+            path = self.logs / "potential.mod"
+            text = f"# {self.pot_mod.name} with the paths of its files made absolute (fitsnap_ext)\n"
+            on_rank0(self.comm, f"writing {path}", lambda: path.write_text(text + "\n".join(self.pot_commands) + "\n"))
+            self.pot_file = path
+        return self.pot_file
 
     @property
     def rank(self) -> int:
         return self.comm.Get_rank()
 
     def run(self, deck: str, run_name: str, **variables) -> None:
-        """Run lammps_scripts/in.<deck> with `-var pot <mod>` plus `variables`; LAMMPS errors → LammpsError."""
-        lammps = lammps_module()
-
+        """Run lammps_scripts/in.<deck> with `-var pot <resolved potential>` plus `variables`; LAMMPS errors →
+        LammpsError naming the deck, the run and the potential."""
         path = scripts_dir() / f"in.{deck}"
-        args = ["-log", str(self.logs / f"log.{run_name}.lammps"), "-screen", "none", "-nocite",
-                "-var", "pot", str(self.pot_mod)]
-        for key, value in variables.items():
-            args += ["-var", key] + [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        pot = self.resolved_potential()
         if self.monitor is not None:
             self.monitor.started(run_name)
         t0 = time.perf_counter()
-        with working_directory(self.pot_mod.parent):
-            lmp = lammps.lammps(comm=self.comm, cmdargs=args)
-            try:
-                lmp.file(str(path))
-            except Exception as exc:
-                message = " ".join(str(exc).split("\n"))
-                raise LammpsError(f"deck {path.name} ({run_name}) with {self.pot_mod.name}: {message}") from exc
-            finally:
-                lmp.close()
+        with LammpsSession(self.comm, log=self.logs / f"log.{run_name}.lammps",
+                           variables={"pot": pot, **variables}) as lmp:
+            lmp.file(path, what=f"deck {path.name} ({run_name}) with {self.pot_mod.name}")
         self.comm.Barrier()
         if self.monitor is not None:
             self.monitor.ended(run_name, time.perf_counter() - t0)
