@@ -59,7 +59,8 @@ def test_sigma_off_by_a_factor(synthetic, factor):
     s_hat = fit_scale(e, pred)
     assert s_hat == pytest.approx(1 / factor, rel=5 * math.sqrt(2 / N) / 2)
     # the fitted scale minimises the NLL and restores calibration
-    assert gaussian_nll(e, s_hat * pred) < min(gaussian_nll(e, 0.98 * s_hat * pred), gaussian_nll(e, 1.02 * s_hat * pred))
+    nll = gaussian_nll(e, s_hat * pred)
+    assert nll < min(gaussian_nll(e, 0.98 * s_hat * pred), gaussian_nll(e, 1.02 * s_hat * pred))
     assert miscalibration_area(e, s_hat * pred) < DKW
 
 

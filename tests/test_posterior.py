@@ -152,7 +152,7 @@ def test_singular_covariance_samples_stay_in_its_span():
 
 
 def test_sigma_recovers_known_noise():
-    """Unit weights, noise σ = 0.05: σ̂² is unbiased, σ̂ has relative sd sqrt(1/(2(N−n−2))) ≈ 0.8 % at N = 8000."""
+    """Unit weights, noise σ = 0.05: σ̂² is unbiased; σ̂ has relative sd sqrt(1/(2(N−n−2))) ≈ 0.8 %, N = 8000."""
     sigma = 0.05
     a, b, _ = random_system(7, n=8000, m=20, noise=sigma)
     _, _, sigma2 = anl_posterior(r_factor(a, b, np.ones(len(b))), len(b), 0.0)
