@@ -10,16 +10,6 @@ import sys
 from fitsnap_ext.errors import ArgumentParser, UsageError
 
 
-def _comm():
-    """MPI.COMM_WORLD when running under mpirun with more than one rank, else None."""
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        return None
-    comm = MPI.COMM_WORLD
-    return comm if comm.Get_size() > 1 else None
-
-
 def main(argv=None) -> int:
     p = ArgumentParser(prog="fitsnap_ext generate",
                        description="Sample configurations and label them into extended XYZ files "
@@ -39,12 +29,13 @@ def main(argv=None) -> int:
                         "the folders in <workdir>/prepared.txt, without labelling (run them elsewhere, e.g. as an "
                         "array job; a later run parses the finished outputs instead of rerunning them)")
     args = p.parse_args(argv)
-    import mpi4py.MPI  # noqa: F401  (libmpi before liblammps)
+    from fitsnap_ext.parallel import world
+
+    comm = world()  # mpi4py first: libmpi before liblammps
     from fitsnap_ext.generate.deck import load_deck
     from fitsnap_ext.generate.runner import run
 
-    comm = _comm()
-    rank = comm.Get_rank() if comm is not None else 0
+    rank = comm.Get_rank()
     deck = load_deck(args.deck, args.groups.split(",") if args.groups else None)
     if args.quiet:
         deck.generate.progress = False

@@ -26,6 +26,7 @@ from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError, DeckError
 from fitsnap_ext.generate.deck import LabelerSettings
 from fitsnap_ext.generate.labelers import Labeler, _labelled
+from fitsnap_ext.progress import Progress
 
 HARTREE_EV = 27.211386245988       # CODATA 2018 (as CP2K 2023 and ASE)
 BOHR_ANG = 0.529177210903
@@ -249,9 +250,10 @@ class Cp2kLabeler(Labeler):
     name = "cp2k"
     in_process = False  # CP2K is its own MPI job: the generator runs serially
 
-    def __init__(self, s: LabelerSettings, workdir: str | None = None):
+    def __init__(self, s: LabelerSettings, workdir: str | None = None, progress: Progress | None = None):
         super().__init__()
         self.s = s
+        self.progress = progress or Progress(prefix="generate")
         self.exe = shutil.which(s.executable) or (s.executable if os.path.isfile(s.executable) else None)
         if not self.exe:
             raise DeckError(f"CP2K executable {s.executable!r} not found on PATH (Debian: apt-get install cp2k)",
@@ -326,10 +328,10 @@ class Cp2kLabeler(Labeler):
         mesh = tuple(kpoint_mesh(frame.cell, self.s))
         first = self.meshes.setdefault(group, mesh)
         if mesh != first and group not in self.mesh_change_noted:
-            print(f"[generate] note: {frame.info.get('config_id')} gets the k-mesh {'x'.join(map(str, mesh))}, "
-                  f"earlier configurations of {group} {'x'.join(map(str, first))}: their energies differ by the two "
-                  f"meshes' k-point errors (fixed kpoints, or a kspacing that rounds alike over the group, avoid it)",
-                  flush=True)
+            self.progress.note(
+                f"note: {frame.info.get('config_id')} gets the k-mesh {'x'.join(map(str, mesh))}, earlier "
+                f"configurations of {group} {'x'.join(map(str, first))}: their energies differ by the two meshes' "
+                f"k-point errors (fixed kpoints, or a kspacing that rounds alike over the group, avoid it)")
             self.mesh_change_noted.add(group)
 
     def label(self, frame: Frame) -> Frame:
@@ -341,7 +343,7 @@ class Cp2kLabeler(Labeler):
         inp = cp2k_input(frame, self.s, self.data_dir, guess_file=guess if guess and os.path.exists(guess) else "")
         text = self.finished_output(run_dir, inp)
         if text:
-            print(f"[generate] {tag}: finished CP2K run found in {run_dir}, parsed (not rerun)", flush=True)
+            self.progress.note(f"{tag}: finished CP2K run found in {run_dir}, parsed (not rerun)")
         else:
             text = self.run_text(inp, tag)
         e, f, st = parse_cp2k_output(text, frame.natoms, tag)

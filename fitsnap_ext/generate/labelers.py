@@ -181,7 +181,8 @@ def sevenn_labeler(s: LabelerSettings) -> AseLabeler:
                       note=f"surrogate: SevenNet {s.model} machine-learned PBE surrogate, not DFT")
 
 
-def make_labeler(s: LabelerSettings, workdir: str | None = None) -> Labeler:
+def make_labeler(s: LabelerSettings, workdir: str | None = None, progress=None) -> Labeler:
+    """The deck's labeler; `progress` (a fitsnap_ext.progress.Progress) hears a CP2K labeler's notes."""
     if s.type == "lammps":
         return LammpsLabeler(s)
     if s.type == "ase":
@@ -190,7 +191,7 @@ def make_labeler(s: LabelerSettings, workdir: str | None = None) -> Labeler:
         return sevenn_labeler(s)
     if s.type == "cp2k":
         from fitsnap_ext.generate.cp2k import Cp2kLabeler
-        return Cp2kLabeler(s, workdir=workdir)
+        return Cp2kLabeler(s, workdir=workdir, progress=progress)
     raise DeckError(f"unknown labeler {s.type!r}", section="LABELER", key="type")
 
 

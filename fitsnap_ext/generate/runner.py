@@ -22,6 +22,7 @@ from fitsnap_ext.errors import DataError, DeckError, FitsnapError
 from fitsnap_ext.generate.deck import GeneratorDeck
 from fitsnap_ext.generate.labelers import header_matches, make_labeler
 from fitsnap_ext.generate.samplers import config_id, n_configs, sample
+from fitsnap_ext.progress import Progress
 
 GENERATOR = "fitsnap_ext.generate/1"
 EXIT_INCOMPLETE = 75  # stopped by time_limit: rerun to continue
@@ -36,13 +37,13 @@ def group_path(deck: GeneratorDeck, name: str) -> str:
     return os.path.join(deck.generate.output, name + deck.generate.file_suffix)
 
 
-def existing_ids(path: str, header: dict) -> set[str]:
+def existing_ids(path: str, header: dict, progress: Progress) -> set[str]:
     """Ids already in `path` (after dropping a torn tail). Refuses a file made with another labeler/settings."""
     if not os.path.exists(path):
         return set()
     dropped = repair_extxyz(path)
     if dropped:
-        print(f"[generate] {path}: dropped a torn trailing frame ({dropped} bytes)", flush=True)
+        progress.note(f"{path}: dropped a torn trailing frame ({dropped} bytes)")
     if os.path.getsize(path) == 0:
         return set()
     frames = read_extxyz(path, "bar")
@@ -62,56 +63,56 @@ def existing_ids(path: str, header: dict) -> set[str]:
     return ids
 
 
-class _Progress:
-    def __init__(self, total: int, enabled: bool):
+class _Rate:
+    """One progress line per appended frame: its labelling time, the mean so far and the time left."""
+
+    def __init__(self, total: int, progress: Progress):
         self.total = total
         self.done = 0
         self.t0 = time.monotonic()
-        self.enabled = enabled
+        self.progress = progress
 
     def tick(self, group, k, n, cid, dt):
         self.done += 1
-        if not self.enabled:
-            return
-        el = time.monotonic() - self.t0
-        per = el / self.done
+        per = (time.monotonic() - self.t0) / self.done
         eta = per * (self.total - self.done)
-        print(f"[generate] {group} {k}/{n} {cid}  label {dt:.3g} s, {per:.3g} s/config overall  "
-              f"done {self.done}/{self.total}  ETA {_fmt_time(eta)}", flush=True)
+        self.progress(f"{group} {k}/{n} {cid}  label {dt:.3g} s, {per:.3g} s/config overall  "
+                      f"done {self.done}/{self.total}  ETA {_fmt_time(eta)}")
 
 
-def _prepare(deck: GeneratorDeck, labeler, plans) -> int:
+def _prepare(deck: GeneratorDeck, labeler, plans, progress: Progress) -> int:
     """--prepare: write the labeler's input for every configuration still missing; list the run folders."""
     folders = []
     for g, _path, _header, _have, _n, missing in plans:
         need = set(missing)
-        for _idx, fr in sample(deck, g, lambda i, need=need: i in need, labeler):
+        for _idx, fr in sample(deck, g, lambda i, need=need: i in need, labeler, progress):
             folders.append(os.path.relpath(labeler.prepare(fr), labeler.workdir))
     listing = os.path.join(labeler.workdir, "prepared.txt")
     os.makedirs(labeler.workdir, exist_ok=True)
     with open(listing + ".part", "w") as fh:
         fh.write("".join(f + "\n" for f in folders))
     os.replace(listing + ".part", listing)
-    if deck.generate.progress:
-        print(f"[generate] prepared {len(folders)} inputs, listed in {listing}; run each as "
-              f"`cd <folder> && cp2k.psmp -i cp2k.inp -o cp2k.out`, then rerun this command without --prepare: "
-              f"finished runs are parsed, not rerun", flush=True)
+    progress(f"prepared {len(folders)} inputs, listed in {listing}; run each as "
+             f"`cd <folder> && cp2k.psmp -i cp2k.inp -o cp2k.out`, then rerun this command without --prepare: "
+             f"finished runs are parsed, not rerun")
     return 0
 
 
 def run(deck: GeneratorDeck, comm=None) -> int:
-    """Generate everything the deck asks for. Returns 0 when complete, EXIT_INCOMPLETE on time_limit."""
+    """Generate everything the deck asks for on `comm` (None or a one-rank world: serially). Returns 0 when
+    complete, EXIT_INCOMPLETE on time_limit."""
     size = comm.Get_size() if comm is not None else 1
     rank = comm.Get_rank() if comm is not None else 0
     lab_settings = deck.labeler
     workdir = lab_settings.workdir or os.path.join(deck.generate.output, ".cp2k")
+    progress = Progress(comm, "generate", quiet=not deck.generate.progress)
 
     # labelers: in-process ones on every rank; others (CP2K) on rank 0 only
     labeler = None
     err = None
     try:
         if rank == 0:
-            labeler = make_labeler(lab_settings, workdir=workdir)
+            labeler = make_labeler(lab_settings, workdir=workdir, progress=progress)
             parallel = labeler.in_process and size > 1
         else:
             parallel = None
@@ -124,7 +125,7 @@ def run(deck: GeneratorDeck, comm=None) -> int:
                 raise err
             return 1
         if parallel and rank != 0:
-            labeler = make_labeler(lab_settings, workdir=workdir)
+            labeler = make_labeler(lab_settings, workdir=workdir, progress=progress)
         if not parallel and rank != 0:
             return 0  # idle: CP2K runs as its own MPI job from rank 0
     elif err is not None:
@@ -132,7 +133,7 @@ def run(deck: GeneratorDeck, comm=None) -> int:
 
     try:
         if rank == 0:
-            return _run_root(deck, labeler, comm if parallel else None)
+            return _run_root(deck, labeler, comm if parallel else None, progress)
         return _worker(labeler, comm)
     finally:
         if labeler is not None:
@@ -154,7 +155,26 @@ def _worker(labeler, comm) -> int:
         comm.gather(res, root=0)
 
 
-def _run_root(deck: GeneratorDeck, labeler, comm) -> int:
+def _plans(deck: GeneratorDeck, labeler, progress: Progress) -> list[tuple]:
+    """Per group: (group, file, header, ids already there, configurations, indices still missing)."""
+    gen = deck.generate
+    base_header = labeler.header()
+    base_header["generator"] = GENERATOR
+    plans = []
+    for g in deck.groups:
+        header = dict(base_header)
+        header["sampler"] = g.sampler
+        header["sampler_settings"] = g.fingerprint(deck.folder)
+        path = group_path(deck, g.name)
+        have = existing_ids(path, header, progress)
+        n = n_configs(g)
+        upto = min(n, gen.upto) if gen.upto > 0 else n  # --upto K: this pass stops at index K
+        missing = [i for i in range(upto) if config_id(g.name, i) not in have]
+        plans.append((g, path, header, have, n, missing))
+    return plans
+
+
+def _run_root(deck: GeneratorDeck, labeler, comm, progress: Progress) -> int:
     size = comm.Get_size() if comm is not None else 1
     gen = deck.generate
     if gen.prepare and not hasattr(labeler, "prepare"):
@@ -164,27 +184,13 @@ def _run_root(deck: GeneratorDeck, labeler, comm) -> int:
     kill_after = int(os.environ.get("FITSNAP_GENERATE_KILL_AFTER", "0") or 0)
     appended = 0
     t_start = time.monotonic()
-    base_header = labeler.header()
-    base_header["generator"] = GENERATOR
-
-    plans = []
-    for g in deck.groups:
-        header = dict(base_header)
-        header["sampler"] = g.sampler
-        header["sampler_settings"] = g.fingerprint(deck.folder)
-        path = group_path(deck, g.name)
-        have = existing_ids(path, header)
-        n = n_configs(g)
-        upto = min(n, gen.upto) if gen.upto > 0 else n  # --upto K: this pass stops at index K
-        missing = [i for i in range(upto) if config_id(g.name, i) not in have]
-        plans.append((g, path, header, have, n, missing))
+    plans = _plans(deck, labeler, progress)
     total = sum(len(p[5]) for p in plans)
     if gen.prepare:
-        return _prepare(deck, labeler, plans)
-    if gen.progress:
-        print(f"[generate] labeler {labeler.name}; {total} configurations to label "
-              f"({sum(len(p[3]) for p in plans)} already done) on {size} rank(s)", flush=True)
-    prog = _Progress(total, gen.progress)
+        return _prepare(deck, labeler, plans, progress)
+    progress(f"labeler {labeler.name}; {total} configurations to label "
+             f"({sum(len(p[3]) for p in plans)} already done) on {size} rank(s)")
+    prog = _Rate(total, progress)
     status = 0
 
     def stop_workers():
@@ -197,7 +203,7 @@ def _run_root(deck: GeneratorDeck, labeler, comm) -> int:
                 continue
             need = set(missing)
             done_in_group = len(have)
-            stream = sample(deck, g, lambda i, need=need: i in need, labeler)
+            stream = sample(deck, g, lambda i, need=need: i in need, labeler, progress)
             batch = []
             exhausted = False
             while not exhausted:
@@ -238,13 +244,11 @@ def _run_root(deck: GeneratorDeck, labeler, comm) -> int:
                         os.kill(os.getpid(), signal.SIGKILL)
                 batch = []
                 if gen.time_limit and time.monotonic() - t_start > gen.time_limit:
-                    print(f"[generate] time_limit {gen.time_limit:g} s reached after {appended} frames; rerun "
-                          f"the same command to continue", flush=True)
+                    progress.note(f"time_limit {gen.time_limit:g} s reached after {appended} frames; rerun the "
+                                  f"same command to continue")
                     status = EXIT_INCOMPLETE
                     return status
-        if gen.progress:
-            print(f"[generate] done: {appended} frames appended in {_fmt_time(time.monotonic() - t_start)} "
-                  f"-> {gen.output}", flush=True)
+        progress(f"done: {appended} frames appended in {_fmt_time(time.monotonic() - t_start)} -> {gen.output}")
         return status
     finally:
         stop_workers()

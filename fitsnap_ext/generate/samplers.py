@@ -14,6 +14,7 @@ from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError, DeckError
 from fitsnap_ext.generate.deck import GeneratorDeck, GroupSettings
 from fitsnap_ext.generate.structures import atoms_to_frame, frame_to_atoms, load_structure
+from fitsnap_ext.progress import Progress
 
 
 def group_seed(seed: int, group: str, *more: int) -> list[int]:
@@ -261,7 +262,7 @@ def force_disagreement(frames, mods, elements, masses=None) -> np.ndarray:
     return out
 
 
-def active(deck: GeneratorDeck, g: GroupSettings, needed) -> Iterator:
+def active(deck: GeneratorDeck, g: GroupSettings, needed, progress: Progress) -> Iterator:
     """Candidates (a file, or LAMMPS MD with the first model) -> keep the n_frames with the largest
     max-atom force standard deviation across the ensemble, in candidate order."""
     if not any(needed(i) for i in range(g.n_frames)):
@@ -275,9 +276,9 @@ def active(deck: GeneratorDeck, g: GroupSettings, needed) -> Iterator:
         base = cands[0][0]
     else:
         base = _structure(g)
-        if deck.generate.progress:  # the candidate MD is the long part of this sampler before any labelling
-            print(f"[generate] {g.name}: {g.n_candidates} MD candidates per temperature "
-                  f"({', '.join(f'{t:g}' for t in g.temperatures)} K) with {g.ensemble_mods[0]}", flush=True)
+        # the candidate MD is the long part of this sampler before any labelling
+        progress(f"{g.name}: {g.n_candidates} MD candidates per temperature "
+                 f"({', '.join(f'{t:g}' for t in g.temperatures)} K) with {g.ensemble_mods[0]}")
         cands = [(fr, fr.info) for _, fr in _lammps_md_stream(
             deck, g, g.ensemble_mods[0], [], lambda i: True, g.temperatures, g.n_candidates)]
     if len(cands) < g.n_frames:
@@ -287,10 +288,8 @@ def active(deck: GeneratorDeck, g: GroupSettings, needed) -> Iterator:
     masses = deck.labeler.masses if deck.labeler.type == "lammps" else []
     spread = force_disagreement([c[0] for c in cands], g.ensemble_mods, elements, masses)
     order = np.argsort(-spread, kind="stable")[: g.n_frames]
-    if deck.generate.progress:
-        print(f"[generate] {g.name}: force spread over {len(g.ensemble_mods)} models, {len(cands)} candidates: "
-              f"median {np.median(spread):.3g} eV/Å, picked {spread[order].min():.3g}-{spread[order].max():.3g}",
-              flush=True)
+    progress(f"{g.name}: force spread over {len(g.ensemble_mods)} models, {len(cands)} candidates: "
+             f"median {np.median(spread):.3g} eV/Å, picked {spread[order].min():.3g}-{spread[order].max():.3g}")
     picked = sorted(int(j) for j in order)
     for idx, j in enumerate(picked):
         if not needed(idx):
@@ -301,7 +300,8 @@ def active(deck: GeneratorDeck, g: GroupSettings, needed) -> Iterator:
         yield idx, _tag(fr, g, idx, candidate=int(j), force_std_max=float(spread[j]), **extra)
 
 
-def sample(deck: GeneratorDeck, g: GroupSettings, needed, labeler=None) -> Iterator:
+def sample(deck: GeneratorDeck, g: GroupSettings, needed, labeler=None, progress: Progress | None = None) -> Iterator:
+    """(index, frame) of the group's configurations whose index is `needed`; `progress` hears the long steps."""
     if g.sampler == "strain_rattle":
         return strain_rattle(deck, g, needed, labeler)
     if g.sampler == "lammps_md":
@@ -309,7 +309,7 @@ def sample(deck: GeneratorDeck, g: GroupSettings, needed, labeler=None) -> Itera
     if g.sampler == "ase_md":
         return ase_md(deck, g, needed, labeler)
     if g.sampler == "active":
-        return active(deck, g, needed)
+        return active(deck, g, needed, progress or Progress(prefix="generate", quiet=not deck.generate.progress))
     if g.sampler == "file":
         return from_file(deck, g, needed)
     raise DeckError(f"unknown sampler {g.sampler!r}", section=f"GROUP {g.name}", key="sampler")

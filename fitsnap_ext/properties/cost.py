@@ -1,15 +1,14 @@
 """What a properties run costs: the atom-steps of each property's LAMMPS runs (from the mode's run settings), the
-potential's measured MD speed, and timestamped progress lines with the time left (rank 0, stdout, flushed)."""
+potential's measured MD speed, and progress lines (fitsnap_ext.progress, prefix "properties") with the time left."""
 from __future__ import annotations
 
 import re
-import sys
-import time
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
 from fitsnap_ext.errors import FitsnapError
+from fitsnap_ext.progress import Progress
 from fitsnap_ext.properties.md_runs import md_steps
 from fitsnap_ext.properties.systems import SystemPreset
 
@@ -99,27 +98,17 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-class Progress:
-    """Timestamped lines on rank 0 (stdout, flushed) per property and per LAMMPS run, with the time left.
+class RunProgress(Progress):
+    """Progress lines ("properties") per property and per LAMMPS run, with the time left; the DeckRunner's monitor.
 
     The time left is the planned atom-steps still to run over the speed: the measured one until MD runs have
     finished, then the speed those runs actually had (a loaded machine, a liquid denser than the crystal)."""
 
     def __init__(self, comm, runs: list[PlannedRun], stream=None):
-        self.rank = comm.Get_rank()
-        self.stream = stream or sys.stdout
-        self.t0 = time.perf_counter()
+        super().__init__(comm, "properties", stream)
         self.runs = {r.run_name: r for r in runs}
         self.finished: dict[str, float] = {}
         self.speed: float | None = None
-
-    def __call__(self, message: str) -> None:
-        if self.rank == 0:
-            print(f"[properties {time.strftime('%H:%M:%S')} {time.perf_counter() - self.t0:7.1f} s] {message}",
-                  file=self.stream, flush=True)
-
-    def warn(self, message: str) -> None:
-        self(f"warning: {message}")
 
     def effective_speed(self) -> float | None:
         """Atom-steps/s: of the MD runs done so far, else the measured speed."""

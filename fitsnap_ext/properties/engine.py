@@ -12,7 +12,7 @@ import numpy as np
 from fitsnap_ext.errors import FitsnapError, first_line
 from fitsnap_ext.parallel import comm_or_world
 from fitsnap_ext.properties import report
-from fitsnap_ext.properties.cost import Progress, measure_speed, planned_runs, speed_replication
+from fitsnap_ext.properties.cost import RunProgress, measure_speed, planned_runs, speed_replication
 from fitsnap_ext.properties.outputs import (CreatedFolders, check_outputs, clear_outputs, curves_path, errors_paths,
                                             on_rank0, work_dir_for)
 from fitsnap_ext.properties.runner import DeckRunner, lammps_cell, read_data, write_data
@@ -162,7 +162,7 @@ def _write_outputs(comm, props: dict, out: Path, reference, ref_values, title: s
     on_rank0(comm, f"writing {out}", write)
 
 
-def _estimate(runner: DeckRunner, progress: Progress, md_atoms, md_data: Path, temperature: float):
+def _estimate(runner: DeckRunner, progress: RunProgress, md_atoms, md_data: Path, temperature: float):
     """Measure the MD speed and print the estimated cost: (atom-steps/s, seconds per property), or (None, {}) with a
     warning if the speed run failed (the properties themselves may still run)."""
     try:
@@ -185,7 +185,7 @@ def _compute(runner: DeckRunner, preset: SystemPreset, wanted: list[str], quick:
 
     atoms = preset.build()
     md_atoms = preset.build_md() if preset.build_md is not None else atoms
-    progress = Progress(comm, planned_runs(preset, quick, wanted, len(atoms), len(md_atoms)), stream)
+    progress = RunProgress(comm, planned_runs(preset, quick, wanted, len(atoms), len(md_atoms)), stream)
     runner.monitor = progress
     progress(f"{', '.join(wanted)} of {runner.pot_mod.name} for '{preset.name}' ({'quick' if quick else 'full'} "
              f"mode) -> {out}")
@@ -240,6 +240,6 @@ def _compute(runner: DeckRunner, preset: SystemPreset, wanted: list[str], quick:
         progress.warn(f"suspect {key}: {why}")
     props["timing_s"] = {"md_speed_atom_steps_per_s": speed, "estimated": estimated, "wall": walls,
                          "ranks": comm.Get_size()}
-    progress(f"all done in {time.perf_counter() - progress.t0:.1f} s" + (f" ({len(failed)} failed)" if failed else ""))
+    progress(f"all done in {progress.elapsed():.1f} s" + (f" ({len(failed)} failed)" if failed else ""))
     props["_curves"] = curves
     return props
