@@ -1,4 +1,4 @@
-"""Starting structures: named presets or a file ASE can read."""
+"""Starting structures: named presets (Si and GaN built by the property presets' builders) or a file ASE reads."""
 from __future__ import annotations
 
 import os
@@ -7,22 +7,20 @@ import numpy as np
 
 from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError
+from fitsnap_ext.properties.systems import build_gan, build_si
 
 
 def _si_diamond(a):
-    from ase.build import bulk
-    return bulk("Si", "diamond", a=a or 5.431, cubic=True)
+    return build_si(a or 5.431, cubic=True)
 
 
 def _si_diamond_primitive(a):
-    from ase.build import bulk
-    return bulk("Si", "diamond", a=a or 5.431)
+    return build_si(a or 5.431)
 
 
 def _gan_wurtzite(a):
-    from ase.build import bulk
     a = a or 3.19
-    return bulk("GaN", "wurtzite", a=a, c=a * 1.627, u=0.377, orthorhombic=True)
+    return build_gan(a, c=a * 1.627, u=0.377, orthorhombic=True)
 
 
 def _ta_bcc(a):

@@ -7,6 +7,7 @@ modes, and which properties make sense for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -77,32 +78,19 @@ class SystemPreset:
         return self.quick if quick else self.full
 
 
-def build_diamond_si(a: float = 5.431):
-    """Two-atom fcc primitive cell of diamond Si (ASE bulk)."""
+def build_si(a: float = 5.431, cubic: bool = False):
+    """Diamond Si (ASE bulk): the two-atom fcc primitive cell, or the eight-atom cubic cell (MD boxes)."""
     from ase.build import bulk
 
-    return bulk("Si", "diamond", a=a)
+    return bulk("Si", "diamond", a=a, cubic=cubic)
 
 
-def build_cubic_si(a: float = 5.431):
-    """Eight-atom conventional cubic cell of diamond Si, for MD boxes."""
+def build_gan(a: float = 3.189, c: float = 5.185, u: float = 0.377, orthorhombic: bool = False):
+    """Wurtzite GaN (ASE bulk): the four-atom hexagonal cell (Ga at 2b, N at 2b + u c), or the eight-atom
+    orthogonal cell (a, √3 a, c; MD boxes)."""
     from ase.build import bulk
 
-    return bulk("Si", "diamond", a=a, cubic=True)
-
-
-def build_orthorhombic_gan(a: float = 3.189, c: float = 5.185, u: float = 0.377):
-    """Eight-atom orthogonal wurtzite GaN cell (a, √3 a, c), for MD boxes."""
-    from ase.build import bulk
-
-    return bulk("GaN", "wurtzite", a=a, c=c, u=u, orthorhombic=True)
-
-
-def build_wurtzite_gan(a: float = 3.189, c: float = 5.185, u: float = 0.377):
-    """Four-atom wurtzite GaN cell (hexagonal, Ga at 2b, N at 2b + u c)."""
-    from ase.build import bulk
-
-    return bulk("GaN", "wurtzite", a=a, c=c, u=u)
+    return bulk("GaN", "wurtzite", a=a, c=c, u=u, orthorhombic=orthorhombic)
 
 
 # Ordered 50-atom Li20Ge2P4S24 model of tetragonal LGPS (P4_2/nmc, a = 8.69407 Å, c = 12.5994 Å), taken from
@@ -148,7 +136,7 @@ def build_lgps(sites=LGPS_SITES, cell=LGPS_CELL_A):
 
 def _presets() -> dict[str, SystemPreset]:
     si = SystemPreset(
-        name="si", elements=("Si",), masses=(28.0855,), build=build_diamond_si, build_md=build_cubic_si,
+        name="si", elements=("Si",), masses=(28.0855,), build=build_si, build_md=partial(build_si, cubic=True),
         lattice="diamond",
         elastic_symmetry="cubic",
         properties=("eos", "elastic", "phonons", "liquid", "melting", "thermal"),
@@ -170,8 +158,8 @@ def _presets() -> dict[str, SystemPreset]:
                           thermal_prod_ps=500.0),
     )
     gan = SystemPreset(
-        name="gan", elements=("Ga", "N"), masses=(69.723, 14.0067), build=build_wurtzite_gan,
-        build_md=build_orthorhombic_gan, lattice="wurtzite", elastic_symmetry="hexagonal",
+        name="gan", elements=("Ga", "N"), masses=(69.723, 14.0067), build=build_gan,
+        build_md=partial(build_gan, orthorhombic=True), lattice="wurtzite", elastic_symmetry="hexagonal",
         properties=("eos", "elastic", "phonons", "thermal"), thermal_T=300.0,
         quick=ModeSettings(elastic_supercell=(3, 3, 2), phonon_supercell=(4, 4, 3),
                            thermal_supercell=(3, 2, 12), thermal_equil_ps=2.0, thermal_steady_ps=8.0,

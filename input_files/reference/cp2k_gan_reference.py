@@ -78,7 +78,7 @@ def main(out_path: str, runs_path: str = "") -> None:
 def wurtzite_references(single_point) -> dict:
     """Zero-stress wurtzite cell, relaxed- and clamped-ion C_ij (GPa) and Γ frequencies (THz) from
     `single_point(tag, atoms)` → (E eV, F eV/Å, tension-positive σ GPa)."""
-    from fitsnap_ext.properties.systems import build_wurtzite_gan
+    from fitsnap_ext.properties.systems import build_gan
 
     def relaxed(tag, atoms):
         """(σ GPa tension-positive, relaxed atoms) at fixed cell."""
@@ -88,9 +88,9 @@ def wurtzite_references(single_point) -> dict:
     g = STIFFNESS_GUESS
     stiffness = np.array([[g["C11"] + g["C12"], g["C13"]], [2 * g["C13"], g["C33"]]])
     a, c = 3.22, 5.24
-    scaled = build_wurtzite_gan(a, c, 0.377).get_scaled_positions()
+    scaled = build_gan(a, c, 0.377).get_scaled_positions()
     for it in range(6):
-        atoms = build_wurtzite_gan(a, c, 0.377)
+        atoms = build_gan(a, c, 0.377)
         atoms.set_scaled_positions(scaled)
         sigma, atoms = relaxed(f"cell{it}", atoms)
         scaled = atoms.get_scaled_positions()
