@@ -15,11 +15,10 @@ from .config import Settings
 from .data.dataset import Entry
 from .errors import DataError, LammpsError
 from .lammps_session import LammpsSession
-from .units import EV_PER_A3_TO_BAR
+from .units import EV_PER_A3_TO_BAR, VOIGT
 
 ENERGY, FORCE, STRESS = 0, 1, 2
 KIND_NAMES = ("Energy", "Force", "Stress")
-VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
 
 
 def voigt_to_data_frame(rotation: np.ndarray) -> np.ndarray:

@@ -13,8 +13,8 @@ import numpy as np
 
 from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError, LammpsError
-from fitsnap_ext.units import LAMMPS_PRESSURE_TO_VOIGT, tensor
 from fitsnap_ext.lammps_session import LammpsSession, include_commands, potentials_dir
+from fitsnap_ext.units import LAMMPS_PRESSURE_TO_VOIGT, tensor
 
 
 def lammps_potentials_dir() -> str:

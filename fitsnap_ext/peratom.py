@@ -28,8 +28,9 @@ import numpy as np
 
 from .config import Settings
 from .data.dataset import Entry
-from .descriptors import VOIGT, stress_in_fit_frame
+from .descriptors import stress_in_fit_frame
 from .errors import DataError, FitsnapError, LammpsError
+from .units import LAMMPS_PRESSURE_TO_VOIGT, VOIGT
 
 
 @dataclass
@@ -156,7 +157,7 @@ class PerAtomCalculator:
         forces = (frame.forces @ placed.rotation.T) if frame.forces is not None else np.zeros((n, 3))
         volume = float(np.prod(np.diag(placed.cell)))
         stress = dbde = None
-        ref_stress = ref_pressure[[0, 1, 2, 5, 4, 3]]  # LAMMPS' order is xx yy zz xy xz yz
+        ref_stress = ref_pressure[LAMMPS_PRESSURE_TO_VOIGT]
         if self.with_stress and frame.stress is not None:
             target, to_fit = stress_in_fit_frame(frame.stress, placed.rotation,
                                                  self.settings.calculator.stress_components)

@@ -15,18 +15,20 @@ EV_PER_A3_TO_GPA = 160.21766208  # bulk moduli from E(V) fits (CODATA 2014 e; th
 STRESS_UNITS = ("bar", "kbar", "GPa", "eV/A3")   # units a data file may declare; eV/A3 is ASE's tension-positive
 PRESSURE_TO_BAR = {"bar": 1.0, "kbar": 1.0e3, "GPa": 1.0e4}  # the pressure-positive ones
 LAMMPS_PRESSURE_TO_VOIGT = [0, 1, 2, 5, 4, 3]    # compute pressure (xx yy zz xy xz yz) → Voigt (xx yy zz yz xz xy)
+VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])  # rows, columns of the Voigt components: tensor[VOIGT] is Voigt 6
 
 KB_EV = 8.617333262e-5           # Boltzmann constant, eV/K
 KB_J = 1.380649e-23              # Boltzmann constant, J/K
 ELEMENTARY_CHARGE_C = 1.602176634e-19
 A2_PER_PS_TO_CM2_PER_S = 1.0e-4  # diffusion coefficients: 1 Å²/ps = 1e-16 cm² / 1e-12 s
 EV_PER_A2_PS_TO_W_PER_M2 = ELEMENTARY_CHARGE_C / (1e-20 * 1e-12)   # heat flux
+# phonons: eigenvalues of a dynamical matrix in eV/(Å² amu) → squared ordinary frequency in THz²
+EV_A2_AMU_TO_THZ2 = (np.sqrt(1.602176634e-19 / (1e-20 * 1.66053906660e-27)) / (2 * np.pi) / 1e12) ** 2
 
 
 def voigt(tensor: np.ndarray) -> np.ndarray:
     """3×3 → Voigt 6 (xx yy zz yz xz xy)."""
-    t = np.asarray(tensor, dtype=float)
-    return np.array([t[0, 0], t[1, 1], t[2, 2], t[1, 2], t[0, 2], t[0, 1]])
+    return np.asarray(tensor, dtype=float)[VOIGT]
 
 
 def tensor(voigt6) -> np.ndarray:

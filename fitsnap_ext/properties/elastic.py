@@ -7,7 +7,7 @@ import numpy as np
 
 from fitsnap_ext.properties.runner import DeckRunner
 from fitsnap_ext.properties.systems import SystemPreset
-from fitsnap_ext.units import BAR_TO_GPA
+from fitsnap_ext.units import BAR_TO_GPA, VOIGT
 
 
 def stiffness_from_stress(table: np.ndarray, delta: float) -> np.ndarray:
@@ -20,7 +20,7 @@ def stiffness_from_stress(table: np.ndarray, delta: float) -> np.ndarray:
     return 0.5 * (c + c.T)
 
 
-VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+VOIGT_PAIRS = tuple(zip(*VOIGT))   # (row, column) of each Voigt component
 
 
 def rotate_stiffness(c: np.ndarray, rotation: np.ndarray) -> np.ndarray:
@@ -29,13 +29,13 @@ def rotate_stiffness(c: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     `rotation` is R with cell_structure @ R = cell_lammps (rows are vectors), so x_structure = R x_lammps.
     """
     full = np.zeros((3, 3, 3, 3))
-    for i, (a, b) in enumerate(VOIGT):
-        for j, (k, m) in enumerate(VOIGT):
+    for i, (a, b) in enumerate(VOIGT_PAIRS):
+        for j, (k, m) in enumerate(VOIGT_PAIRS):
             for p, q in ((a, b), (b, a)):
                 for r, t in ((k, m), (m, k)):
                     full[p, q, r, t] = c[i, j]
     rot = np.einsum("ia,jb,kc,ld,abcd->ijkl", rotation, rotation, rotation, rotation, full)
-    return np.array([[rot[a, b, k, m] for (k, m) in VOIGT] for (a, b) in VOIGT])
+    return np.array([[rot[a, b, k, m] for (k, m) in VOIGT_PAIRS] for (a, b) in VOIGT_PAIRS])
 
 
 def named_constants(c: np.ndarray, symmetry: str) -> dict[str, float]:

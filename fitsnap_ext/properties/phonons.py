@@ -14,9 +14,7 @@ import numpy as np
 
 from fitsnap_ext.properties.runner import DeckRunner, read_data
 from fitsnap_ext.properties.systems import SystemPreset
-
-# sqrt(eV / (Å² amu)) in THz (ordinary frequency): sqrt(1.602176634e-19 / (1e-20 * 1.66053906660e-27)) / 2π / 1e12
-EV_A2_AMU_TO_THZ2 = (np.sqrt(1.602176634e-19 / (1e-20 * 1.66053906660e-27)) / (2 * np.pi) / 1e12) ** 2
+from fitsnap_ext.units import EV_A2_AMU_TO_THZ2
 
 
 def eigen_thz(dynmat: np.ndarray) -> np.ndarray:
