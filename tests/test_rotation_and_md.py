@@ -1,5 +1,4 @@
 """Cells of any orientation give the same fit; the written .mod runs stable NVE MD in LAMMPS."""
-import os
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +7,7 @@ from conftest import REPO, need_shared, run_cli
 from fitsnap_ext.config import load_settings
 from fitsnap_ext.data.dataset import load_entries
 from fitsnap_ext.descriptors import SnapCalculator
-from fitsnap_ext.lammps_session import LammpsSession, lammps_frame
+from fitsnap_ext.lammps_session import LammpsSession, include_commands, lammps_frame
 
 
 def _rotation(seed):
@@ -55,14 +54,11 @@ def test_rotated_configurations_give_identical_rows():
 def nve_drift(mod: Path, lattice: str, a: float, reps: int, mass: float, temperature: float,
               steps: int = 1000, dt: float = 0.001) -> float:
     """Max |E_total(t) − E_total(0)| per atom (eV/atom) over `steps` NVE steps with the .mod potential."""
-    cwd = os.getcwd()
-    os.chdir(mod.parent)
-    try:
-        lmp = LammpsSession(log="none")
+    with LammpsSession(log="none") as lmp:
         lmp.commands([
             "units metal", "atom_style atomic", f"lattice {lattice} {a}",
             f"region box block 0 {reps} 0 {reps} 0 {reps}", "create_box 1 box", "create_atoms 1 box",
-            f"mass 1 {mass}", f"include {mod.name}",
+            f"mass 1 {mass}", *include_commands(mod),
             f"velocity all create {temperature} 4928459 mom yes rot yes dist gaussian",
             "fix nve all nve", f"timestep {dt}", "variable e equal etotal/atoms", "run 0"])
         e = [lmp.lmp.extract_variable("e")]
@@ -70,9 +66,6 @@ def nve_drift(mod: Path, lattice: str, a: float, reps: int, mass: float, tempera
             lmp.command("run 10 pre no post no")
             e.append(lmp.lmp.extract_variable("e"))
         e = np.array(e)
-        lmp.close()
-    finally:
-        os.chdir(cwd)
     return float(np.max(np.abs(e - e[0])))
 
 
