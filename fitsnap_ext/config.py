@@ -128,6 +128,13 @@ class RawDeck:
         self.sections.setdefault(section, {})[key.lower()] = RawValue(value, None)
         self._key_case[(section, key.lower())] = key
 
+    def copy_key(self, section: str, source: str, target: str) -> None:
+        """Give `target` the value and line of `source` (same section), e.g. a study's `quick_out` standing in for
+        `out`: errors about `target` point at the line of `source` and name it as written."""
+        value = self.sections[section][source.lower()]
+        self.sections[section][target.lower()] = value
+        self._key_case[(section, target.lower())] = self._key_case[(section, source.lower())]
+
     def has(self, section: str, key: str | None = None) -> bool:
         if key is None:
             return section in self.sections

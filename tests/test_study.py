@@ -223,8 +223,7 @@ def test_data_provenance_counts_frames_and_names_the_labeler(tmp_path):
 
 
 def test_failed_properties_are_notes_of_the_model():
-    from fitsnap_ext.study import ModelSpec, summary_row
-    from fitsnap_ext.study_plots import failure_lines
+    from fitsnap_ext.study import ModelSpec, failure_lines, summary_row
 
     refs = {"volume_per_atom_A3": {"value": 20.0, "unit": "Å³/atom", "source": "x"},
             "bulk_modulus_GPa": {"value": 19.0, "unit": "GPa", "source": "x"}}

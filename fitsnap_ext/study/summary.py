@@ -1,0 +1,76 @@
+"""One row per model of the study (fit errors in report units, properties and their errors against the
+references, MD speed) and the statistics the report and the plots draw from the rows.
+
+Units: energy meV/atom, force eV/Å, stress bar; properties in the unit at the end of each name.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .deck import ModelSpec
+
+# properties shown in the report even without a reference
+SHOWN_PROPERTIES = ("lattice_constant_A", "a_A", "c_A", "bulk_modulus_GPa", "C11_GPa", "C12_GPa", "C13_GPa",
+                    "C33_GPa", "C44_GPa", "C66_GPa", "phonon_max_THz", "phonon_gamma_max_THz",
+                    "liquid_density_g_cm3", "rdf_first_peak_A", "activation_energy_eV",
+                    "ionic_conductivity_300K_mS_cm")
+
+
+def summary_row(model: ModelSpec, fit: dict | None, props: dict | None, md: dict | None, refs: dict,
+                status: str) -> dict:
+    """The model's row of study.csv from its stage records (any of them None when the stage did not run)."""
+    row = {"model": model.name, "kind": model.kind, "status": status}
+    if fit:
+        row.update(twojmax=fit["twojmax"], n_params=fit["n_params"], fit_wall_s=fit["fit_wall_s"])
+        scale = {"Energy": ("energy", "meV_atom", 1000.0), "Force": ("force", "eV_A", 1.0),
+                 "Stress": ("stress", "bar", 1.0)}
+        for e in fit["errors"]:
+            if e["group"] != "*ALL":
+                continue
+            q, unit, f = scale[e["quantity"]]
+            sp = e["split"].lower()
+            row[f"{q}_{sp}_mae_{unit}"] = e["mae"] * f
+            row[f"{q}_{sp}_rmse_{unit}"] = e["rmse"] * f
+    if props:
+        row["props_wall_s"] = props.get("props_wall_s")
+        notes = [f"{k}: {v}" for k, v in props["props"].get("failed_properties", {}).items()]
+        if notes:
+            row["notes"] = "; ".join(notes)
+        for key, ref in refs.items():
+            if key not in props["props"]:
+                continue
+            val = props["props"][key]
+            row[key] = val
+            if ref.get("compare", True) and not isinstance(val, list):
+                try:
+                    row[f"{key}_err"] = float(val) - float(ref["value"])
+                except (TypeError, ValueError):
+                    pass
+        for key in SHOWN_PROPERTIES:
+            if key in props["props"] and key not in row:
+                row[key] = props["props"][key]
+    if md:
+        row.update(md_katom_steps_per_s=md["md_katom_steps_per_s"], md_atoms=md["md_atoms"],
+                   md_ranks=md["md_ranks"])
+    return row
+
+
+def property_keys(rows, refs):
+    """The compared references that at least one row has an error for."""
+    return [k for k, ref in refs.items() if ref.get("compare", True) and any(f"{k}_err" in r for r in rows)]
+
+
+def correlations(rows: list[dict], xkey: str, ykey: str):
+    """(n, Pearson r, Spearman ρ) of |y| against x over models with both finite."""
+    from scipy.stats import pearsonr, spearmanr
+
+    pts = [(r[xkey], abs(r[ykey])) for r in rows if isinstance(r.get(xkey), (int, float))
+           and isinstance(r.get(ykey), (int, float)) and math.isfinite(r[xkey]) and math.isfinite(r[ykey])]
+    if len(pts) < 3:
+        return len(pts), float("nan"), float("nan")
+    x, y = np.array(pts).T
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return len(pts), float("nan"), float("nan")
+    return len(pts), float(pearsonr(x, y)[0]), float(spearmanr(x, y)[0])
