@@ -84,8 +84,8 @@ def child(n: int, twojmax: int, epochs: int) -> dict:
     import torch
 
     from fitsnap_ext.config import load_settings
-    from fitsnap_ext.fit import Progress
-    from fitsnap_ext.fit_network import run_network_fit
+    from fitsnap_ext.pipeline import Progress
+    from fitsnap_ext.pipeline import run_fit
     from fitsnap_ext.parallel import world
 
     torch.set_num_threads(1)
@@ -98,12 +98,7 @@ def child(n: int, twojmax: int, epochs: int) -> dict:
         settings = load_settings(deck)
         comm = world()
         t = time.perf_counter()
-        old = os.getcwd()
-        os.chdir(folder)  # a separate process: the outputs go to its temporary folder
-        try:
-            result = run_network_fit(settings, comm, overwrite=True, progress=Progress(comm, io.StringIO()))
-        finally:
-            os.chdir(old)
+        result = run_fit(settings.in_folder(folder), comm, overwrite=True, progress=Progress(comm, io.StringIO()))
         total = time.perf_counter() - t
     nd = settings.bispectrum.ncoeff
     return dict(natoms=natoms, ndesc=nd, descriptors_s=result.timings["descriptors"],

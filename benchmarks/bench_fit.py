@@ -36,7 +36,7 @@ def worker(deck: str, mode: str) -> None:
     comm = world()
     settings = load_settings(deck)
     if mode == "fit":
-        from fitsnap_ext.fit import run_fit
+        from fitsnap_ext.pipeline import run_fit
 
         result = run_fit(settings, comm, overwrite=True, progress=lambda msg: None)
         timings = dict(result.timings)

@@ -95,8 +95,8 @@ def load(p: dict):
 # ---------------------------------------------------------------------------------------------- fitsnap_ext
 def worker_ext(p: dict) -> dict:
     warm_up_torch()
-    from fitsnap_ext.fit import read_and_compute
-    from fitsnap_ext.fit_network import model_from_settings
+    from fitsnap_ext.network_snap import trainer_from_settings
+    from fitsnap_ext.workload import read_and_compute
     from fitsnap_ext.parallel import world
     from fitsnap_ext.peratom import compute_peratom
 
@@ -114,7 +114,7 @@ def worker_ext(p: dict) -> dict:
     zero_force_mae = float(np.mean(np.concatenate([np.abs(c.forces).ravel() for c in data if c.test])))
     for c in data:
         c.test, c.eweight, c.fweight = False, 1.0, 1.0
-    model = model_from_settings(settings)
+    model = trainer_from_settings(settings)
     t = time.perf_counter()
     model.fit(data, comm, validation=test_ids, use_energy=True, use_force=True, use_stress=False)
     fit_s = time.perf_counter() - t

@@ -28,7 +28,7 @@ def _fit_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from .config import load_settings
-    from .fit import run_deck
+    from .pipeline import run_deck
     from .parallel import collective, world
 
     comm = world()

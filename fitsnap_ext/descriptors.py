@@ -88,8 +88,12 @@ class SnapCalculator:
         self.session.commands(["neighbor 1.0e-20 bin", "neigh_modify one 10000"])
         return placed
 
-    def rows(self, entry: Entry) -> Rows:
-        bs, calc = self.settings.bispectrum, self.settings.calculator
+    def model_rows(self, entry: Entry):
+        """The configuration's full linear model in LAMMPS' frame: (design, reference, placed) where
+        `design @ coef + reference` is [total energy (eV), 3N forces (eV/Å), 6 virial stresses (bar, xx yy zz yz
+        xz xy, pressure-positive)]. Columns per element: the atom count of that element (absent with bzeroflag),
+        then the `compute snap` components."""
+        bs = self.settings.bispectrum
         frame = entry.frame
         try:
             placed = self.setup(entry)
@@ -102,36 +106,53 @@ class SnapCalculator:
             raise LammpsError(f"compute snap returned shape {snap.shape}, expected {(1 + 3 * n + 6, nt * nc + 1)}")
         if not np.all(np.isfinite(snap)):
             raise DataError("compute snap gave non-finite values (atoms on top of each other?)", **frame.where())
-        ref = snap[:, -1]
+        design = snap[:, :-1].copy()
+        design[1 + 3 * n:] *= EV_PER_A3_TO_BAR / float(np.prod(np.diag(placed.cell)))
+        if not bs.bzeroflag:
+            counts = np.zeros((len(design), nt))
+            counts[0] = [frame.symbols.count(t) for t in bs.types]
+            design = np.concatenate([counts[:, :, None], design.reshape(len(design), nt, nc)], axis=2)
+            design = design.reshape(len(counts), -1)
+        return design, snap[:, -1], placed
+
+    def predict(self, entry: Entry, coef: np.ndarray):
+        """(energy eV, forces (N, 3) eV/Å, stress Voigt bar or None) of the linear model `coef` plus the reference,
+        in the frame's own orientation (the stress only for a frame periodic in all three directions)."""
+        design, reference, placed = self.model_rows(entry)
+        y = design @ coef + reference
+        n, rot = entry.frame.natoms, placed.rotation
+        forces = y[1:1 + 3 * n].reshape(n, 3) @ rot
+        stress = None
+        if all(entry.frame.pbc):
+            lammps = y[1 + 3 * n:]
+            tensor = np.zeros((3, 3))
+            tensor[VOIGT] = lammps
+            tensor[VOIGT[1], VOIGT[0]] = lammps
+            stress = (rot.T @ tensor @ rot)[VOIGT]
+        return float(y[0]), forces, stress
+
+    def rows(self, entry: Entry) -> Rows:
+        """The fit's rows (FitSNAP's layout, see the module text) with their targets and weights."""
+        bs, calc = self.settings.bispectrum, self.settings.calculator
+        frame = entry.frame
+        design, ref, placed = self.model_rows(entry)
+        n = frame.natoms
         parts_a, parts_b, parts_w, kinds = [], [], [], []
-
-        def add_constant(block, const):
-            if bs.bzeroflag:
-                return block
-            block = block.reshape(len(block), nt, nc)
-            return np.concatenate([const.reshape(len(block), nt, 1), block], axis=2).reshape(len(block), -1)
-
         if calc.energy:
-            counts = np.array([frame.symbols.count(t) for t in bs.types], dtype=float) / n
-            parts_a.append(add_constant(snap[:1, :-1] / n, counts[None, :]))
+            parts_a.append(design[:1] / n)
             parts_b.append([(frame.energy - ref[0]) / n])
             parts_w.append([entry.eweight])
             kinds.append([ENERGY])
         if calc.force:
-            rot = placed.rotation
-            forces = frame.forces @ rot.T
-            parts_a.append(add_constant(snap[1:1 + 3 * n, :-1], np.zeros((3 * n, nt))))
+            forces = frame.forces @ placed.rotation.T
+            parts_a.append(design[1:1 + 3 * n])
             parts_b.append(forces.ravel() - ref[1:1 + 3 * n])
             parts_w.append(np.full(3 * n, entry.fweight))
             kinds.append(np.full(3 * n, FORCE))
         if calc.stress:
-            rot = placed.rotation
-            volume = float(np.prod(np.diag(placed.cell)))
-            target, to_fit = stress_in_fit_frame(frame.stress, rot, calc.stress_components)
-            virial = to_fit @ (snap[1 + 3 * n:, :-1] * (EV_PER_A3_TO_BAR / volume))
-            target = target - to_fit @ ref[1 + 3 * n:]
-            parts_a.append(add_constant(virial, np.zeros((6, nt))))
-            parts_b.append(target)
+            target, to_fit = stress_in_fit_frame(frame.stress, placed.rotation, calc.stress_components)
+            parts_a.append(to_fit @ design[1 + 3 * n:])
+            parts_b.append(target - to_fit @ ref[1 + 3 * n:])
             parts_w.append(entry.vweight * np.asarray(calc.stress_mask))
             kinds.append(np.full(6, STRESS))
         a = np.concatenate(parts_a)

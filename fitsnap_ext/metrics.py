@@ -79,3 +79,12 @@ def csv_table(rows: list[ErrorRow]) -> str:
     for r in rows:
         w.writerow([r.group, r.split, r.quantity, r.unit, r.count, repr(r.mae), repr(r.rmse)])
     return buf.getvalue()
+
+
+def error_frame(rows: list[ErrorRow]):
+    """The error table as a pandas DataFrame: group, split, quantity, unit, count, MAE, RMSE."""
+    import pandas as pd
+
+    return pd.DataFrame([{"group": r.group, "split": r.split, "quantity": r.quantity, "unit": r.unit,
+                          "count": r.count, "MAE": r.mae, "RMSE": r.rmse} for r in rows],
+                        columns=["group", "split", "quantity", "unit", "count", "MAE", "RMSE"])

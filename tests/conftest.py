@@ -50,7 +50,7 @@ def fit_in_process(deck, keys, work: Path):
     import io
 
     from fitsnap_ext.config import load_settings
-    from fitsnap_ext.fit import Progress, run_fit
+    from fitsnap_ext.pipeline import Progress, run_fit
     from fitsnap_ext.parallel import world
 
     settings = load_settings(deck, keys)

@@ -14,7 +14,7 @@ from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.descriptors import Rows
 from fitsnap_ext.export.snap import snap_files
 from fitsnap_ext.lammps_session import LammpsSession
-from fitsnap_ext.models.linear import LinearSNAP, column_groups
+from fitsnap_ext.models.linear import LinearSolver, column_groups
 
 
 def _settings(types, twojmax, chemflag=True, quadraticflag=False, bnormflag=True, wselfallflag=True,
@@ -90,7 +90,7 @@ def _duplicated_problem(seed=0):
 
 def test_tied_svd_is_the_full_minimum_norm_solution_with_exact_ties():
     rows, groups = _duplicated_problem()
-    tied = LinearSNAP("SVD", groups=groups).fit(rows)
+    tied = LinearSolver("SVD", groups=groups).fit(rows)
     full = np.linalg.lstsq(rows.w[:, None] * rows.a, rows.w * rows.b, rcond=1e-13)[0]
     np.testing.assert_allclose(tied.coef_, full, rtol=1e-10, atol=1e-12)
     assert tied.coef_[1] == tied.coef_[2] and tied.coef_[3] == tied.coef_[4] == tied.coef_[5]
@@ -100,7 +100,7 @@ def test_tied_svd_is_the_full_minimum_norm_solution_with_exact_ties():
 def test_tied_ridge_is_the_full_ridge_solution_with_exact_ties():
     rows, groups = _duplicated_problem(1)
     alpha = 3.0
-    tied = LinearSNAP("RIDGE", alpha=alpha, groups=groups).fit(rows)
+    tied = LinearSolver("RIDGE", alpha=alpha, groups=groups).fit(rows)
     aw, bw = rows.w[:, None] * rows.a, rows.w * rows.b
     full = np.linalg.solve(aw.T @ aw + alpha * np.eye(aw.shape[1]), aw.T @ bw)
     np.testing.assert_allclose(tied.coef_, full, rtol=1e-10, atol=1e-12)

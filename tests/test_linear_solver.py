@@ -4,7 +4,7 @@ import pytest
 from scipy.linalg import lstsq
 
 from fitsnap_ext.descriptors import Rows
-from fitsnap_ext.models.linear import LinearSNAP
+from fitsnap_ext.models.linear import LinearSolver
 from fitsnap_ext.parallel import split_by_atoms, tsqr_r, world
 
 
@@ -27,7 +27,7 @@ def test_tsqr_in_chunks_gives_the_r_of_the_whole_matrix():
 
 def test_svd_solution_equals_lstsq_on_weighted_rows():
     rows = _rows(1)
-    model = LinearSNAP("SVD").fit(rows)
+    model = LinearSolver("SVD").fit(rows)
     direct = lstsq(rows.w[:, None] * rows.a, rows.w * rows.b, cond=1e-13)[0]
     np.testing.assert_allclose(model.coef_, direct, rtol=1e-10)
     np.testing.assert_allclose(model.predict(rows.a), rows.a @ direct, rtol=1e-10)
@@ -36,7 +36,7 @@ def test_svd_solution_equals_lstsq_on_weighted_rows():
 def test_train_mask_drops_rows():
     rows = _rows(2)
     mask = np.arange(len(rows.b)) % 3 != 0
-    model = LinearSNAP("SVD").fit(rows, train_mask=mask)
+    model = LinearSolver("SVD").fit(rows, train_mask=mask)
     direct = lstsq(rows.w[mask, None] * rows.a[mask], rows.w[mask] * rows.b[mask])[0]
     np.testing.assert_allclose(model.coef_, direct, rtol=1e-10)
 
@@ -46,14 +46,14 @@ def test_ridge_equals_closed_form(alpha):
     rows = _rows(3)
     aw, bw = rows.w[:, None] * rows.a, rows.w * rows.b
     closed = np.linalg.solve(aw.T @ aw + alpha * np.eye(aw.shape[1]), aw.T @ bw)
-    model = LinearSNAP("RIDGE", alpha=alpha).fit(rows)
+    model = LinearSolver("RIDGE", alpha=alpha).fit(rows)
     np.testing.assert_allclose(model.coef_, closed, rtol=1e-8)
 
 
 def test_rank_deficient_columns_are_cut_like_fitsnap():
     rows = _rows(4)
     rows.a[:, 5] = rows.a[:, 4]  # two identical columns: minimum-norm solution splits the weight
-    model = LinearSNAP("SVD").fit(rows)
+    model = LinearSolver("SVD").fit(rows)
     assert model.rank_ == rows.a.shape[1] - 1
     assert model.coef_[4] == pytest.approx(model.coef_[5], rel=1e-8)
 

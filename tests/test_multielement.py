@@ -220,8 +220,8 @@ def test_two_element_network_round_trips_through_lammps(tmp_path):
     import torch
 
     from fitsnap_ext.data.dataset import load_entries
-    from fitsnap_ext.fit import Progress
-    from fitsnap_ext.fit_network import run_network_fit
+    from fitsnap_ext.pipeline import Progress
+    from fitsnap_ext.pipeline import run_fit as run_network_fit
     from fitsnap_ext.lammps_session import LammpsSession
     from fitsnap_ext.parallel import world
     from fitsnap_ext.peratom import PerAtomCalculator
@@ -241,7 +241,7 @@ def test_two_element_network_round_trips_through_lammps(tmp_path):
         for entry in load_entries(settings):
             data = calc.compute(entry)
             assert sorted(set(data.elements.tolist())) == [0, 1]
-            energy, forces, pressure = model.predict(data)
+            energy, forces, pressure = model.network_.predict(data)
             e_lmp, f_lmp, p_lmp = lammps_energy_forces(session, entry.frame, ["Ga", "N"], "gan_nn.mod", pressure=True)
             errors.append((abs(e_lmp - energy - data.ref_energy) / data.natoms,
                            np.abs(f_lmp - forces - data.ref_forces).max(),

@@ -36,8 +36,8 @@ def trained(request, tmp_path_factory):
     """A small network fitted in-process on the demo set (reference: none, or ZBL overlaid)."""
     _torch1()
     from fitsnap_ext.config import load_settings
-    from fitsnap_ext.fit import Progress
-    from fitsnap_ext.fit_network import run_network_fit
+    from fitsnap_ext.pipeline import Progress
+    from fitsnap_ext.pipeline import run_fit as run_network_fit
     from fitsnap_ext.parallel import world
 
     keys = NN_KEYS + [("PYTORCH", "layer_sizes", "num_desc 16 16 1"), ("PYTORCH", "num_epochs", "12"),
@@ -103,7 +103,7 @@ def test_export_roundtrip_lammps(trained):
     try:
         for entry in entries:
             data = calc.compute(entry)
-            energy, forces, pressure = model.predict(data)
+            energy, forces, pressure = model.network_.predict(data)
             e_lmp, f_lmp, p_lmp = lammps_energy_forces(session, entry.frame, ["Si"], "nn.mod", pressure=True)
             e_err.append(abs(e_lmp - (energy + data.ref_energy)) / data.natoms)
             f_err.append(np.abs(f_lmp - (forces + data.ref_forces)).max())
@@ -143,7 +143,7 @@ def test_files_and_metrics(trained):
     assert body[1] == ["NET", "30", "3", "tanh", "16", "tanh", "16", "linear", "1"]
     assert max(len(l) for l in body[2:]) <= 30
     assert len(result.coef) == 31 * 16 + 17 * 16 + 17
-    assert any(r.quantity == "Force" and r.split == "Test" for r in result.errors)
+    assert any(r.quantity == "Force" and r.split == "Test" for r in result.error_rows)
 
 
 def _fit_in_process(keys, work):
@@ -161,7 +161,7 @@ def test_stress_weight_fits_stresses(tmp_path):
     errors = {}
     for weight in ("0", "0.003"):
         result = _fit_in_process(base + [("PYTORCH", "stress_weight", weight)], tmp_path / weight)
-        errors[weight] = {(r.quantity, r.split): r.mae for r in result.errors if r.group == "*ALL"}
+        errors[weight] = {(r.quantity, r.split): r.mae for r in result.error_rows if r.group == "*ALL"}
     print(f"\ntest stress MAE (bar): fitted {errors['0.003'][('Stress', 'Test')]:.0f}, "
           f"not fitted {errors['0'][('Stress', 'Test')]:.0f}; test force MAE (eV/Å) "
           f"{errors['0.003'][('Force', 'Test')]:.3f} vs {errors['0'][('Force', 'Test')]:.3f}")
@@ -217,11 +217,11 @@ def test_activation_and_quadratic_refused():
     from fitsnap_ext.config import load_settings
     from fitsnap_ext.errors import DeckError, FitsnapError
     from fitsnap_ext.export.mliap import model_text
-    from fitsnap_ext.models.network import NetworkSNAP
+    from fitsnap_ext.models.network import PerAtomNetwork
     from fitsnap_ext.peratom import check_network_settings
 
     with pytest.raises(FitsnapError):
-        NetworkSNAP(activation="softplus")
+        PerAtomNetwork(activation="softplus")
     layers = [[(np.ones((2, 3)), np.zeros(2)), (np.ones((1, 2)), np.zeros(1))]]
     with pytest.raises(ValueError, match="linear"):
         model_text(layers, np.zeros((1, 3)), np.ones((1, 3)), "elu", ["Si"])

@@ -33,8 +33,8 @@ def _network_fit(keys, work, deck=DEMO):
     import torch
 
     from fitsnap_ext.config import load_settings
-    from fitsnap_ext.fit import Progress
-    from fitsnap_ext.fit_network import run_network_fit
+    from fitsnap_ext.pipeline import Progress
+    from fitsnap_ext.pipeline import run_fit as run_network_fit
     from fitsnap_ext.parallel import world
 
     torch.set_num_threads(1)
@@ -173,7 +173,7 @@ def test_fitsnap_weight_semantics():
 
     from fitsnap_ext.config import load_settings
     from fitsnap_ext.errors import DeckError, FitsnapError
-    from fitsnap_ext.models.network import NetworkSNAP, _Batch, _loss_terms
+    from fitsnap_ext.models.network import PerAtomNetwork, _Batch, _loss_terms
     from fitsnap_ext.peratom import ConfigData
 
     rng = np.random.default_rng(1)
@@ -191,12 +191,12 @@ def test_fitsnap_weight_semantics():
         terms, _ = _loss_terms(batch, energy, forces, torch.zeros((0, 6), dtype=torch.float64), on)
         assert np.allclose(terms.numpy(), np.array(we) * de2 + np.array(wf) * f2, rtol=1e-14)
     with pytest.raises(FitsnapError):
-        NetworkSNAP(energy_weight=10.0)
+        PerAtomNetwork(energy_weight=10.0)
     with pytest.raises(DeckError) as excinfo:
         load_settings(DEMO, NN_KEYS + [("PYTORCH", "energy_weight", "10")])
     assert "[PYTORCH] force_weight" in str(excinfo.value) and "both" in str(excinfo.value)
     d = load_settings(DEMO, NN_KEYS).network
-    m = NetworkSNAP()
+    m = PerAtomNetwork()
     assert (d.energy_weight, d.force_weight, d.batch_size, d.patience, d.learning_rate, d.num_epochs) == (
         m.energy_weight, m.force_weight, m.batch_size, m.patience, m.learning_rate, m.num_epochs)
     assert (d.hidden, d.activation, d.seed, d.stress_weight, d.save_freq, d.shuffle_flag,
@@ -217,10 +217,10 @@ def test_fitsnap_pytorch_keys(tmp_path):
     keys = TINY + [("PYTORCH", "training_fraction", "0.75"), ("PYTORCH", "shuffle_flag", "0"),
                    ("PYTORCH", "multi_element_option", "1"), ("PYTORCH", "save_state_output", "")]
     result = _network_fit(keys, tmp_path / "w")
-    counts = {r.split: r.count for r in result.errors if r.group == "*ALL" and r.quantity == "Energy"}
+    counts = {r.split: r.count for r in result.error_rows if r.group == "*ALL" and r.quantity == "Energy"}
     n = counts["Train"] + counts["Test"]
     assert counts["Test"] == round(0.25 * n)
-    assert result.model.shuffle is False and len(result.model.nets_) == 1
+    assert result.model.network_.shuffle is False and len(result.model.network_.nets_) == 1
 
 
 def _rattled_two_element_frame():

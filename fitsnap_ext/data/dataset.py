@@ -17,6 +17,7 @@ import numpy as np
 from ..config import GroupSettings, Settings
 from ..errors import DataError
 from .frame import Frame
+from .io import FORMATS
 
 @dataclass
 class Entry:
@@ -47,39 +48,26 @@ def _split_counts(group: GroupSettings, n: int) -> tuple[int, int]:
 
 def group_file(settings: Settings, group: GroupSettings) -> Path | None:
     """The group's data: <dataPath>/<name>/ (JSON scraper) or <dataPath>/<name>.xyz|.extxyz; None if absent."""
-    if settings.scraper.scraper == "JSON":
-        folder = settings.data_path / group.name
-        return folder if folder.is_dir() else None
-    return next((p for p in (settings.data_path / f"{group.name}{ext}" for ext in (".xyz", ".extxyz"))
-                 if p.is_file()), None)
+    return FORMATS[settings.scraper.scraper].group_path(settings.data_path, group.name)
 
 
 def group_files(settings: Settings, group: GroupSettings) -> list[Path]:
     """The files a group's frames are read from: the JSON files of its folder or its one extended-XYZ file (none
     when absent) — what a study's cache key hashes."""
     path = group_file(settings, group)
-    if path is None:
-        return []
-    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".json") if path.is_dir() else [path]
+    return [] if path is None else FORMATS[settings.scraper.scraper].files(path)
 
 
 def _group_frames(settings: Settings, group: GroupSettings) -> list[Frame]:
-    root = settings.data_path
-    if settings.scraper.scraper == "JSON":
-        from .fitsnap_json import read_fitsnap_json
-
-        if group_file(settings, group) is None:
-            raise DataError(f"group {group.name!r}: folder not found", root / group.name)
-        frames = [read_fitsnap_json(p, group.name, i) for i, p in enumerate(group_files(settings, group))]
-    else:
-        from .extxyz import read_extxyz
-
-        path = group_file(settings, group)
-        if path is None:
-            raise DataError(f"group {group.name!r}: no {group.name}.xyz or {group.name}.extxyz", root)
-        frames = read_extxyz(path, settings.scraper.stress_unit, group=group.name)
+    fmt = FORMATS[settings.scraper.scraper]
+    path = group_file(settings, group)
+    if path is None:
+        where = settings.data_path / group.name if fmt.group_is_folder else settings.data_path
+        what = "folder" if fmt.group_is_folder else " or ".join(f"{group.name}{s}" for s in fmt.suffixes)
+        raise DataError(f"group {group.name!r}: {what} not found", where)
+    frames = fmt.read(path, settings.scraper.stress_unit, group.name)
     if not frames:
-        raise DataError(f"group {group.name!r} has no configurations", root / group.name)
+        raise DataError(f"group {group.name!r} has no configurations", settings.data_path / group.name)
     return frames
 
 

@@ -51,7 +51,7 @@ class TiedColumns:
         return (coef * self.scale)[self.label]
 
 
-class LinearSNAP:
+class LinearSolver:
     """Estimator: `fit(rows, comm)` then `predict(a)`; learned `coef_` (one column per A column).
 
     `groups` (a label per column, e.g. `column_groups(bs)`) ties identical columns; None fits them freely."""
@@ -65,7 +65,7 @@ class LinearSNAP:
         ties = TiedColumns(np.asarray(groups)) if groups is not None else None
         self.ties = ties if ties is not None and ties.n_free < len(groups) else None
 
-    def fit(self, rows, comm=None, train_mask=None) -> "LinearSNAP":
+    def fit(self, rows, comm=None, train_mask=None) -> "LinearSolver":
         """Fit on this rank's `rows` (a descriptors.Rows) and every other rank's; `train_mask` selects rows."""
         comm = comm or world()
         mask = np.ones(len(rows.b), bool) if train_mask is None else train_mask

@@ -236,7 +236,7 @@ def fingerprint_differences(made: dict, now: dict, keys=None) -> list[str]:
 ARCHITECTURE_KEYS = ("layer_sizes", "activation", "types", "multi_element_option")
 
 
-class NetworkSNAP:
+class PerAtomNetwork:
     """Estimator: `fit(data, comm)` then `predict(config)`; learned `layers_`, `scale_`, `coef_`.
 
     The defaults are [PYTORCH]'s (config.NetworkSettings). energy_weight / force_weight: both None (group

@@ -1,0 +1,176 @@
+"""Linear (and quadratic) SNAP as an estimator: `compute snap` rows → weighted least squares (TSQR over ranks) →
+`pair_style snap` files. Quadratic SNAP is the same model on quadratic descriptors ([BISPECTRUM] quadraticflag)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .config import Settings
+from .descriptors import KIND_NAMES, Rows, SnapCalculator, n_columns
+from .errors import FitsnapError
+from .estimator import SnapEstimator, prediction_settings, unlabelled_entries, with_solver
+from .export.snap import snap_files
+from .metrics import residual_sums
+from .models.linear import LinearSolver, column_groups
+from .parallel import collective, map_entries
+
+TOTAL_ENERGY_EV_PER_ATOM = 20.0  # |E/atom| above this is a total energy (GTH/plane-wave codes), not a cohesive one
+
+
+class LinearSNAP(SnapEstimator):
+    """E = Σ_i β·B_i (+ a constant per element, + ½ βᵀ(B_i⊗B_i) with quadraticflag) fitted by weighted least
+    squares (`solver` SVD with FitSNAP's `rcond` cutoff, or RIDGE with `alpha`). Learned: `coef_` (one per
+    column, per element: constant then components), `rank_`, `n_free_`, `singular_values_`, `settings_`."""
+
+    kind = "linear"
+
+    def __init__(self, settings=None, solver: str = "SVD", alpha: float = 1e-6, rcond: float = 1e-13):
+        self.settings = settings
+        self.solver = solver
+        self.alpha = alpha
+        self.rcond = rcond
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LinearSNAP":
+        s = settings.solver
+        return cls(settings, s.solver, s.alpha, s.rcond)
+
+    def apply_params(self, settings: Settings) -> Settings:
+        if settings.network is not None:
+            raise FitsnapError("the deck describes a network ([SOLVER] solver = PYTORCH): use NetworkSNAP")
+        if self.solver not in ("SVD", "RIDGE"):
+            raise FitsnapError(f"solver {self.solver!r}: LinearSNAP solves SVD or RIDGE")
+        return with_solver(settings, solver=self.solver, alpha=self.alpha, rcond=self.rcond)
+
+    def describe(self) -> str:
+        bs = self.settings_.bispectrum
+        return f"{self.solver}, 2J={bs.twojmax}, {'quadratic' if bs.quadraticflag else 'linear'} SNAP"
+
+    # ------------------------------------------------------------------ pipeline hooks
+    def descriptors(self, settings: Settings, entries, comm, progress) -> Rows:
+        blocks = map_entries(lambda: SnapCalculator(settings), lambda calc, entry: calc.rows(entry), entries, comm,
+                             progress, "descriptors")
+        return Rows.concatenate(blocks, n_columns(settings))
+
+    def fit_descriptors(self, settings: Settings, entries, rows: Rows, comm, progress, timings=None):
+        bs = settings.bispectrum
+        note = bzero_offset_note(settings, entries, comm)
+        if note:
+            progress(note)
+        progress(f"descriptors done: {comm.allreduce(len(rows.b))} rows × {rows.a.shape[1]} columns "
+                 f"(2J={bs.twojmax}, {'quadratic' if bs.quadraticflag else 'linear'})")
+        test = _row_split(entries, rows)
+        with collective(comm, "solving"):
+            if comm.allreduce(int((~test).sum())) == 0:
+                raise FitsnapError("no training rows: every configuration is in the test split")
+            solver = LinearSolver(self.solver, self.alpha, self.rcond, groups=column_groups(bs))
+            solver.fit(rows, comm, train_mask=~test)  # chemflag's identical columns get one coefficient
+        self.coef_, self.rank_, self.n_free_ = solver.coef_, solver.rank_, solver.n_free_
+        self.singular_values_ = solver.singular_values_
+        self.settings_ = settings
+        tied = f" ({len(self.coef_)} with chemflag's tied copies)" if self.n_free_ < len(self.coef_) else ""
+        sv = self.singular_values_
+        progress(f"solved {self.solver}: rank {self.rank_} of {self.n_free_} coefficients{tied}, "
+                 f"condition {sv[0] / sv[-1]:.3g}")
+        self.warning_ = rank_warning(self.rank_, self.n_free_, settings)
+        if self.warning_:
+            progress(self.warning_)
+        return self
+
+    def error_sums(self, settings: Settings, entries, rows: Rows) -> dict:
+        group = {e.index: e.frame.group for e in entries}
+        return residual_sums(rows.a @ self.coef_ - rows.b, rows.kind, [group[int(i)] for i in rows.entry],
+                             _row_split(entries, rows))
+
+    def potential_files(self, stem: str) -> dict:
+        return snap_files(stem, self.coef_, self.settings_.bispectrum, self.settings_.reference)
+
+    def fit_files(self, settings: Settings, entries, rows: Rows, comm) -> dict:
+        """FitSNAP's optional dumps ([EXTRAS] dump_*): every row gathered on rank 0 (collective)."""
+        out = settings.output
+        if not (out.dump_descriptors or out.dump_truth or out.dump_weights or out.dump_dataframe):
+            return {}
+        meta = {e.index: (e.frame.group, e.frame.label(), e.test) for e in entries}
+        all_meta = comm.gather(meta, root=0)
+        full = gather_rows(rows, comm)
+        if comm.rank != 0:
+            return {}
+        merged = {k: v for m in all_meta for k, v in m.items()}
+        return dump_files(settings, full, full.a @ self.coef_, merged)
+
+    def metrics_note(self) -> str:
+        return self.warning_
+
+    def predict_frames(self, settings: Settings, frames):
+        settings = prediction_settings(settings, frames)
+        calc = SnapCalculator(settings)
+        try:
+            for entry in unlabelled_entries(settings, frames):
+                yield calc.predict(entry, self.coef_)
+        finally:
+            calc.close()
+
+
+def _row_split(entries, rows: Rows) -> np.ndarray:
+    """True for the rows of test configurations."""
+    test = {e.index: e.test for e in entries}
+    return np.array([test[int(i)] for i in rows.entry], dtype=bool)
+
+
+def gather_rows(rows: Rows, comm) -> Rows | None:
+    """All rows on rank 0 in deck order (only for the optional FitSNAP-style dumps)."""
+    parts = comm.gather(rows, root=0)
+    if comm.rank != 0:
+        return None
+    full = Rows.concatenate(parts, rows.a.shape[1])
+    order = np.argsort(full.entry, kind="stable")
+    return Rows(full.a[order], full.b[order], full.w[order], full.kind[order], full.entry[order])
+
+
+def dump_files(settings: Settings, rows: Rows, pred: np.ndarray, entries_meta: dict) -> dict:
+    out = settings.output
+    files = {}
+    if out.dump_descriptors:
+        files[out.descriptors_file] = lambda p: np.save(open(p, "wb"), rows.a)
+    if out.dump_truth:
+        files[out.truth_file] = lambda p: np.save(open(p, "wb"), rows.b)
+    if out.dump_weights:
+        files[out.weights_file] = lambda p: np.save(open(p, "wb"), rows.w)
+    if out.dump_dataframe:
+        def write_frame(p):
+            import pandas as pd
+
+            meta = [entries_meta[int(i)] for i in rows.entry]
+            pd.DataFrame({"Groups": [m[0] for m in meta], "Configs": [m[1] for m in meta],
+                          "Testing": [m[2] for m in meta], "Row_Type": [KIND_NAMES[k] for k in rows.kind],
+                          "truths": rows.b, "preds": pred, "weights": rows.w}).to_pickle(p)
+        files[out.dataframe_file] = write_frame
+    return files
+
+
+def bzero_offset_note(settings: Settings, entries, comm) -> str:
+    """A note when bzeroflag = 1 meets total-energy labels: that flag fits no per-element constant (an isolated
+    atom has zero energy), so an offset of hundreds of eV/atom must come from the descriptors and ruins the fit."""
+    bs = settings.bispectrum
+    if not (bs.bzeroflag and settings.calculator.energy):
+        return ""
+    energy = comm.allreduce(sum(e.frame.energy for e in entries))  # every frame has one (the readers check)
+    atoms = comm.allreduce(sum(e.frame.natoms for e in entries))
+    if atoms == 0 or abs(energy / atoms) < TOTAL_ENERGY_EV_PER_ATOM:
+        return ""
+    return (f"note: the energies average {energy / atoms:.1f} eV/atom (total energies) and bzeroflag = 1 fits no "
+            f"per-element constant: the descriptors must carry that offset and the fit suffers; set [BISPECTRUM] "
+            f"bzeroflag = 0 (a constant per element) or subtract isolated-atom energies")
+
+
+def rank_warning(rank: int, ncoef: int, settings: Settings) -> str:
+    """A loud line when the data determine fewer coefficients than the model has (rcutfac or radelem too small
+    to see neighbours, too few configurations): those coefficients are the solver's choice."""
+    if rank >= ncoef:
+        return ""
+    bs = settings.bispectrum
+    return (f"WARNING: rank-deficient fit: the data determine {rank} of {ncoef} coefficients; the other "
+            f"{ncoef - rank} are set by the solver's regularisation, not by the data (check [BISPECTRUM] rcutfac "
+            f"{bs.rcutfac!r} and radelem {' '.join(map(repr, bs.radelem))}: cutoff "
+            f"{2 * bs.rcutfac * max(bs.radelem):.3g} Å; and the amount of data)")

@@ -1,0 +1,336 @@
+"""A per-atom neural network on the same bispectrum descriptors as an estimator ([SOLVER] solver = PYTORCH):
+per-atom descriptors and their sparse gradients → data-parallel training → `pair_style mliap model nn` files.
+
+Rank 0 reads and spreads the configurations (balanced by atoms), every rank computes its own per-atom descriptors
+with its own LAMMPS, training sums gradients over ranks, and the metrics have the linear models' rows and units
+(energy eV/atom, force eV/Å, stress bar). A deck's fit also writes the loss curve <pot>.loss.csv / .png and the
+torch state ([PYTORCH] save_state_output).
+
+The checkpoint and saved state carry a fingerprint of everything that defines the fit (descriptor settings,
+ESHIFT, reference potential, a hash of the data in deck order, the split, architecture, hyper-parameters),
+so a checkpoint of another fit is refused naming the keys that differ.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import resource
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .config import NetworkSettings, Settings
+from .descriptors import ENERGY, FORCE, STRESS, VOIGT
+from .estimator import SnapEstimator, prediction_settings, unlabelled_entries
+from .export.mliap import mliap_files
+from .metrics import residual_sums
+from .parallel import collective
+from .peratom import PerAtomCalculator, check_network_settings, compute_peratom
+
+NETWORK_PARAMS = tuple(f.name for f in dataclasses.fields(NetworkSettings))
+
+
+class NetworkSNAP(SnapEstimator):
+    """E = Σ_i NN_element(i)((B_i − mean)/std) on the linear bispectrum; parameters are [PYTORCH]'s keys (their
+    defaults here are the deck's defaults, except that nothing is saved unless `save_state_output` is named).
+    Learned: `network_` (the torch model and trainer), `layers_`, `scale_`, `coef_`, `history_`, `best_epoch_`,
+    `settings_`. `NetworkSNAP.from_settings(load_deck(...))` takes a deck's [PYTORCH] section."""
+
+    kind = "network"
+
+    def __init__(self, settings=None, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300,
+                 batch_size=4, energy_weight=None, force_weight=None, stress_weight=0.0, seed=0,
+                 validation_fraction=0.1, training_fraction=None, shuffle_flag=True, multi_element_option=2,
+                 patience=50, save_state_output="", save_state_input="", checkpoint="", save_freq=10):
+        self.settings = settings
+        self.hidden = hidden
+        self.activation = activation
+        self.learning_rate = learning_rate
+        self.num_epochs = num_epochs
+        self.batch_size = batch_size
+        self.energy_weight = energy_weight
+        self.force_weight = force_weight
+        self.stress_weight = stress_weight
+        self.seed = seed
+        self.validation_fraction = validation_fraction
+        self.training_fraction = training_fraction
+        self.shuffle_flag = shuffle_flag
+        self.multi_element_option = multi_element_option
+        self.patience = patience
+        self.save_state_output = save_state_output
+        self.save_state_input = save_state_input
+        self.checkpoint = checkpoint
+        self.save_freq = save_freq
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "NetworkSNAP":
+        return cls(settings, **dataclasses.asdict(settings.network))
+
+    def apply_params(self, settings: Settings) -> Settings:
+        params = {name: getattr(self, name) for name in NETWORK_PARAMS}
+        params["hidden"] = tuple(int(h) for h in params["hidden"])
+        network = NetworkSettings(**params)
+        settings = replace(settings, network=network, solver=replace(settings.solver, solver="PYTORCH"),
+                           calculator=replace(settings.calculator, nonlinear=True))
+        check_network_settings(settings)
+        return settings
+
+    def describe(self) -> str:
+        s = self.settings_
+        return f"PYTORCH network {self.architecture()}, 2J={s.bispectrum.twojmax}"
+
+    def architecture(self) -> str:
+        n = self.settings_.network
+        return f"{self.settings_.bispectrum.ncoeff}-{'-'.join(map(str, n.hidden))}-1 {n.activation}"
+
+    @property
+    def layers_(self):
+        return self.network_.layers_
+
+    @property
+    def scale_(self):
+        return self.network_.scale_
+
+    @property
+    def coef_(self) -> np.ndarray:
+        return self.network_.coef_
+
+    # ------------------------------------------------------------------ pipeline hooks
+    def check_files(self, settings: Settings) -> None:
+        check_network_settings(settings)
+        check_network_files(settings)
+
+    def descriptors(self, settings: Settings, entries, comm, progress):
+        data = compute_peratom(settings, entries, comm, progress)
+        nbytes = comm.allreduce(sum(c.nbytes for c in data))
+        npairs = comm.allreduce(sum(len(c.pair_i) for c in data))
+        natoms = comm.allreduce(sum(c.natoms for c in data))
+        progress(f"per-atom descriptors done: {natoms} atoms, {npairs} neighbour pairs, "
+                 f"{settings.bispectrum.ncoeff} descriptors (2J={settings.bispectrum.twojmax}); "
+                 f"{nbytes / 2**20:.1f} MiB stored over all ranks")
+        return data
+
+    def fit_descriptors(self, settings: Settings, entries, data, comm, progress, timings=None):
+        net = settings.network
+        with collective(comm, "fingerprinting the data"):
+            prov = provenance(settings, entries, comm)
+        if net.training_fraction is not None:  # FitSNAP's global split overrides the groups' train/test sizes
+            for c in data:
+                c.test = False
+        meta = [m for part in comm.allgather([(c.index, c.test) for c in data]) for m in part]
+        held_out = net.validation_fraction if net.training_fraction is None else 1.0 - net.training_fraction
+        validation = choose_validation(meta, held_out, net.seed)
+        self.settings_ = settings
+        progress(f"training {len(meta) - len(validation) - sum(t for _, t in meta)} configurations, "
+                 f"validating (early stopping) on {len(validation)}, testing on {sum(t for _, t in meta)}; network "
+                 f"{self.architecture()}, {net.num_epochs} epochs, batch {net.batch_size}, {comm.size} rank(s)")
+        t = time.perf_counter()
+        with collective(comm, "training"):
+            self.network_ = trainer_from_settings(settings)
+            self.network_.fit(data, comm, validation, progress, use_energy=settings.calculator.energy,
+                              use_force=settings.calculator.force, use_stress=settings.calculator.stress,
+                              provenance=prov)
+        if net.training_fraction is not None:  # the held-out configurations are the metrics' test rows (FitSNAP)
+            for c in data:
+                c.test = c.index in validation
+        self.history_ = self.network_.history_
+        self.best_epoch_ = self.network_.best_epoch_
+        seconds = time.perf_counter() - t
+        epoch = float(np.mean([r["seconds"] for r in self.history_])) if self.history_ else 0.0
+        rss = comm.allreduce(peak_rss_mib(), op=_mpi_max())
+        if timings is not None:
+            timings.update(epoch=epoch, peak_rss_mib=rss)
+        progress(f"trained {len(self.history_)} epochs in {seconds:.2f} s ({epoch:.3f} s/epoch), best epoch "
+                 f"{self.best_epoch_}; peak memory {rss:.0f} MiB per rank (max)")
+        return self
+
+    def error_sums(self, settings: Settings, entries, data) -> dict:
+        return error_sums(settings, data, self.network_)
+
+    def potential_files(self, stem: str) -> dict:
+        s = self.settings_
+        return mliap_files(stem, self.layers_, self.scale_[0], self.scale_[1], s.network.activation, s.bispectrum,
+                           s.reference, comment=f"{self.architecture()}, deck {s.deck.name}")
+
+    def fit_files(self, settings: Settings, entries, data, comm) -> dict:
+        """The loss curve (.loss.csv, .loss.png) and the torch state ([PYTORCH] save_state_output)."""
+        stem = settings.output.potential
+        files = {f"{stem}.loss.csv": loss_csv(self.history_),
+                 f"{stem}.loss.png": loss_png(self.history_, f"Fitting errors of {Path(stem).name} ({self.describe()}; deck "
+                                                             f"{settings.deck.name})")}
+        if settings.network.save_state_output:
+            import torch
+
+            state = self.network_.state(descriptor_fingerprint(settings))
+            files[settings.network.save_state_output] = lambda p: torch.save(state, p)
+        return files
+
+    def predict_frames(self, settings: Settings, frames):
+        settings = prediction_settings(settings, frames)
+        calc = PerAtomCalculator(settings)
+        try:
+            for entry in unlabelled_entries(settings, frames):
+                c = calc.compute(entry)
+                energy, forces, stress = self.network_.predict(c)
+                rot = c.rotation
+                total_stress = None
+                if stress is not None:
+                    lammps = np.zeros((3, 3))
+                    lammps[VOIGT] = stress + c.ref_stress
+                    lammps[VOIGT[1], VOIGT[0]] = stress + c.ref_stress
+                    total_stress = (rot.T @ lammps @ rot)[VOIGT]
+                yield energy + c.ref_energy, (forces + c.ref_forces) @ rot, total_stress
+        finally:
+            calc.close()
+
+
+def trainer_from_settings(settings: Settings):
+    """The torch model and trainer (models.network.PerAtomNetwork) a deck's [PYTORCH] describes."""
+    from .models.network import PerAtomNetwork
+
+    net = settings.network
+    return PerAtomNetwork(
+        hidden=net.hidden, activation=net.activation, learning_rate=net.learning_rate, num_epochs=net.num_epochs,
+        batch_size=net.batch_size, energy_weight=net.energy_weight, force_weight=net.force_weight,
+        stress_weight=net.stress_weight, seed=net.seed, patience=net.patience,
+        n_elements=settings.bispectrum.numtypes, checkpoint=net.checkpoint, save_freq=net.save_freq,
+        init_state=net.save_state_input, stress_mask=settings.calculator.stress_mask, shuffle=net.shuffle_flag,
+        multi_element_option=net.multi_element_option, deck_error=settings.error)
+
+
+def choose_validation(entries_meta: list[tuple[int, bool]], fraction: float, seed: int) -> set[int]:
+    """Indices of the training configurations held out for early stopping (seeded; any rank count)."""
+    train = np.array(sorted(i for i, test in entries_meta if not test), dtype=np.int64)
+    n_val = int(round(fraction * len(train)))
+    if fraction > 0 and len(train) > 1:
+        n_val = min(max(n_val, 1), len(train) - 1)
+    else:
+        n_val = 0
+    rng = np.random.Generator(np.random.PCG64(seed + 7919))
+    return set(int(i) for i in train[rng.permutation(len(train))[:n_val]])
+
+
+def descriptor_fingerprint(settings: Settings) -> dict:
+    """{[BISPECTRUM] key: value} of the descriptor a network was trained on."""
+    return {f.name: repr(getattr(settings.bispectrum, f.name)) for f in dataclasses.fields(settings.bispectrum)}
+
+
+def data_hash(entries, comm) -> str:
+    """sha256 over every rank's configurations in deck order: symbols, positions, cell, labels, group, split."""
+    mine = []
+    for e in entries:
+        f = e.frame
+        h = hashlib.sha256(repr((f.group, list(f.symbols), e.test, e.eweight, e.fweight, e.vweight)).encode())
+        for a in (f.positions, f.cell, f.forces, f.stress, None if f.energy is None else np.array([f.energy])):
+            h.update(b"-" if a is None else np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        mine.append((e.index, h.hexdigest()))
+    return hashlib.sha256(repr(sorted(x for part in comm.allgather(mine) for x in part)).encode()).hexdigest()
+
+
+def provenance(settings: Settings, entries, comm) -> dict:
+    """What besides the network's own settings must match for a checkpoint to resume (see the module text)."""
+    calc = settings.calculator
+    out = descriptor_fingerprint(settings)
+    out.update(ESHIFT=repr(sorted(settings.eshift.items())), REFERENCE=repr(settings.reference.commands),
+               energy=str(int(calc.energy)), force=str(int(calc.force)), stress=str(int(calc.stress)),
+               data=data_hash(entries, comm)[:16], validation_fraction=repr(settings.network.validation_fraction),
+               training_fraction=repr(settings.network.training_fraction))
+    return out
+
+
+def check_network_files(settings: Settings) -> None:
+    """Before any work (rank 0): save_state_input exists, the checkpoint file can be written."""
+    net = settings.network
+    if net.save_state_input and not Path(net.save_state_input).is_file():
+        raise settings.error(f"{net.save_state_input}: file not found", "PYTORCH", "save_state_input")
+    if not net.checkpoint:
+        return
+    path = Path(net.checkpoint)
+    if path.is_dir():
+        raise settings.error(f"{path} is a folder; name a file", "PYTORCH", "checkpoint")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise settings.error(f"{path}: {folder} is a file, not a folder", "PYTORCH", "checkpoint")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise settings.error(f"{path}: cannot write in {folder} ({exc.strerror or exc})", "PYTORCH",
+                             "checkpoint") from None
+    if path.exists() and not os.access(path, os.R_OK):
+        raise settings.error(f"{path} cannot be read", "PYTORCH", "checkpoint")
+
+
+def loss_csv(history: list[dict]) -> str:
+    keys = list(history[0]) if history else ["epoch"]
+    lines = [",".join(keys)] + [",".join(repr(float(row[k])) if k != "epoch" else str(row[k]) for k in keys)
+                                for row in history]
+    return "\n".join(lines) + "\n"
+
+
+def loss_png(history: list[dict], title: str):
+    def write(path):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ep = [r["epoch"] for r in history]
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+        for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "energy_mae", "energy MAE (eV/atom)"),
+                               (axes[2], "force_mae", "force MAE (eV/Å)")):
+            ax.semilogy(ep, [r[f"train_{key}"] for r in history], label="train")
+            val = [r[f"val_{key}"] for r in history]
+            if not all(np.isnan(val)):
+                ax.semilogy(ep, val, label="validation")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.legend()
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        Path(path).write_bytes(buf.getvalue())
+    return write
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def error_sums(settings: Settings, data, model):
+    """This rank's metrics sums: the linear fits' rows and units (energy per atom, force components, stress
+    in bar)."""
+    residual, kinds, groups, test = [], [], [], []
+    for c, (energy, forces, stress) in zip(data, model.predict_many(data)):
+        n0 = sum(len(r) for r in residual)
+        if settings.calculator.energy:
+            residual.append(np.array([(energy - c.energy) / c.natoms]))
+            kinds.append(np.array([ENERGY]))
+        if settings.calculator.force:
+            residual.append((forces - c.forces).ravel())
+            kinds.append(np.full(3 * c.natoms, FORCE))
+        if stress is not None:
+            residual.append(stress - c.stress)
+            kinds.append(np.full(6, STRESS))
+        nrows = sum(len(r) for r in residual) - n0
+        groups += [c.group] * nrows
+        test += [c.test] * nrows
+    cat = (lambda xs, dt: np.concatenate([np.asarray(x, dt) for x in xs]) if xs else np.zeros(0, dt))
+    return residual_sums(cat(residual, float), cat(kinds, np.int8), groups, np.array(test, bool))
+
+
+
+
+def _mpi_max():
+    from mpi4py import MPI
+
+    return MPI.MAX
