@@ -1,461 +1,25 @@
 """Parse a FitSNAP-format deck (INI) into one frozen, validated `Settings` object.
 
 The deck keeps FitSNAP's sections and keys; every key is checked, and every error names the deck file,
-the line and the key. `-k SECTION KEY VALUE` overrides are applied before validation.
+the line and the key. `-k SECTION KEY VALUE` overrides are applied before validation. The deck file itself is
+read by `ini.RawDeck`; the settings' dataclasses live in `settings`.
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
-from itertools import combinations_with_replacement
 from pathlib import Path
 
 from .errors import DeckError
+from .ini import RawDeck, text_value
+from .settings import (ACTIVATIONS, STRESS_COMPONENTS, BispectrumSettings, CalculatorSettings, GroupSettings,
+                       GroupsSettings, NetworkSettings, OutputSettings, PropertiesSettings, ReferenceSettings,
+                       ScraperSettings, Settings, SolverSettings, output_files)
 from .units import STRESS_UNITS
 
-# Characters that would let a value start a new LAMMPS command or be rewritten by LAMMPS' input parser when it is
-# written into a LAMMPS command or an include file: line breaks, `&` continuation, `$` variables, quotes, comments.
-UNSAFE_CHARACTERS = frozenset("\n\r\0&$\"'`#;\\")
-UNSAFE_NAMES = "newline, & $ quotes # ; \\"
-
-
-@dataclass(frozen=True)
-class RawValue:
-    value: str
-    line: int | None  # None for command-line overrides
-
-
-def _text_value(value) -> str:
-    """A Python value as deck text: True → 1, [4.7, 4.7] → '4.7 4.7'."""
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, (list, tuple)):
-        return " ".join(_text_value(v) for v in value)
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-class RawDeck:
-    """Sections → {key: RawValue}, with line numbers; tracks which keys were read."""
-
-    def __init__(self, path: Path, sections: dict[str, dict[str, RawValue]], key_case: dict):
-        self.path = path
-        self.sections = sections
-        self._key_case = key_case  # (section, lower key) -> key as written
-        self._used: set[tuple[str, str]] = set()
-
-    @classmethod
-    def read(cls, path: Path, continuation: bool = False) -> "RawDeck":
-        """Parse the deck. A `[KIND name]` header keeps its name as written (section "KIND name").
-
-        With `continuation`, a line indented deeper than the key before it continues that key's value on a new
-        line (configparser's multi-line values); without, every line stands alone.
-        """
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise DeckError(f"cannot read deck: {exc.strerror}", path=path) from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
-            raise DeckError(f"not a text deck (byte 0x{data[exc.start]:02x} is not UTF-8)", path, line) from None
-        return cls.parse(text, path, continuation)
-
-    @classmethod
-    def from_dict(cls, sections: dict, path: Path) -> "RawDeck":
-        """FitSNAP's library-mode deck, {"SECTION": {key: value}}: lists are joined by spaces, booleans are 0/1."""
-        raw = cls(path, {}, {})
-        for section, keys in sections.items():
-            if not isinstance(keys, dict):
-                raise DeckError(f"section {section!r} must map keys to values, got {type(keys).__name__}", path)
-            name = str(section).strip().strip("[]")
-            raw.sections.setdefault(name.upper() if " " not in name else name, {})
-            for key, value in keys.items():
-                raw.override(name, str(key), _text_value(value))
-        return raw
-
-    @classmethod
-    def parse(cls, text: str, path: Path, continuation: bool = False) -> "RawDeck":
-        """Parse deck text (see `read`); `path` names it in errors."""
-        if "\0" in text:
-            line = text[:text.index("\0")].count("\n") + 1
-            raise DeckError("not a text deck (it holds a NUL byte)", path, line)
-        sections: dict[str, dict[str, RawValue]] = {}
-        key_case = {}
-        current = None
-        last = None  # (section, lower key, indentation) of the latest key, which an indented line continues
-        for lineno, raw in enumerate(text.splitlines(), start=1):
-            content = raw.split("#", 1)[0].split(";", 1)[0].strip()
-            indent = len(raw) - len(raw.lstrip())
-            if continuation and content and last is not None and indent > last[2]:
-                value = sections[last[0]][last[1]]
-                sections[last[0]][last[1]] = RawValue(value.value + "\n" + content, value.line)
-                continue
-            line = raw.strip() if raw.lstrip().startswith("[") else content
-            if not line:
-                continue
-            m = re.fullmatch(r"\[\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s+([^\s\]]+))?\s*\]\s*([#;].*)?", line)
-            if m:
-                current = m.group(1).upper() + (f" {m.group(2)}" if m.group(2) else "")
-                if current in sections:
-                    raise DeckError(f"section [{current}] appears twice", path, lineno)
-                sections[current] = {}
-                last = None
-                continue
-            if current is None:
-                raise DeckError(f"line outside any [SECTION]: {raw.strip()!r}", path, lineno)
-            if "=" not in line:
-                raise DeckError(f"expected 'key = value', got {raw.strip()!r}", path, lineno, current)
-            key, value = (s.strip() for s in line.split("=", 1))
-            if not key:
-                raise DeckError("empty key", path, lineno, current)
-            lkey = key.lower()
-            if lkey in sections[current]:
-                raise DeckError("key given twice", path, lineno, current, key)
-            sections[current][lkey] = RawValue(value, lineno)
-            key_case[(current, lkey)] = key
-            last = (current, lkey, indent)
-        return cls(path, sections, key_case)
-
-    def override(self, section: str, key: str, value: str) -> None:
-        """Apply a `-k SECTION KEY VALUE` override (creates the section/key if absent)."""
-        section = section.upper()
-        if any(ch in UNSAFE_CHARACTERS for ch in value):
-            raise DeckError(f"value {value!r} holds a newline or a character LAMMPS would interpret "
-                            f"({UNSAFE_NAMES})", self.path, None, section, key)
-        self.sections.setdefault(section, {})[key.lower()] = RawValue(value, None)
-        self._key_case[(section, key.lower())] = key
-
-    def copy_key(self, section: str, source: str, target: str) -> None:
-        """Give `target` the value and line of `source` (same section), e.g. a study's `quick_out` standing in for
-        `out`: errors about `target` point at the line of `source` and name it as written."""
-        value = self.sections[section][source.lower()]
-        self.sections[section][target.lower()] = value
-        self._key_case[(section, target.lower())] = self._key_case[(section, source.lower())]
-
-    def has(self, section: str, key: str | None = None) -> bool:
-        if key is None:
-            return section in self.sections
-        return key.lower() in self.sections.get(section, {})
-
-    def error(self, message: str, section: str, key: str | None = None) -> DeckError:
-        line = None
-        if key is not None and self.has(section, key):
-            line = self.sections[section][key.lower()].line
-        return DeckError(message, self.path, line, section, key)
-
-    def get(self, section: str, key: str, kind=str, default=None, required=False):
-        """Value of `key` converted by `kind` (str, int, float, bool, list), or `default`."""
-        self._used.add((section, key.lower()))
-        raw = self.sections.get(section, {}).get(key.lower())
-        if raw is None:
-            if required:
-                raise self.error("required key is missing", section, key)
-            return default
-        text = raw.value
-        try:
-            if kind is bool:
-                low = text.lower()
-                if low in ("1", "true", "yes", "on"):
-                    return True
-                if low in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError
-            if kind is int:
-                if re.fullmatch(r"[+-]?\d+", text):
-                    return int(text)  # exact, however large (a seed)
-                f = float(text)
-                if not f.is_integer():
-                    raise ValueError
-                return int(f)
-            if kind is float:
-                f = float(text)
-                if not math.isfinite(f):
-                    raise ValueError
-                return f
-            if kind is list:
-                return text.split()
-            return text
-        except ValueError:
-            name = {bool: "a boolean (0/1)", int: "an integer", float: "a finite number"}.get(kind, str(kind))
-            raise self.error(f"{text!r} is not {name}", section, key) from None
-
-    def check_safe(self, section: str, key: str, value: str, token: bool = False) -> str:
-        """`value` unchanged, or an error if it could inject a LAMMPS command (or, as a `token`, holds whitespace)."""
-        if any(ch in UNSAFE_CHARACTERS or not (ch.isprintable() or ch == "\t") for ch in value):
-            raise self.error(f"{value!r} holds a character LAMMPS would interpret ({UNSAFE_NAMES}) or a "
-                             f"control character", section, key)
-        if token and (not value or any(ch.isspace() for ch in value)):
-            raise self.error(f"{value!r} must be one word (no spaces)", section, key)
-        return value
-
-    def lines(self) -> dict[tuple[str, str], int]:
-        """(SECTION, lower-case key) → the deck line it was given on (not for `-k` overrides)."""
-        return {(sec, k): rv.line for sec, keys in self.sections.items() for k, rv in keys.items() if rv.line}
-
-    def items(self, section: str):
-        """All (key as written, RawValue) pairs of a section, marking them used."""
-        for lkey, raw in self.sections.get(section, {}).items():
-            self._used.add((section, lkey))
-            yield self._key_case[(section, lkey)], raw
-
-    def check_unused(self, known_sections) -> None:
-        for section, keys in self.sections.items():
-            if section not in known_sections:
-                first = min((r.line for r in keys.values() if r.line), default=None)
-                raise DeckError(f"unknown section [{section}]", self.path, first)
-            for lkey in keys:
-                if (section, lkey) not in self._used:
-                    raise self.error("unknown key", section, self._key_case[(section, lkey)])
-
-
-# ----------------------------------------------------------------------------------------------
-# Section dataclasses
-
-
-@dataclass(frozen=True)
-class BispectrumSettings:
-    """[BISPECTRUM]: the `compute snap` descriptor (FitSNAP keys and defaults)."""
-
-    types: tuple[str, ...]
-    twojmax: int
-    rcutfac: float
-    rfac0: float
-    rmin0: float
-    wj: tuple[float, ...]
-    radelem: tuple[float, ...]
-    bzeroflag: bool
-    quadraticflag: bool
-    chemflag: bool
-    wselfallflag: bool
-    bnormflag: bool
-    switchflag: bool
-    switchinnerflag: bool
-    sinner: tuple[float, ...]
-    dinner: tuple[float, ...]
-
-    @property
-    def numtypes(self) -> int:
-        return len(self.types)
-
-    @property
-    def blist(self) -> list[tuple[int, int, int]]:
-        """(j1, j2, j) triples of the linear bispectrum components, in LAMMPS' order."""
-        out = []
-        for j1 in range(self.twojmax + 1):
-            for j2 in range(j1 + 1):
-                for j in range(abs(j1 - j2), min(self.twojmax, j1 + j2) + 1, 2):
-                    if j >= j1:
-                        out.append((j1, j2, j))
-        return out
-
-    @property
-    def n_linear(self) -> int:
-        """Linear bispectrum components per element (times numtypes³ with chemflag)."""
-        n = len(self.blist)
-        return n * self.numtypes ** 3 if self.chemflag else n
-
-    @property
-    def ncoeff(self) -> int:
-        """Descriptor columns per element that `compute snap` returns (linear + quadratic)."""
-        n = self.n_linear
-        return n + n * (n + 1) // 2 if self.quadraticflag else n
-
-    def coefficient_labels(self) -> list[str]:
-        """Labels of one element's coefficients as FitSNAP writes them: B[0] then B[i, j1, j2, j]."""
-        lin = [f"B[{i}, {j1}, {j2}, {j}]" for i, (j1, j2, j) in enumerate(self.blist * (self.numtypes ** 3 if self.chemflag else 1), 1)]
-        labels = ["B[0]"] + lin
-        if self.quadraticflag:
-            idx = len(lin) + 1
-            for a, b in combinations_with_replacement(range(len(lin)), 2):
-                labels.append(f"B[{idx}] = B{a + 1}*B{b + 1}")
-                idx += 1
-        return labels
-
-    def duplicate_groups(self) -> tuple[int, ...]:
-        """A label for each of one element's `compute snap` columns (linear, then quadratic); columns with equal
-        labels are identical for every configuration.
-
-        With chemflag, column (e1, e2, e3; j1, j2, j) couples element e1's U_j1 and e2's U_j2 into j and contracts
-        with e3's U_j (LAMMPS' SNA::compute_bi). The bispectrum is unchanged by permuting (j1, e1), (j2, e2),
-        (j, e3) together (up to (j+1) factors, which are 1 here), so within the stored j ≥ j1 ≥ j2 it equals
-        (e2, e1, e3) when j1 = j2, (e3, e2, e1) when j = j1, every permutation when all three are equal, with or
-        without bnormflag. A quadratic column B_k·B_l (½B_k² on the diagonal) repeats its factors' labels.
-        Without chemflag every label is distinct. pair_style snap's forces assume equal coefficients on equal
-        columns (its Y array takes one β per group); the fit ties them.
-        """
-        from itertools import permutations, product
-
-        blist = self.blist
-        if not self.chemflag:
-            linear = list(range(len(blist)))
-        else:
-            n, index, linear = self.numtypes, {}, []
-            for triple in product(range(n), repeat=3):
-                for k, (j1, j2, j) in enumerate(blist):
-                    e1, e2, e3 = triple
-                    same = {triple, (e2, e1, e3) if j1 == j2 else triple, (e3, e2, e1) if j == j1 else triple}
-                    if j1 == j2 == j:
-                        same = set(permutations(triple))
-                    linear.append(index.setdefault((min(same), k), len(index)))
-        labels = list(linear)
-        if self.quadraticflag:
-            index = {}
-            for a, b in combinations_with_replacement(range(len(linear)), 2):
-                key = (min(linear[a], linear[b]), max(linear[a], linear[b]), a == b)
-                labels.append(len(linear) + index.setdefault(key, len(index)))
-        return tuple(labels)
-
-    def compute_snap_args(self) -> str:
-        """Keyword tail for `compute snap` (after rcutfac rfac0 twojmax radelem... wj...)."""
-        args = [f"{self.rcutfac!r}", f"{self.rfac0!r}", str(self.twojmax)]
-        args += [repr(r) for r in self.radelem] + [repr(w) for w in self.wj]
-        args += [f"rmin0 {self.rmin0!r}", f"bzeroflag {int(self.bzeroflag)}",
-                 f"quadraticflag {int(self.quadraticflag)}", f"switchflag {int(self.switchflag)}",
-                 f"bnormflag {int(self.bnormflag)}", f"wselfallflag {int(self.wselfallflag)}"]
-        if self.chemflag:
-            args.append(f"chem {self.numtypes} " + " ".join(str(i) for i in range(self.numtypes)))
-        if self.switchinnerflag:
-            args.append("switchinnerflag 1 sinner " + " ".join(map(repr, self.sinner))
-                        + " dinner " + " ".join(map(repr, self.dinner)))
-        return " ".join(args)
-
-
-STRESS_COMPONENTS = {"all": (1.0,) * 6, "diagonal": (1.0, 1.0, 1.0, 0.0, 0.0, 0.0)}  # Voigt xx yy zz yz xz xy
-
-
-@dataclass(frozen=True)
-class CalculatorSettings:
-    """[CALCULATOR]: which rows enter the fit."""
-
-    calculator: str = "LAMMPSSNAP"
-    energy: bool = True
-    force: bool = True
-    stress: bool = True
-    nonlinear: bool = False
-    # "diagonal": fit σ_xx, σ_yy, σ_zz only (data whose shear stresses are unreliable); all six are still reported
-    stress_components: str = "all"
-
-    @property
-    def stress_mask(self) -> tuple[float, ...]:
-        """Per Voigt component (xx yy zz yz xz xy): 1 if it enters the fit."""
-        return STRESS_COMPONENTS[self.stress_components]
-
-
-@dataclass(frozen=True)
-class SolverSettings:
-    """[SOLVER] (+ [RIDGE]): the fitting method."""
-
-    solver: str = "SVD"
-    alpha: float = 1e-6       # ridge penalty, [RIDGE] alpha
-    rcond: float = 1e-13      # singular values below rcond*max are dropped (FitSNAP's lstsq cutoff)
-    compute_testerrs: bool = True
-    detailed_errors: bool = True
-
-
-@dataclass(frozen=True)
-class ScraperSettings:
-    """[SCRAPER]: the data format and the unit its stresses are in."""
-
-    scraper: str = "JSON"
-    stress_unit: str = "bar"
-
-
-@dataclass(frozen=True)
-class GroupSettings:
-    """One [GROUPS] row: split sizes (fractions < 1 or counts) and row weights."""
-
-    name: str
-    training_size: float
-    testing_size: float
-    eweight: float
-    fweight: float
-    vweight: float
-
-
-@dataclass(frozen=True)
-class GroupsSettings:
-    groups: tuple[GroupSettings, ...]
-    smartweights: bool = False
-    random_sampling: bool = False
-    random_seed: int = 0
-
-
-@dataclass(frozen=True)
-class ReferenceSettings:
-    """[REFERENCE]: the pair style subtracted from the targets and overlaid in the `.mod`."""
-
-    units: str = "metal"
-    atom_style: str = "atomic"
-    pair_style: str = "zero 10.0"
-    pair_coeffs: tuple[str, ...] = ("* * ",)
-
-    @property
-    def commands(self) -> list[str]:
-        return [f"pair_style {self.pair_style}"] + [f"pair_coeff {c}" for c in self.pair_coeffs]
-
-
-@dataclass(frozen=True)
-class OutputSettings:
-    """[OUTFILE] + [EXTRAS]: output names (relative to the current directory, like FitSNAP)."""
-
-    potential: str = "fitsnap_potential"
-    metrics: str = "fitsnap_metrics.md"
-    dump_descriptors: bool = False
-    dump_truth: bool = False
-    dump_weights: bool = False
-    dump_dataframe: bool = False
-    descriptors_file: str = "Descriptors.npy"
-    truth_file: str = "Truth-Ref.npy"
-    weights_file: str = "Weights.npy"
-    dataframe_file: str = "FitSNAP.df"
-
-
-@dataclass(frozen=True)
-class NetworkSettings:
-    """[PYTORCH]: a per-atom network E_i = NN(B_i) trained on energies and forces (FitSNAP's keys + ours).
-
-    As in FitSNAP, `energy_weight` and `force_weight` are given together or not at all: given, they are the loss
-    weights of every configuration (overriding the group weights); absent, each configuration's group
-    eweight/fweight are the loss weights. The loss is Σ w_E·(ΔE/N)² + w_F·mean(ΔF²) (+ stress_weight·ΔP², P in
-    GPa, times the group vweight when the group weights are used).
-    """
-
-    hidden: tuple[int, ...] = (32, 32)   # from layer_sizes = num_desc 32 32 1
-    activation: str = "tanh"             # tanh | sigmoid | relu (what LAMMPS' mliap model nn implements)
-    learning_rate: float = 5e-3
-    num_epochs: int = 300
-    batch_size: int = 4                  # configurations per batch
-    energy_weight: float | None = None   # with force_weight: global loss weights overriding the group weights
-    force_weight: float | None = None
-    stress_weight: float = 0.0           # loss weight of (stress component error in GPa)²; 0: stresses are
-                                         # predicted and reported but not fitted
-    seed: int = 0
-    validation_fraction: float = 0.1     # of the training configurations, held out for early stopping
-    training_fraction: float | None = None  # FitSNAP's global split: overrides the groups' train/test fractions
-    shuffle_flag: bool = True            # shuffle the training configurations every epoch (FitSNAP's default)
-    multi_element_option: int = 2        # 2: one network per element; 1: one network shared by all (FitSNAP's 1)
-    patience: int = 50                   # epochs without validation improvement before stopping (0: never)
-    save_state_output: str = "FitTorchModel"
-    save_state_input: str = ""
-    checkpoint: str = ""                 # file to checkpoint to every save_freq epochs (resumes if present)
-    save_freq: int = 10
-
-
-ACTIVATIONS = ("tanh", "sigmoid", "relu")
-
-
-@dataclass(frozen=True)
-class PropertiesSettings:
-    """[PROPERTIES]: simulated properties of the fitted potential, run right after the fit."""
-
-    system: str                       # si | gan | lgps
-    properties: tuple[str, ...] = ()  # empty: the system's default list
-    quick: bool = False
-    out: str = ""                     # default <potential>_props.json
-    reference: Path | None = None     # reference values (JSON), relative to the deck's folder
+__all__ = ["ACTIVATIONS", "BispectrumSettings", "CalculatorSettings", "GroupSettings", "GroupsSettings",
+           "NetworkSettings", "OutputSettings", "PropertiesSettings", "RawDeck", "ReferenceSettings",
+           "ScraperSettings", "Settings", "SolverSettings", "load_deck", "load_settings", "output_files"]
 
 
 def _properties(raw: RawDeck, deck: Path) -> PropertiesSettings | None:
@@ -471,46 +35,6 @@ def _properties(raw: RawDeck, deck: Path) -> PropertiesSettings | None:
     if reference is not None and not reference.is_file():
         raise raw.error(f"reference file not found: {reference}", s, "reference")
     return PropertiesSettings(system, props, raw.get(s, "quick", bool, False), raw.get(s, "out", str, ""), reference)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything a fit needs, built from one deck."""
-
-    deck: Path
-    bispectrum: BispectrumSettings
-    calculator: CalculatorSettings
-    solver: SolverSettings
-    scraper: ScraperSettings
-    data_path: Path
-    groups: GroupsSettings
-    eshift: dict = field(default_factory=dict)
-    reference: ReferenceSettings = ReferenceSettings()
-    output: OutputSettings = OutputSettings()
-    network: NetworkSettings | None = None  # set when [SOLVER] solver = PYTORCH
-    properties: PropertiesSettings | None = None
-    lines: dict = field(default_factory=dict, compare=False, repr=False)  # (SECTION, lower key) → deck line
-    notes: tuple[str, ...] = ()  # accepted FitSNAP keys that change nothing here, said once in the log
-
-    def in_folder(self, out_dir: "str | Path") -> "Settings":
-        """The same settings with every relative output name ([OUTFILE], [PYTORCH] files, [PROPERTIES] out) placed
-        in `out_dir` instead of the current folder."""
-        def place(name: str) -> str:
-            return name if not name or Path(name).is_absolute() else str(Path(out_dir) / name)
-
-        out = self.output
-        output = replace(out, potential=place(out.potential), metrics=place(out.metrics),
-                         descriptors_file=place(out.descriptors_file), truth_file=place(out.truth_file),
-                         weights_file=place(out.weights_file), dataframe_file=place(out.dataframe_file))
-        network = self.network and replace(self.network, save_state_output=place(self.network.save_state_output),
-                                           checkpoint=place(self.network.checkpoint))
-        props = self.properties and replace(self.properties, out=place(self.properties.out))
-        return replace(self, output=output, network=network, properties=props)
-
-    def error(self, message: str, section: str, key: str | None = None) -> DeckError:
-        """A DeckError naming this deck, the line of `[section] key` and the key (for checks made after loading)."""
-        line = self.lines.get((section, key.lower())) if key else None
-        return DeckError(message, self.deck, line, section, key)
 
 
 KNOWN_SECTIONS = ("BISPECTRUM", "CALCULATOR", "ESHIFT", "SOLVER", "RIDGE", "SCRAPER", "PATH", "OUTFILE",
@@ -756,7 +280,7 @@ def load_deck(source: "str | Path | dict", overrides=None) -> Settings:
     {SECTION: {KEY: VALUE}}. Relative paths in a deck given as text or a dict are relative to the current folder.
     Errors name the file and line (or "<deck>"/"<dict>" and the section and key)."""
     if isinstance(overrides, dict):
-        overrides = [(sec, key, _text_value(v)) for sec, keys in overrides.items() for key, v in keys.items()]
+        overrides = [(sec, key, text_value(v)) for sec, keys in overrides.items() for key, v in keys.items()]
     if isinstance(source, dict):
         return load_settings(RawDeck.from_dict(source, Path("<dict>")), overrides or ())
     if isinstance(source, str) and ("\n" in source or source.lstrip().startswith("[")):
@@ -779,6 +303,23 @@ def load_settings(deck: "str | Path | RawDeck", overrides: list[tuple[str, str, 
         raw.get(name, "override", bool, False)
 
     bispectrum = _bispectrum(raw)
+    calculator = _calculator(raw)
+    solver, network = _solver(raw, calculator)
+    data_path = deck.parent / raw.get("PATH", "dataPath", str, "JSON")
+    raw.get("PATH", "groupFile", str)  # FitSNAP's legacy group file; groups come from [GROUPS]
+    if raw.has("PATH", "groupFile"):
+        raise raw.error("group files are not supported; list groups in [GROUPS]", "PATH", "groupFile")
+    output, notes = _output(raw)
+    settings = Settings(deck=deck, bispectrum=bispectrum, calculator=calculator, solver=solver,
+                        scraper=_scraper(raw, calculator), data_path=data_path, groups=_groups(raw),
+                        eshift=_eshift(raw, bispectrum), reference=_reference(raw), output=output, network=network,
+                        properties=_properties(raw, deck), lines=raw.lines(), notes=notes)
+    raw.check_unused(KNOWN_SECTIONS)
+    _check_output_names(settings)
+    return settings
+
+
+def _calculator(raw: RawDeck) -> CalculatorSettings:
     c = "CALCULATOR"
     calculator = CalculatorSettings(
         calculator=raw.get(c, "calculator", str, "LAMMPSSNAP").upper(),
@@ -791,8 +332,11 @@ def load_settings(deck: "str | Path | RawDeck", overrides: list[tuple[str, str, 
     if calculator.calculator != "LAMMPSSNAP":
         raise raw.error("only LAMMPSSNAP is supported", c, "calculator")
     if not (calculator.energy or calculator.force or calculator.stress):
-        raise DeckError("energy, force and stress are all off: nothing to fit", deck, None, c)
+        raise DeckError("energy, force and stress are all off: nothing to fit", raw.path, None, c)
+    return calculator
 
+
+def _solver(raw: RawDeck, calculator: CalculatorSettings) -> tuple[SolverSettings, NetworkSettings | None]:
     s = "SOLVER"
     solver_name = raw.get(s, "solver", str, "SVD").upper()
     if solver_name not in SOLVERS:
@@ -800,7 +344,7 @@ def load_settings(deck: "str | Path | RawDeck", overrides: list[tuple[str, str, 
     if (solver_name == "PYTORCH") != calculator.nonlinear:
         raise raw.error("solver = PYTORCH and [CALCULATOR] nonlinear = 1 go together", s, "solver")
     if raw.has("PYTORCH") and solver_name != "PYTORCH":
-        raise DeckError("[PYTORCH] given but [SOLVER] solver is not PYTORCH", deck, None, "PYTORCH")
+        raise DeckError("[PYTORCH] given but [SOLVER] solver is not PYTORCH", raw.path, None, "PYTORCH")
     network = _network(raw) if solver_name == "PYTORCH" else None
     alpha = raw.get("RIDGE", "alpha", float, 1e-6)
     if alpha < 0:
@@ -811,7 +355,10 @@ def load_settings(deck: "str | Path | RawDeck", overrides: list[tuple[str, str, 
         raise raw.error("must be in (0, 1) (singular values below rcond * max are dropped)", s, "rcond")
     solver = SolverSettings(solver_name, alpha, rcond,
                             raw.get(s, "compute_testerrs", bool, True), raw.get(s, "detailed_errors", bool, True))
+    return solver, network
 
+
+def _scraper(raw: RawDeck, calculator: CalculatorSettings) -> ScraperSettings:
     sc = "SCRAPER"
     scraper_name = raw.get(sc, "scraper", str, "JSON").upper()
     if scraper_name not in ("JSON", "XYZ"):
@@ -822,25 +369,24 @@ def load_settings(deck: "str | Path | RawDeck", overrides: list[tuple[str, str, 
     stress_unit = raw.get(sc, "stress_unit", str, "bar")
     if stress_unit not in STRESS_UNITS:
         raise raw.error(f"unknown unit {stress_unit!r} (known: {', '.join(STRESS_UNITS)})", sc, "stress_unit")
-    scraper = ScraperSettings(scraper_name, stress_unit)
+    return ScraperSettings(scraper_name, stress_unit)
 
-    data_path = deck.parent / raw.get("PATH", "dataPath", str, "JSON")
-    raw.get("PATH", "groupFile", str)  # FitSNAP's legacy group file; groups come from [GROUPS]
-    if raw.has("PATH", "groupFile"):
-        raise raw.error("group files are not supported; list groups in [GROUPS]", "PATH", "groupFile")
 
+def _eshift(raw: RawDeck, bispectrum: BispectrumSettings) -> dict:
     eshift = {}
     for key, rv in list(raw.items("ESHIFT")):
         if key not in bispectrum.types:
-            raise DeckError(f"element {key!r} is not in [BISPECTRUM] type", deck, rv.line, "ESHIFT", key)
+            raise DeckError(f"element {key!r} is not in [BISPECTRUM] type", raw.path, rv.line, "ESHIFT", key)
         eshift[key] = raw.get("ESHIFT", key, float)
+    return eshift
 
+
+def _output(raw: RawDeck) -> tuple[OutputSettings, tuple[str, ...]]:
+    """[OUTFILE] and [EXTRAS]: output names (each one safe word) and the notes on FitSNAP keys accepted as no-ops."""
     o, e = "OUTFILE", "EXTRAS"
-    output_style = raw.get(o, "output_style", str, "SNAP").upper()
-    if output_style != "SNAP":
+    if raw.get(o, "output_style", str, "SNAP").upper() != "SNAP":
         raise raw.error("only SNAP output is supported", o, "output_style")
-    metrics_style = raw.get(o, "metrics_style", str, "MD").upper()
-    if metrics_style != "MD":
+    if raw.get(o, "metrics_style", str, "MD").upper() != "MD":
         raise raw.error("only MD metrics are supported (a .csv is always written beside)", o, "metrics_style")
     output = OutputSettings(
         potential=raw.get(o, "potential", str, "fitsnap_potential"),
@@ -856,45 +402,14 @@ def load_settings(deck: "str | Path | RawDeck", overrides: list[tuple[str, str, 
     for key in ("apply_transpose", "only_test", "multinode_testing"):
         if raw.get(e, key, bool, False):
             raise raw.error("not supported by fitsnap_ext (its solver never forms AᵀA)", e, key)
-    notes = []
-    for key in ("dump_peratom", "dump_perconfig", "dump_configs"):  # FitSNAP's extra dumps (a pickle among them)
-        if raw.get(e, key, bool, False):
-            notes.append(f"note: [EXTRAS] {key} = 1 is accepted but not written by fitsnap_ext (the metrics "
-                         f".md/.csv hold the errors per group)")
-    raw.check_safe(o, "potential", output.potential, token=True)
-    for key, name in (("metrics", output.metrics), ("descriptors", output.descriptors_file),
-                      ("truth", output.truth_file), ("weights", output.weights_file),
-                      ("dataframe", output.dataframe_file)):
+    notes = tuple(f"note: [EXTRAS] {key} = 1 is accepted but not written by fitsnap_ext (the metrics .md/.csv hold "
+                  f"the errors per group)" for key in ("dump_peratom", "dump_perconfig", "dump_configs")
+                  if raw.get(e, key, bool, False))  # FitSNAP's extra dumps (a pickle among them)
+    for key, name in (("potential", output.potential), ("metrics", output.metrics),
+                      ("descriptors", output.descriptors_file), ("truth", output.truth_file),
+                      ("weights", output.weights_file), ("dataframe", output.dataframe_file)):
         raw.check_safe(o, key, name, token=True)
-
-    properties = _properties(raw, deck)
-    settings = Settings(deck=deck, bispectrum=bispectrum, calculator=calculator, solver=solver,
-                        scraper=scraper, data_path=data_path, groups=_groups(raw), eshift=eshift,
-                        reference=_reference(raw), output=output, network=network,
-                        properties=properties, lines=raw.lines(), notes=tuple(notes))
-    raw.check_unused(KNOWN_SECTIONS)
-    _check_output_names(settings)
-    return settings
-
-
-def output_files(settings: Settings) -> list[tuple[str, tuple[str, str]]]:
-    """Every file a fit (and its [PROPERTIES] run) writes, with the (SECTION, key) that names it."""
-    out, net, props = settings.output, settings.network, settings.properties
-    pot = ("OUTFILE", "potential")
-    suffixes = (".mliap.model", ".mliap.descriptor", ".mod", ".loss.csv", ".loss.png") if net else \
-        (".snapcoeff", ".snapparam", ".mod")
-    files = [(f"{out.potential}{suffix}", pot) for suffix in suffixes]
-    files += [(out.metrics, ("OUTFILE", "metrics")), (str(Path(out.metrics).with_suffix(".csv")), ("OUTFILE", "metrics"))]
-    for flag, name, key in ((out.dump_descriptors, out.descriptors_file, "descriptors"),
-                            (out.dump_truth, out.truth_file, "truth"), (out.dump_weights, out.weights_file, "weights"),
-                            (out.dump_dataframe, out.dataframe_file, "dataframe")):
-        if flag:
-            files.append((name, ("OUTFILE", key)))
-    if net is not None and net.save_state_output:
-        files.append((net.save_state_output, ("PYTORCH", "save_state_output")))
-    if props is not None:
-        files.append((props.out or f"{out.potential}_props.json", ("PROPERTIES", "out")))
-    return files
+    return output, notes
 
 
 def _check_output_names(settings: Settings) -> None:

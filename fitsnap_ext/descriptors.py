@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Settings
+from .settings import Settings
 from .data.dataset import Entry
 from .errors import DataError, LammpsError
 from .lammps_session import LammpsSession
@@ -133,7 +133,7 @@ class SnapCalculator:
 
     def rows(self, entry: Entry) -> Rows:
         """The fit's rows (FitSNAP's layout, see the module text) with their targets and weights."""
-        bs, calc = self.settings.bispectrum, self.settings.calculator
+        calc = self.settings.calculator
         frame = entry.frame
         design, ref, placed = self.model_rows(entry)
         n = frame.natoms

@@ -2,11 +2,10 @@
 `pair_style snap` files. Quadratic SNAP is the same model on quadratic descriptors ([BISPECTRUM] quadraticflag)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
-from .config import Settings
+from .settings import Settings
 from .descriptors import KIND_NAMES, Rows, SnapCalculator, n_columns
 from .errors import FitsnapError
 from .estimator import SnapEstimator, prediction_settings, unlabelled_entries, with_solver

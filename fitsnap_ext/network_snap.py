@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import NetworkSettings, Settings
+from .settings import NetworkSettings, Settings
 from .descriptors import ENERGY, FORCE, STRESS, VOIGT
 from .estimator import SnapEstimator, prediction_settings, unlabelled_entries
 from .export.mliap import mliap_files

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Settings
+from .settings import Settings
 from .data.dataset import Entry
 from .descriptors import stress_in_fit_frame
 from .errors import DataError, FitsnapError, LammpsError

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Settings, output_files
+from .settings import Settings, output_files
 from .errors import FitsnapError
 from .estimator import SnapEstimator, as_frames
 from .export.files import write_all

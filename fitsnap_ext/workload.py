@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .config import Settings
+from .settings import Settings
 from .data.dataset import Entry, load_entries
 from .parallel import collective, split_by_atoms
 

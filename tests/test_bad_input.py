@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
 from conftest import REPO, need_shared, run_cli
-from fitsnap_ext.config import UNSAFE_CHARACTERS, load_settings
+from fitsnap_ext.config import load_settings
+from fitsnap_ext.ini import UNSAFE_CHARACTERS
 from fitsnap_ext.errors import DeckError
 
 DEMO = REPO / "input_files" / "in.demo"

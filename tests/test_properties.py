@@ -334,7 +334,7 @@ def test_custom_structure_file(sw_mod, tmp_path):
 ])
 def test_bad_input_gives_one_clear_error(sw_mod, tmp_path, argv, message):
     argv = [a.format(mod=sw_mod) for a in argv] + ["--out", str(tmp_path / "p.json")]
-    proc = subprocess.run([sys.executable, "-m", "fitsnap_ext.properties.cli", *argv], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "fitsnap_ext", "properties", *argv], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -473,11 +473,11 @@ def test_one_failing_property_leaves_the_others(sw_mod, tmp_path, capsys):
 def test_cli_under_mpirun_matches_serial(tersoff_mod, tmp_path):
     mpirun = Path(sys.executable).parent / "mpirun"
     args = [str(tersoff_mod), "--system", "gan", "--properties", "eos,elastic,phonons", "--quick"]
-    serial = subprocess.run([sys.executable, "-m", "fitsnap_ext.properties.cli", *args,
+    serial = subprocess.run([sys.executable, "-m", "fitsnap_ext", "properties", *args,
                              "--out", str(tmp_path / "serial.json")], cwd=REPO, capture_output=True,
                             text=True, timeout=300)
     assert serial.returncode == 0, serial.stderr
-    parallel = subprocess.run([str(mpirun), "-np", "2", sys.executable, "-m", "fitsnap_ext.properties.cli",
+    parallel = subprocess.run([str(mpirun), "-np", "2", sys.executable, "-m", "fitsnap_ext", "properties",
                                *args, "--out", str(tmp_path / "mpi.json")], cwd=REPO, capture_output=True,
                               text=True, timeout=300)
     assert parallel.returncode == 0, parallel.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import GroupSettings, Settings
+from ..settings import GroupSettings, Settings
 from ..errors import DataError
 from .frame import Frame
 from .io import FORMATS

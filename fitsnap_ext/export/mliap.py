@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import BispectrumSettings, ReferenceSettings
+from ..settings import BispectrumSettings, ReferenceSettings
 from .snap import overlay_pair_style
 
 LAMMPS_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")

@@ -5,7 +5,7 @@ from datetime import datetime
 
 import numpy as np
 
-from ..config import BispectrumSettings, ReferenceSettings
+from ..settings import BispectrumSettings, ReferenceSettings
 
 
 def coefficients_per_element(coef: np.ndarray, bs: BispectrumSettings) -> np.ndarray:

@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
-from fitsnap_ext.config import RawDeck
+from fitsnap_ext.ini import RawDeck
 from fitsnap_ext.errors import DeckError
 
 LABELER_TYPES = ("lammps", "cp2k", "sevenn", "ase")

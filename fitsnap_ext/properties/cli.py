@@ -2,7 +2,6 @@
 [--overwrite]`."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from fitsnap_ext.errors import ArgumentParser, FitsnapError, UsageError
@@ -67,9 +66,3 @@ def main(argv: list[str] | None = None, comm=None) -> int:
         exc.on_every_rank = True  # every rank holds the same props
         raise
     return 0
-
-
-if __name__ == "__main__":
-    from fitsnap_ext.cli import main as cli_main
-
-    sys.exit(cli_main(["properties", *sys.argv[1:]]))

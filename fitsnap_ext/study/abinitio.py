@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Settings
+from ..settings import Settings
 from ..data.dataset import group_file, group_files
 from ..errors import DataError, FitsnapError
 from .deck import StudySpec, repo_relative

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from ..config import Settings
+from ..settings import Settings
 from ..data.dataset import group_files
 
 STUDY_VERSION = 1

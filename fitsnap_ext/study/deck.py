@@ -10,7 +10,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import KNOWN_SECTIONS, RawDeck, RawValue, Settings, load_settings
+from ..config import KNOWN_SECTIONS, load_settings
+from ..ini import RawDeck, RawValue
+from ..settings import Settings
 from ..data.dataset import group_file
 from ..errors import DeckError, FitsnapError
 
