@@ -71,13 +71,30 @@ def write_gen_deck(folder: Path, name="gen.in", output="out", labeler=SW_LABELER
     return path
 
 
-def run_generate(deck, env_extra=None, args=(), mpi=0) -> subprocess.CompletedProcess:
-    """Run the generator CLI on `deck` (under `mpirun -np mpi` when mpi > 0); the result, whatever its exit code."""
+def run_generate(deck, env_extra=None, args=(), mpi=0, kill_after=0) -> subprocess.CompletedProcess:
+    """Run the generator CLI on `deck` (under `mpirun -np mpi` when mpi > 0); the result, whatever its exit code.
+
+    kill_after=K (serial runs): the process SIGKILLs itself, with no cleanup as a killed job, right after the K-th
+    frame of this run is appended (the test wraps the runner's writer; exit code -9)."""
     env = dict(os.environ)
-    env.pop("FITSNAP_GENERATE_KILL_AFTER", None)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra or {})
     cmd = [sys.executable, "-m", "fitsnap_ext.generate.cli", *args, str(deck)]
+    if kill_after:
+        cmd[1:3] = ["-c", textwrap.dedent(f"""
+            import os, signal, sys
+            import mpi4py.MPI  # before lammps
+            from fitsnap_ext.cli import main
+            from fitsnap_ext.generate import runner
+            append, appended = runner.append_extxyz, []
+            def append_then_kill(*a, **k):
+                append(*a, **k)
+                appended.append(1)
+                if len(appended) == {int(kill_after)}:
+                    sys.stdout.flush()
+                    os.kill(os.getpid(), signal.SIGKILL)
+            runner.append_extxyz = append_then_kill
+            sys.exit(main(["generate", *sys.argv[1:]]))""")]
     if mpi:
         cmd = [os.path.join(os.path.dirname(sys.executable), "mpirun"), "-np", str(mpi)] + cmd
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)

@@ -67,7 +67,7 @@ def test_resume_after_kill_gives_identical_files(tmp_path):
     deck = _deck(tmp_path, "gen.in", "out")
     # killed (SIGKILL, no cleanup) after 4 frames, then after 3 more of the resumed run
     for k, expect_frames in ((4, 4), (3, 7)):
-        r = run_generate(deck, {"FITSNAP_GENERATE_KILL_AFTER": str(k)})
+        r = run_generate(deck, kill_after=k)
         assert r.returncode == -9, (r.returncode, r.stderr)
         got = _files(tmp_path / "out")
         n = sum(v.count(b"config_id=") for v in got.values())

@@ -118,6 +118,94 @@ n_frames = 1
     assert not os.listdir(tmp_path / "out" / ".cp2k")  # scratch cleaned
 
 
+FULL_INPUT = """&GLOBAL
+  PROJECT fx
+  RUN_TYPE ENERGY_FORCE
+  PRINT_LEVEL LOW
+&END GLOBAL
+&FORCE_EVAL
+  METHOD Quickstep
+  STRESS_TENSOR ANALYTICAL
+  &DFT
+    WFN_RESTART_FILE_NAME /w/guess.kp
+    BASIS_SET_FILE_NAME /data/BASIS_MOLOPT
+    POTENTIAL_FILE_NAME /data/GTH_POTENTIALS
+    &MGRID
+      CUTOFF 400.0
+      REL_CUTOFF 50.0
+      NGRIDS 4
+    &END MGRID
+    &QS
+      EPS_DEFAULT 1e-12
+      EXTRAPOLATION USE_GUESS
+    &END QS
+    &SCF
+      SCF_GUESS RESTART
+      EPS_SCF 1e-07
+      MAX_SCF 100
+      ADDED_MOS 20
+      &DIAGONALIZATION ON
+        ALGORITHM STANDARD
+      &END DIAGONALIZATION
+      &MIXING
+        METHOD BROYDEN_MIXING
+        ALPHA 0.4
+        NBROYDEN 8
+      &END MIXING
+      &SMEAR ON
+        METHOD FERMI_DIRAC
+        ELECTRONIC_TEMPERATURE [K] 300.0
+      &END SMEAR
+    &END SCF
+    &KPOINTS
+      SCHEME MONKHORST-PACK 2 2 1
+      SYMMETRY OFF
+      FULL_GRID OFF
+    &END KPOINTS
+    &XC
+      &XC_FUNCTIONAL PBE
+      &END XC_FUNCTIONAL
+    &END XC
+  &END DFT
+  &SUBSYS
+    &CELL
+      A 4.0 0.0 0.0
+      B 0.5 4.0 0.0
+      C 0.0 0.0 10.0
+      PERIODIC XY
+    &END CELL
+    &COORD
+      Si 0.0 0.0 0.0
+      Si 1.25 1.5 1.75
+    &END COORD
+    &KIND Si
+      BASIS_SET DZVP-MOLOPT-SR-GTH
+      POTENTIAL GTH-PBE
+    &END KIND
+  &END SUBSYS
+  &PRINT
+    &FORCES ON
+    &END FORCES
+    &STRESS_TENSOR ON
+    &END STRESS_TENSOR
+  &END PRINT
+&END FORCE_EVAL
+"""
+
+
+def test_full_input_text():
+    """The whole input of a 2-atom cell periodic in x and y, a 2x2x1 mesh, Fermi-Dirac smearing and a restart
+    guess: every section in CP2K's order, Å coordinates as given, 20 added MOs by default with smearing."""
+    from fitsnap_ext.generate.cp2k import cp2k_input
+    from fitsnap_ext.generate.deck import LabelerSettings
+
+    frame = Frame(symbols=["Si", "Si"], positions=np.array([[0.0, 0.0, 0.0], [1.25, 1.5, 1.75]]),
+                  cell=np.array([[4.0, 0.0, 0.0], [0.5, 4.0, 0.0], [0.0, 0.0, 10.0]]), energy=0.0,
+                  forces=np.zeros((2, 3)), stress=None, pbc=(True, True, False))
+    s = LabelerSettings(type="cp2k", kpoints=[2, 2, 1], smearing=300.0)
+    assert cp2k_input(frame, s, "/data", guess_file="/w/guess.kp") == FULL_INPUT
+
+
 def test_ot_solver_input_and_its_deck_checks(tmp_path):
     """scf = ot writes an orbital-transformation SCF (no diagonalisation, no mixing) and is refused with k-points
     or smearing, naming the deck key; the default input is unchanged (diagonalisation + Broyden mixing)."""

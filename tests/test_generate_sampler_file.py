@@ -39,12 +39,12 @@ n_frames = 3
 
 def test_file_sampler_relabels_every_kth_frame_and_resumes(tmp_path):
     from fitsnap_ext.generate.deck import load_deck
-    from fitsnap_ext.generate.labelers import make_labeler
+    from fitsnap_ext.generate.registry import make_labeler
     (tmp_path / "src").mkdir()
     src = _source(tmp_path / "src" / "source.xyz")
     deck = write_gen_deck(tmp_path, groups=GROUP)
     # killed after one frame, then resumed: the same bytes as an uninterrupted run
-    r = run_generate(deck, {"FITSNAP_GENERATE_KILL_AFTER": "1"})
+    r = run_generate(deck, kill_after=1)
     assert r.returncode == -9, r.stderr
     r = run_generate(deck)
     assert r.returncode == 0, r.stderr

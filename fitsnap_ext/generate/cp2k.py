@@ -25,7 +25,7 @@ import numpy as np
 from fitsnap_ext.data.frame import Frame
 from fitsnap_ext.errors import DataError, DeckError
 from fitsnap_ext.generate.deck import LabelerSettings
-from fitsnap_ext.generate.labelers import Labeler, _labelled
+from fitsnap_ext.generate.base import Labeler, labelled
 from fitsnap_ext.progress import Progress
 
 HARTREE_EV = 27.211386245988       # CODATA 2018 (as CP2K 2023 and ASE)
@@ -61,26 +61,8 @@ def labelled_kpoint_mesh(info: dict, cell: np.ndarray) -> tuple[int, ...] | None
     return tuple(kpoint_mesh(cell, s))
 
 
-def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "fx", guess_file: str = "") -> str:
-    """The CP2K input text for one ENERGY_FORCE calculation with the analytical stress tensor.
-
-    guess_file: a wavefunction restart file (.wfn at Γ, .kp with k-points) of the same atoms and k-mesh to start
-    the SCF from; CP2K falls back to the atomic guess when it does not exist."""
-    kinds = sorted(set(frame.symbols))
-    kp = kpoint_mesh(frame.cell, s)
-    gamma_only = kp == [1, 1, 1]
-    cell_lines = "\n".join(f"      {'ABC'[i]} {' '.join(repr(float(x)) for x in frame.cell[i])}"
-                           for i in range(3))
-    periodic = "".join("XYZ"[i] for i in range(3) if frame.pbc[i]) or "NONE"
-    coords = "\n".join(f"      {sym} {' '.join(repr(float(x)) for x in pos)}"
-                       for sym, pos in zip(frame.symbols, frame.positions))
-    kind_blocks = "\n".join(
-        f"    &KIND {k}\n      BASIS_SET {s.basis}\n      POTENTIAL {s.potential}\n    &END KIND" for k in kinds)
-    if gamma_only:
-        kpoints = ""
-    else:
-        kpoints = ("    &KPOINTS\n      SCHEME MONKHORST-PACK " + " ".join(str(k) for k in kp) +
-                   "\n      SYMMETRY OFF\n      FULL_GRID OFF\n    &END KPOINTS\n")
+def _scf_section(s: LabelerSettings, guess_file: str) -> str:
+    """&SCF: the guess, the convergence and the solver (diagonalisation with Broyden mixing, or OT), smearing."""
     smear = ""
     if s.smearing > 0:
         smear = (f"      &SMEAR ON\n        METHOD FERMI_DIRAC\n        ELECTRONIC_TEMPERATURE [K] {s.smearing!r}\n"
@@ -95,16 +77,22 @@ def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "
         solver = (f"{added}      &DIAGONALIZATION ON\n        ALGORITHM STANDARD\n      &END DIAGONALIZATION\n"
                   f"      &MIXING\n        METHOD BROYDEN_MIXING\n        ALPHA {s.mixing_alpha!r}\n        NBROYDEN 8\n"
                   f"      &END MIXING\n")
+    return (f"    &SCF\n      SCF_GUESS {'RESTART' if guess_file else 'ATOMIC'}\n      EPS_SCF {s.eps_scf!r}\n"
+            f"      MAX_SCF {s.max_scf}\n{solver}{smear}    &END SCF\n")
+
+
+def _kpoints_section(kp: list[int]) -> str:
+    """&KPOINTS for a Monkhorst-Pack mesh; nothing at Γ only."""
+    if kp == [1, 1, 1]:
+        return ""
+    return ("    &KPOINTS\n      SCHEME MONKHORST-PACK " + " ".join(str(k) for k in kp) +
+            "\n      SYMMETRY OFF\n      FULL_GRID OFF\n    &END KPOINTS\n")
+
+
+def _dft_section(frame: Frame, s: LabelerSettings, data_dir: str, guess_file: str) -> str:
+    """&DFT: basis and pseudopotential files, grids, SCF, k-points, functional."""
     restart = f"    WFN_RESTART_FILE_NAME {guess_file}\n" if guess_file else ""
-    return f"""&GLOBAL
-  PROJECT {project}
-  RUN_TYPE ENERGY_FORCE
-  PRINT_LEVEL LOW
-&END GLOBAL
-&FORCE_EVAL
-  METHOD Quickstep
-  STRESS_TENSOR ANALYTICAL
-  &DFT
+    return f"""  &DFT
 {restart}    BASIS_SET_FILE_NAME {os.path.join(data_dir, 'BASIS_MOLOPT')}
     POTENTIAL_FILE_NAME {os.path.join(data_dir, 'GTH_POTENTIALS')}
     &MGRID
@@ -116,17 +104,24 @@ def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "
       EPS_DEFAULT {s.eps_default!r}
       EXTRAPOLATION USE_GUESS
     &END QS
-    &SCF
-      SCF_GUESS {'RESTART' if guess_file else 'ATOMIC'}
-      EPS_SCF {s.eps_scf!r}
-      MAX_SCF {s.max_scf}
-{solver}{smear}    &END SCF
-{kpoints}    &XC
+{_scf_section(s, guess_file)}{_kpoints_section(kpoint_mesh(frame.cell, s))}    &XC
       &XC_FUNCTIONAL {s.xc}
       &END XC_FUNCTIONAL
     &END XC
   &END DFT
-  &SUBSYS
+"""
+
+
+def _subsys_section(frame: Frame, s: LabelerSettings) -> str:
+    """&SUBSYS: the cell (Å, its periodic directions), the Cartesian coordinates (Å), one &KIND per element."""
+    cell_lines = "\n".join(f"      {'ABC'[i]} {' '.join(repr(float(x)) for x in frame.cell[i])}"
+                           for i in range(3))
+    periodic = "".join("XYZ"[i] for i in range(3) if frame.pbc[i]) or "NONE"
+    coords = "\n".join(f"      {sym} {' '.join(repr(float(x)) for x in pos)}"
+                       for sym, pos in zip(frame.symbols, frame.positions))
+    kind_blocks = "\n".join(f"    &KIND {k}\n      BASIS_SET {s.basis}\n      POTENTIAL {s.potential}\n    &END KIND"
+                            for k in sorted(set(frame.symbols)))
+    return f"""  &SUBSYS
     &CELL
 {cell_lines}
       PERIODIC {periodic}
@@ -136,7 +131,23 @@ def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "
     &END COORD
 {kind_blocks}
   &END SUBSYS
-  &PRINT
+"""
+
+
+def cp2k_input(frame: Frame, s: LabelerSettings, data_dir: str, project: str = "fx", guess_file: str = "") -> str:
+    """The CP2K input text for one ENERGY_FORCE calculation with the analytical stress tensor.
+
+    guess_file: a wavefunction restart file (.wfn at Γ, .kp with k-points) of the same atoms and k-mesh to start
+    the SCF from; CP2K falls back to the atomic guess when it does not exist."""
+    return f"""&GLOBAL
+  PROJECT {project}
+  RUN_TYPE ENERGY_FORCE
+  PRINT_LEVEL LOW
+&END GLOBAL
+&FORCE_EVAL
+  METHOD Quickstep
+  STRESS_TENSOR ANALYTICAL
+{_dft_section(frame, s, data_dir, guess_file)}{_subsys_section(frame, s)}  &PRINT
     &FORCES ON
     &END FORCES
     &STRESS_TENSOR ON
@@ -357,4 +368,4 @@ class Cp2kLabeler(Labeler):
             st = None
         if not self.s.keep_files:
             shutil.rmtree(run_dir, ignore_errors=True)
-        return _labelled(frame, e, f, st)
+        return labelled(frame, e, f, st)

@@ -1,20 +1,17 @@
-"""Labelers: turn a configuration into energy, forces and stress (bar, pressure-positive).
+"""In-process labelers: LAMMPS pair styles, any ASE calculator, SevenNet (a PBE surrogate).
 
-Every labeler has a `name` and JSON-safe `settings`; both go into each frame's header so that a data set never
-mixes labelers (different codes have different energy zeros).
+Each turns a configuration into energy (eV), forces (eV/Å) and stress (bar, pressure-positive); the interface and
+frame header are in generate/base.py, CP2K in generate/cp2k.py, the deck's type -> labeler in generate/registry.py.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import os
-import re
-
-import numpy as np
 
 from fitsnap_ext.data.frame import Frame
-from fitsnap_ext.errors import DataError, DeckError
+from fitsnap_ext.errors import DeckError
+from fitsnap_ext.generate.base import Labeler, labelled
 from fitsnap_ext.generate.deck import LabelerSettings
 from fitsnap_ext.units import ase_stress_to_bar
 
@@ -49,38 +46,6 @@ def mod_file_digest(mod_path: str) -> dict:
     return d
 
 
-class Labeler:
-    name = "base"
-    in_process = True     # True: can run on every MPI rank at once (LAMMPS, ASE calculators)
-    note = ""
-
-    def __init__(self):
-        self.settings: dict = {}
-
-    def header(self) -> dict:
-        h = {"labeler": self.name, "labeler_settings": json.dumps(self.settings, sort_keys=True)}
-        if self.note:
-            h["labeler_note"] = self.note
-        return h
-
-    def label(self, frame: Frame) -> Frame:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def ase_calculator(self):
-        raise DeckError(f"the {self.name} labeler has no ASE calculator for MD")
-
-    def close(self):
-        pass
-
-
-def _labelled(frame: Frame, e, f, s) -> Frame:
-    if not np.isfinite(e) or not np.all(np.isfinite(f)) or (s is not None and not np.all(np.isfinite(s))):
-        raise DataError("labeler returned non-finite values", frame.info.get("config_id"))
-    return Frame(symbols=list(frame.symbols), positions=frame.positions.copy(), cell=frame.cell.copy(),
-                 energy=float(e), forces=np.asarray(f, float), stress=None if s is None else np.asarray(s, float),
-                 pbc=tuple(frame.pbc), group=frame.group, source=frame.source, info=dict(frame.info))
-
-
 # --------------------------------------------------------------------------------------------------- LAMMPS
 
 
@@ -113,7 +78,7 @@ class LammpsLabeler(Labeler):
 
     def label(self, frame: Frame) -> Frame:
         e, f, st = self.engine.compute(frame)
-        return _labelled(frame, e, f, st)
+        return labelled(frame, e, f, st)
 
     def ase_calculator(self):
         from fitsnap_ext.calculator import LammpsCalculator
@@ -161,7 +126,7 @@ class AseLabeler(Labeler):
                 s = ase_stress_to_bar(v)
             except Exception:  # calculator without stress
                 s = None
-        return _labelled(frame, e, f, s)
+        return labelled(frame, e, f, s)
 
     def ase_calculator(self):
         return self.calc
@@ -179,24 +144,3 @@ def sevenn_labeler(s: LabelerSettings) -> AseLabeler:
     settings = {"model": s.model, "sevenn_version": getattr(sevenn, "__version__", ""), "surrogate_of": "PBE"}
     return AseLabeler(calc=calc, name="sevenn", settings=settings,
                       note=f"surrogate: SevenNet {s.model} machine-learned PBE surrogate, not DFT")
-
-
-def make_labeler(s: LabelerSettings, workdir: str | None = None, progress=None) -> Labeler:
-    """The deck's labeler; `progress` (a fitsnap_ext.progress.Progress) hears a CP2K labeler's notes."""
-    if s.type == "lammps":
-        return LammpsLabeler(s)
-    if s.type == "ase":
-        return AseLabeler(s)
-    if s.type == "sevenn":
-        return sevenn_labeler(s)
-    if s.type == "cp2k":
-        from fitsnap_ext.generate.cp2k import Cp2kLabeler
-        return Cp2kLabeler(s, workdir=workdir, progress=progress)
-    raise DeckError(f"unknown labeler {s.type!r}", section="LABELER", key="type")
-
-
-def header_matches(info: dict, header: dict) -> bool:
-    return all(str(info.get(k)) == str(v) for k, v in header.items() if k != "labeler_note")
-
-
-_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")

@@ -7,20 +7,17 @@
 * A file written with another labeler/settings (or other sampler settings) is refused, never mixed.
 * Under mpirun with an in-process labeler (LAMMPS, ASE calculators) each batch of `size` configurations is
   labelled one per rank; rank 0 alone samples and appends. CP2K runs serially on rank 0 (it is its own MPI job).
-* Test hook: environment variable FITSNAP_GENERATE_KILL_AFTER=k sends SIGKILL to the process after k frames
-  have been appended in this run (simulates a killed job).
 """
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import time
 
 from fitsnap_ext.data.extxyz import append_extxyz, read_extxyz, repair_extxyz
 from fitsnap_ext.errors import DataError, DeckError, FitsnapError
+from fitsnap_ext.generate.base import header_matches
 from fitsnap_ext.generate.deck import GeneratorDeck
-from fitsnap_ext.generate.labelers import header_matches, make_labeler
+from fitsnap_ext.generate.registry import make_labeler
 from fitsnap_ext.generate.samplers import config_id, n_configs, sample
 from fitsnap_ext.progress import Progress
 
@@ -181,7 +178,6 @@ def _run_root(deck: GeneratorDeck, labeler, comm, progress: Progress) -> int:
         raise DeckError(f"--prepare writes inputs for a labeler that runs as its own job (cp2k); this deck's "
                         f"labeler is {labeler.name}", deck.path, section="LABELER", key="type")
     os.makedirs(gen.output, exist_ok=True)
-    kill_after = int(os.environ.get("FITSNAP_GENERATE_KILL_AFTER", "0") or 0)
     appended = 0
     t_start = time.monotonic()
     plans = _plans(deck, labeler, progress)
@@ -239,9 +235,6 @@ def _run_root(deck: GeneratorDeck, labeler, comm, progress: Progress) -> int:
                     appended += 1
                     done_in_group += 1
                     prog.tick(g.name, done_in_group, n, cid, dt)
-                    if kill_after and appended >= kill_after:
-                        sys.stdout.flush()
-                        os.kill(os.getpid(), signal.SIGKILL)
                 batch = []
                 if gen.time_limit and time.monotonic() - t_start > gen.time_limit:
                     progress.note(f"time_limit {gen.time_limit:g} s reached after {appended} frames; rerun the "
