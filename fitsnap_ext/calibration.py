@@ -86,8 +86,8 @@ def calibration_row(quantity: str, errors, sigma, scale: float = 1.0) -> dict:
             "miscalibration_area": miscalibration_area(e, s), "nll": gaussian_nll(e, s), "scale": float(scale)}
 
 
-def markdown_table(rows: list[dict], title: str = "") -> str:
-    """Markdown calibration table; says when σ was rescaled (scale ≠ 1)."""
+def markdown_table(rows: list[dict], title: str = "", fitted_on: str = "the validation split") -> str:
+    """Markdown calibration table; says when σ was rescaled (scale ≠ 1) and on which data the scale was fitted."""
     head = (f"{title}\n\n" if title else "") + (
         "Units: LAMMPS metal — energy eV/atom, force eV/Å (one row per force component). Ideal: within 1σ 0.683, "
         "within 2σ 0.954, miscalibration area 0. NLL: mean −log N(error; 0, σ²) in the quantity's unit.\n\n"
@@ -97,7 +97,7 @@ def markdown_table(rows: list[dict], title: str = "") -> str:
                    f"{r['within_1sigma']:.4f} | {r['within_2sigma']:.4f} | {r['miscalibration_area']:.4f} | "
                    f"{r['nll']:.6g} | {r['scale']:.6g} |\n" for r in rows)
     scaled = [r["quantity"] for r in rows if r["scale"] != 1.0]
-    note = (f"\nσ of {', '.join(scaled)} multiplied by the scale factor fitted on the validation split "
+    note = (f"\nσ of {', '.join(sorted(set(scaled)))} multiplied by the scale factor fitted on {fitted_on} "
             "(minimum NLL).\n") if scaled else ""
     return head + body + note
 

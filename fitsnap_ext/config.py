@@ -39,7 +39,7 @@ def _properties(raw: RawDeck, deck: Path) -> PropertiesSettings | None:
 
 KNOWN_SECTIONS = ("BISPECTRUM", "CALCULATOR", "ESHIFT", "SOLVER", "RIDGE", "SCRAPER", "PATH", "OUTFILE",
                   "REFERENCE", "GROUPS", "EXTRAS", "MEMORY", "PROPERTIES", "PYTORCH")
-SOLVERS = ("SVD", "RIDGE", "PYTORCH")
+SOLVERS = ("SVD", "RIDGE", "ANL", "PYTORCH")
 
 
 def _network(raw: RawDeck) -> NetworkSettings:
@@ -74,7 +74,9 @@ def _network(raw: RawDeck) -> NetworkSettings:
         save_state_output=raw.get(s, "save_state_output", str, d.save_state_output),
         save_state_input=raw.get(s, "save_state_input", str, d.save_state_input),
         checkpoint=raw.get(s, "checkpoint", str, d.checkpoint),
-        save_freq=raw.get(s, "save_freq", int, d.save_freq))
+        save_freq=raw.get(s, "save_freq", int, d.save_freq),
+        ensemble_size=raw.get(s, "ensemble_size", int, d.ensemble_size),
+        ensemble_bootstrap=raw.get(s, "ensemble_bootstrap", bool, d.ensemble_bootstrap))
     for key in ("learning_rate", "num_epochs", "batch_size", "save_freq"):
         if getattr(out, key) <= 0:
             raise raw.error("must be > 0", s, key)
@@ -89,6 +91,9 @@ def _network(raw: RawDeck) -> NetworkSettings:
         raise raw.error("must be in [0, 1)", s, "validation_fraction")
     if out.training_fraction is not None and not 0 < out.training_fraction <= 1:
         raise raw.error("must be in (0, 1]", s, "training_fraction")
+    if out.ensemble_size < 1:
+        raise raw.error(f"{out.ensemble_size}: must be >= 1 (the number of networks in the ensemble)", s,
+                        "ensemble_size")
     if out.multi_element_option not in (1, 2):
         raise raw.error("must be 1 (one network shared by all elements) or 2 (one per element)", s,
                         "multi_element_option")
@@ -353,8 +358,14 @@ def _solver(raw: RawDeck, calculator: CalculatorSettings) -> tuple[SolverSetting
     rcond = raw.get(s, "rcond", float, 1e-13)
     if not 0 < rcond < 1:
         raise raw.error("must be in (0, 1) (singular values below rcond * max are dropped)", s, "rcond")
-    solver = SolverSettings(solver_name, alpha, rcond,
-                            raw.get(s, "compute_testerrs", bool, True), raw.get(s, "detailed_errors", bool, True))
+    nsam, nugget = raw.get(s, "nsam", int, 0), raw.get(s, "cov_nugget", float, 0.0)
+    for key, value in (("nsam", nsam), ("cov_nugget", nugget)):
+        if value < 0:
+            raise raw.error("must be >= 0", s, key)
+        if value and solver_name != "ANL":
+            raise raw.error("is an ANL key (solver = ANL): the other solvers give no posterior", s, key)
+    solver = SolverSettings(solver_name, alpha, rcond, raw.get(s, "compute_testerrs", bool, True),
+                            raw.get(s, "detailed_errors", bool, True), nsam, nugget)
     return solver, network
 
 

@@ -27,6 +27,7 @@ class SnapEstimator:
     """Base class: parameters, `fit`, `predict`, `export`; subclasses provide the pipeline hooks."""
 
     kind = ""
+    calibration_scaled_on = "the validation split"  # where a model fits its σ scale factor (metrics text)
 
     # ------------------------------------------------------------------ scikit-learn's contract
     @classmethod
@@ -68,22 +69,25 @@ class SnapEstimator:
         entries, _, data = read_and_compute(settings, comm, progress, self.descriptors, {}, as_frames(frames))
         return self.fit_descriptors(settings, entries, data, comm, progress)
 
-    def predict(self, frames):
+    def predict(self, frames, return_std: bool = False):
         """(energies (n,) eV, forces [(N_i, 3)] eV/Å, stresses (n, 6) bar) of the fitted potential, reference
         included, in each frame's own orientation; stresses are pressure-positive Voigt (xx yy zz yz xz xy),
-        NaN for a frame that is not periodic in all three directions. Runs on this rank alone."""
+        NaN for a frame that is not periodic in all three directions. With `return_std`, also the predictive σ:
+        energies (n,) eV and per-atom forces [(N_i,)] eV/Å (from the posterior covariance of an ANL fit, or the
+        spread of an ensemble's members). Runs on this rank alone."""
         self._check_fitted()
         frames = as_frames(frames)
         settings = self.settings_
         unknown = sorted({s for f in frames for s in f.symbols} - set(settings.bispectrum.types))
         if unknown:
             raise FitsnapError(f"element(s) {', '.join(unknown)} not in the model's {' '.join(settings.bispectrum.types)}")
-        energies, forces, stresses = [], [], []
-        for energy, force, stress in self.predict_frames(settings, frames):
-            energies.append(energy)
-            forces.append(force)
-            stresses.append(np.full(6, np.nan) if stress is None else stress)
-        return np.array(energies), forces, np.array(stresses).reshape(-1, 6)
+        rows = list(self.predict_frames(settings, frames, return_std))
+        energies = np.array([r[0] for r in rows])
+        forces = [r[1] for r in rows]
+        stresses = np.array([np.full(6, np.nan) if r[2] is None else r[2] for r in rows]).reshape(-1, 6)
+        if not return_std:
+            return energies, forces, stresses
+        return energies, forces, stresses, np.array([r[3] for r in rows]), [r[4] for r in rows]
 
     def export(self, out_dir: "str | Path", stem: str = "potential") -> list[Path]:
         """Write the LAMMPS files of the fitted potential as `out_dir/stem.*` (all or nothing); their paths."""
@@ -136,8 +140,14 @@ class SnapEstimator:
         """A warning the metrics table must carry ('' for none)."""
         return ""
 
-    def predict_frames(self, settings: Settings, frames):
-        """(energy, forces, stress or None) per frame, reference included, in the frame's own orientation."""
+    def calibration(self, settings: Settings, entries, data, comm) -> list[dict] | None:
+        """Rows of calibration.calibration_row for the test split (collective; rank 0's list), or None for a model
+        without predictive σ."""
+        return None
+
+    def predict_frames(self, settings: Settings, frames, return_std: bool = False):
+        """(energy, forces, stress or None, energy σ, per-atom force σ) per frame, reference included, in the frame's
+        own orientation; the σ's are None unless `return_std` (which raises where the model has no σ)."""
         raise NotImplementedError
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .settings import Settings
-from .descriptors import KIND_NAMES, Rows, SnapCalculator, n_columns
+from .descriptors import ENERGY, FORCE, KIND_NAMES, Rows, SnapCalculator, n_columns
 from .errors import FitsnapError
 from .estimator import SnapEstimator, prediction_settings, unlabelled_entries, with_solver
 from .export.snap import snap_files
@@ -19,28 +19,37 @@ TOTAL_ENERGY_EV_PER_ATOM = 20.0  # |E/atom| above this is a total energy (GTH/pl
 
 class LinearSNAP(SnapEstimator):
     """E = Σ_i β·B_i (+ a constant per element, + ½ βᵀ(B_i⊗B_i) with quadraticflag) fitted by weighted least
-    squares (`solver` SVD with FitSNAP's `rcond` cutoff, or RIDGE with `alpha`). Learned: `coef_` (one per
-    column, per element: constant then components), `rank_`, `n_free_`, `singular_values_`, `settings_`."""
+    squares: `solver` SVD (FitSNAP's `rcond` cutoff), RIDGE (`alpha`) or ANL (FitSNAP's Bayesian solve with
+    `cov_nugget`: the posterior mean, its covariance and `nsam` coefficient sets drawn from it). Learned: `coef_`
+    (one per column, per element: constant then components), `rank_`, `n_free_`, `singular_values_`,
+    `settings_`; with ANL also `covariance_`, `sigma2_` (the data's noise variance, weighted units) and
+    `samples_` (nsam × ncoef)."""
 
     kind = "linear"
+    calibration_scaled_on = "the training rows (the fit's own residuals: no validation split)"
 
-    def __init__(self, settings=None, solver: str = "SVD", alpha: float = 1e-6, rcond: float = 1e-13):
+    def __init__(self, settings=None, solver: str = "SVD", alpha: float = 1e-6, rcond: float = 1e-13,
+                 nsam: int = 0, cov_nugget: float = 0.0, seed: int = 0):
         self.settings = settings
         self.solver = solver
         self.alpha = alpha
         self.rcond = rcond
+        self.nsam = nsam
+        self.cov_nugget = cov_nugget
+        self.seed = seed
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LinearSNAP":
         s = settings.solver
-        return cls(settings, s.solver, s.alpha, s.rcond)
+        return cls(settings, s.solver, s.alpha, s.rcond, s.nsam, s.cov_nugget)
 
     def apply_params(self, settings: Settings) -> Settings:
         if settings.network is not None:
             raise FitsnapError("the deck describes a network ([SOLVER] solver = PYTORCH): use NetworkSNAP")
-        if self.solver not in ("SVD", "RIDGE"):
-            raise FitsnapError(f"solver {self.solver!r}: LinearSNAP solves SVD or RIDGE")
-        return with_solver(settings, solver=self.solver, alpha=self.alpha, rcond=self.rcond)
+        if self.solver not in ("SVD", "RIDGE", "ANL"):
+            raise FitsnapError(f"solver {self.solver!r}: LinearSNAP solves SVD, RIDGE or ANL")
+        return with_solver(settings, solver=self.solver, alpha=self.alpha, rcond=self.rcond, nsam=self.nsam,
+                           cov_nugget=self.cov_nugget)
 
     def describe(self) -> str:
         bs = self.settings_.bispectrum
@@ -63,11 +72,14 @@ class LinearSNAP(SnapEstimator):
         with collective(comm, "solving"):
             if comm.allreduce(int((~test).sum())) == 0:
                 raise FitsnapError("no training rows: every configuration is in the test split")
-            solver = LinearSolver(self.solver, self.alpha, self.rcond, groups=column_groups(bs))
+            solver = LinearSolver(self.solver, self.alpha, self.rcond, groups=column_groups(bs),
+                                  nugget=self.cov_nugget)
             solver.fit(rows, comm, train_mask=~test)  # chemflag's identical columns get one coefficient
         self.coef_, self.rank_, self.n_free_ = solver.coef_, solver.rank_, solver.n_free_
         self.singular_values_ = solver.singular_values_
         self.settings_ = settings
+        if self.solver == "ANL":
+            self._posterior(solver, progress)
         tied = f" ({len(self.coef_)} with chemflag's tied copies)" if self.n_free_ < len(self.coef_) else ""
         sv = self.singular_values_
         progress(f"solved {self.solver}: rank {self.rank_} of {self.n_free_} coefficients{tied}, "
@@ -77,13 +89,35 @@ class LinearSNAP(SnapEstimator):
             progress(self.warning_)
         return self
 
+    def _posterior(self, solver: LinearSolver, progress) -> None:
+        """ANL's covariance and the coefficient sets drawn from it (in the tied space, so every draw is tied)."""
+        from .models.posterior import sample_coefficients
+
+        self.covariance_, self.sigma2_ = solver.covariance_, solver.sigma2_
+        draws = sample_coefficients(solver.free_coef_, solver.reduced_covariance_, self.nsam,
+                                    self.seed) if self.nsam else None
+        self.samples_ = np.zeros((0, len(self.coef_))) if draws is None else (
+            draws if solver.ties is None else solver.ties.expand(draws))
+        progress(f"ANL posterior: noise σ̂ = {np.sqrt(self.sigma2_):.4g} (weighted units); coefficient σ from "
+                 f"{np.sqrt(np.diag(self.covariance_)).min():.3g} to {np.sqrt(np.diag(self.covariance_)).max():.3g}; "
+                 f"{self.nsam} sampled coefficient sets")
+
     def error_sums(self, settings: Settings, entries, rows: Rows) -> dict:
         group = {e.index: e.frame.group for e in entries}
         return residual_sums(rows.a @ self.coef_ - rows.b, rows.kind, [group[int(i)] for i in rows.entry],
                              _row_split(entries, rows))
 
     def potential_files(self, stem: str) -> dict:
-        return snap_files(stem, self.coef_, self.settings_.bispectrum, self.settings_.reference)
+        """The potential (.snapcoeff/.snapparam/.mod); with ANL also `stem.covariance.npy` and each sampled
+        coefficient set as a deployable potential `stem.sample<k>.*`."""
+        bs, reference = self.settings_.bispectrum, self.settings_.reference
+        files = snap_files(stem, self.coef_, bs, reference)
+        if self.solver == "ANL":
+            cov = self.covariance_
+            files[f"{stem}.covariance.npy"] = lambda p: np.save(open(p, "wb"), cov)
+            for k, coef in enumerate(self.samples_):
+                files.update(snap_files(f"{stem}.sample{k}", coef, bs, reference))
+        return files
 
     def fit_files(self, settings: Settings, entries, rows: Rows, comm) -> dict:
         """FitSNAP's optional dumps ([EXTRAS] dump_*): every row gathered on rank 0 (collective)."""
@@ -101,14 +135,45 @@ class LinearSNAP(SnapEstimator):
     def metrics_note(self) -> str:
         return self.warning_
 
-    def predict_frames(self, settings: Settings, frames):
+    def calibration(self, settings: Settings, entries, rows: Rows, comm) -> list[dict] | None:
+        """ANL: how well σ = sqrt(aᵀΣa) covers the test errors (energy per atom, force components), raw and with
+        one scale fitted on the training rows (collective; rank 0's list, None elsewhere or without ANL)."""
+        if self.solver != "ANL":
+            return None
+        from . import calibration
+        from .models.posterior import predictive_std
+
+        test = _row_split(entries, rows)
+        parts = {}
+        for quantity, kind in (("Energy", ENERGY), ("Force", FORCE)):
+            for split, mask in (("test", test), ("train", ~test)):
+                sel = (rows.kind == kind) & mask & (rows.w > 0)
+                errors = rows.a[sel] @ self.coef_ - rows.b[sel]
+                parts[quantity, split] = (errors, predictive_std(rows.a[sel], self.covariance_))
+        gathered = comm.gather(parts, root=0)
+        if comm.rank != 0:
+            return None
+        table = []
+        for quantity in ("Energy", "Force"):
+            def joined(split, i):
+                return np.concatenate([g[quantity, split][i] for g in gathered])
+            if len(joined("test", 0)) and len(joined("train", 0)):
+                scale = calibration.fit_scale(joined("train", 0), joined("train", 1))
+                table += [calibration.calibration_row(quantity, joined("test", 0), joined("test", 1), factor)
+                          for factor in (1.0, scale)]
+        return table
+
+    def predict_frames(self, settings: Settings, frames, return_std: bool = False):
+        if return_std and self.solver != "ANL":
+            raise FitsnapError(f"solver {self.solver} gives no predictive σ: fit with solver = ANL")
         settings = prediction_settings(settings, frames)
         calc = SnapCalculator(settings)
         try:
             for entry in unlabelled_entries(settings, frames):
-                yield calc.predict(entry, self.coef_)
+                yield calc.predict(entry, self.coef_, self.covariance_ if return_std else None)
         finally:
             calc.close()
+
 
 
 def _row_split(entries, rows: Rows) -> np.ndarray:

@@ -170,7 +170,11 @@ class NetworkSNAP(SnapEstimator):
             files[settings.network.save_state_output] = lambda p: torch.save(state, p)
         return files
 
-    def predict_frames(self, settings: Settings, frames):
+    def predict_frames(self, settings: Settings, frames, return_std: bool = False):
+        if return_std:
+            from .errors import FitsnapError
+
+            raise FitsnapError("a single network has no predictive σ (an ensemble, [PYTORCH] ensemble_size >= 2, has)")
         settings = prediction_settings(settings, frames)
         calc = PerAtomCalculator(settings)
         try:
@@ -184,7 +188,7 @@ class NetworkSNAP(SnapEstimator):
                     lammps[VOIGT] = stress + c.ref_stress
                     lammps[VOIGT[1], VOIGT[0]] = stress + c.ref_stress
                     total_stress = (rot.T @ lammps @ rot)[VOIGT]
-                yield energy + c.ref_energy, (forces + c.ref_forces) @ rot, total_stress
+                yield energy + c.ref_energy, (forces + c.ref_forces) @ rot, total_stress, None, None
         finally:
             calc.close()
 

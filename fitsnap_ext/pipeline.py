@@ -127,22 +127,33 @@ def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None, fr
     if write:
         t = time.perf_counter()
         extra = model.fit_files(settings, entries, data, comm)  # collective: dumps gather rows on rank 0
+        calibration = model.calibration(settings, entries, data, comm)  # collective
         with collective(comm, "writing outputs"):
             if comm.rank == 0:
                 written = write_all({**model.potential_files(settings.output.potential),
-                                     **metrics_files(settings, model, errors), **extra})
+                                     **metrics_files(settings, model, errors, calibration), **extra})
         timings["write"] = time.perf_counter() - t
         progress(f"wrote {', '.join(str(p) for p in written)}" if comm.rank == 0 else "")
     return FitResult(model, errors, written, timings, n_total)
 
 
-def metrics_files(settings: Settings, model: SnapEstimator, errors: list[ErrorRow]) -> dict:
-    """The error table as markdown (with the model's warning, if any) and CSV."""
+def metrics_files(settings: Settings, model: SnapEstimator, errors: list[ErrorRow], calibration=None) -> dict:
+    """The error table as markdown (with the model's warning, if any) and CSV; with predictive σ, the calibration
+    table appended to the markdown and as `<metrics stem>_calibration.csv`."""
+    from . import calibration as calib
+
     out = settings.output
     title = f"# Fitting errors of {Path(out.potential).name} ({model.describe()}; deck {settings.deck.name})"
     note = model.metrics_note()
-    return {out.metrics: markdown_table(errors, title) + (f"\n**{note}**\n" if note else ""),
-            str(Path(out.metrics).with_suffix(".csv")): csv_table(errors)}
+    text = markdown_table(errors, title) + (f"\n**{note}**\n" if note else "")
+    files = {str(Path(out.metrics).with_suffix(".csv")): csv_table(errors)}
+    if calibration:
+        text += "\n" + calib.markdown_table(calibration, "## Calibration of the predictive σ (test split)",
+                                            model.calibration_scaled_on)
+        files[str(Path(out.metrics).with_name(Path(out.metrics).stem + "_calibration.csv"))] = \
+            calib.csv_table(calibration)
+    files[out.metrics] = text
+    return files
 
 
 def run_deck(settings: Settings, comm, overwrite: bool = False) -> FitResult:

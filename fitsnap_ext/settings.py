@@ -146,6 +146,8 @@ class SolverSettings:
     rcond: float = 1e-13      # singular values below rcond*max are dropped (FitSNAP's lstsq cutoff)
     compute_testerrs: bool = True
     detailed_errors: bool = True
+    nsam: int = 0             # ANL: coefficient sets drawn from the posterior, written as deployable potentials
+    cov_nugget: float = 0.0   # ANL: added to the diagonal of AᵀWA before inverting (FitSNAP's key)
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,8 @@ class NetworkSettings:
     save_state_input: str = ""
     checkpoint: str = ""                 # file to checkpoint to every save_freq epochs (resumes if present)
     save_freq: int = 10
+    ensemble_size: int = 1               # K members (deep ensemble); the mean is exported as one network
+    ensemble_bootstrap: bool = False     # members also train on a seeded bootstrap resample of the configurations
 
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
@@ -300,6 +304,12 @@ def output_files(settings: Settings) -> list[tuple[str, tuple[str, str]]]:
     suffixes = (".mliap.model", ".mliap.descriptor", ".mod", ".loss.csv", ".loss.png") if net else \
         (".snapcoeff", ".snapparam", ".mod")
     files = [(f"{out.potential}{suffix}", pot) for suffix in suffixes]
+    if settings.solver.solver == "ANL":
+        files.append((f"{out.potential}.covariance.npy", ("SOLVER", "solver")))
+        files += [(f"{out.potential}.sample{k}{suffix}", ("SOLVER", "nsam")) for k in range(settings.solver.nsam)
+                  for suffix in suffixes]
+        files.append((str(Path(out.metrics).with_name(Path(out.metrics).stem + "_calibration.csv")),
+                      ("OUTFILE", "metrics")))
     files += [(out.metrics, ("OUTFILE", "metrics")), (str(Path(out.metrics).with_suffix(".csv")), ("OUTFILE", "metrics"))]
     for flag, name, key in ((out.dump_descriptors, out.descriptors_file, "descriptors"),
                             (out.dump_truth, out.truth_file, "truth"), (out.dump_weights, out.weights_file, "weights"),

@@ -47,21 +47,30 @@ class TiedColumns:
         return np.add.reduceat(a[:, self.order], self.starts, axis=1) * self.scale
 
     def expand(self, coef: np.ndarray) -> np.ndarray:
-        """Coefficients on the full columns: one value per group, on each of its columns."""
-        return (coef * self.scale)[self.label]
+        """Coefficients on the full columns: one value per group, on each of its columns (the last axis)."""
+        return (coef * self.scale)[..., self.label]
+
+    def expand_covariance(self, cov: np.ndarray) -> np.ndarray:
+        """The covariance of the expanded coefficients, E·cov·Eᵀ."""
+        return (cov * np.outer(self.scale, self.scale))[np.ix_(self.label, self.label)]
 
 
 class LinearSolver:
-    """Estimator: `fit(rows, comm)` then `predict(a)`; learned `coef_` (one column per A column).
+    """Weighted least squares over ranks: `fit(rows, comm)` then `predict(a)`; learned `coef_` (one per A column).
 
-    `groups` (a label per column, e.g. `column_groups(bs)`) ties identical columns; None fits them freely."""
+    SVD (FitSNAP's cutoff `rcond`), RIDGE (`alpha`) or ANL (FitSNAP's Bayesian solve: the mean of the posterior
+    with `nugget` on the diagonal, and its covariance `covariance_` with the noise variance `sigma2_`, from the
+    R factor alone — models.posterior). `groups` (a label per column, e.g. `column_groups(bs)`) ties identical
+    columns; None fits them freely."""
 
-    def __init__(self, solver: str = "SVD", alpha: float = 0.0, rcond: float = 1e-13, groups=None):
-        if solver not in ("SVD", "RIDGE"):
+    def __init__(self, solver: str = "SVD", alpha: float = 0.0, rcond: float = 1e-13, groups=None,
+                 nugget: float = 0.0):
+        if solver not in ("SVD", "RIDGE", "ANL"):
             raise ValueError(f"unknown solver {solver!r}")
         self.solver = solver
         self.alpha = alpha
         self.rcond = rcond
+        self.nugget = nugget
         ties = TiedColumns(np.asarray(groups)) if groups is not None else None
         self.ties = ties if ties is not None and ties.n_free < len(groups) else None
 
@@ -86,6 +95,13 @@ class LinearSolver:
             r_a = np.vstack([r_a, np.sqrt(self.alpha) * np.eye(ncols)])
             qtb = np.concatenate([qtb, np.zeros(ncols)])
         coef, _, rank, sing = np.linalg.lstsq(r_a, qtb, rcond=self.rcond)  # LAPACK gelsd, as FitSNAP's
+        if self.solver == "ANL":
+            from .posterior import anl_posterior
+
+            coef, cov, self.sigma2_ = anl_posterior(r, comm.allreduce(int(mask.sum())), self.nugget)
+            self.covariance_ = cov if self.ties is None else self.ties.expand_covariance(cov)
+            self.reduced_covariance_ = cov
+        self.free_coef_ = coef  # one per tied group (the same as coef_ without ties)
         self.coef_ = coef if self.ties is None else self.ties.expand(coef)
         self.n_free_ = ncols
         self.rank_ = int(rank)

@@ -1,0 +1,100 @@
+"""What the ANL posterior costs and how well its σ is calibrated, beside FitSNAP's own ANL algorithm.
+
+    python benchmarks/bench_uq.py [--deck input_files/in.si] [--out benchmarks/results/bench_uq.md]
+
+Fits the deck (one rank) with SVD and with ANL (the same descriptors), timing the solve; then runs FitSNAP's ANL
+formula (fitsnap3lib/solvers/anl.py: pinv(AwᵀAw + nugget·I) on the full weighted matrix) on the very same rows —
+the peer's algorithm, since fitsnap3 itself does not run on this LAMMPS — and compares time, peak extra memory of
+the solve, the posterior and the calibration table on the test split (energy eV/atom, force eV/Å, metal units).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fitsnap_anl(aw: np.ndarray, bw: np.ndarray, nugget: float):
+    """FitSNAP's ANL (its anl.py, transcribed): the mean, covariance and σ̂² from the full weighted matrix."""
+    npt, nbas = aw.shape
+    p = np.linalg.pinv(aw.T @ aw + nugget * np.eye(nbas))
+    p = 0.5 * (p + p.T)
+    mean = p @ (aw.T @ bw)
+    res = bw - aw @ mean
+    sigma2 = (res @ res / 2.0) / ((npt - nbas) / 2.0 - 1.0)
+    return mean, sigma2 * p, sigma2
+
+
+def main() -> None:
+    sys.path.insert(0, str(REPO))
+    from fitsnap_ext import calibration
+    from fitsnap_ext.config import load_settings
+    from fitsnap_ext.linear_snap import LinearSNAP, _row_split
+    from fitsnap_ext.models.posterior import predictive_std
+    from fitsnap_ext.parallel import world
+    from fitsnap_ext.workload import read_and_compute
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deck", default=str(REPO / "input_files" / "in.si"))
+    parser.add_argument("--nugget", type=float, default=0.0)
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_uq.md"))
+    args = parser.parse_args()
+    comm, quiet = world(), (lambda message: None)
+    settings = load_settings(args.deck, [("SOLVER", "solver", "ANL"), ("SOLVER", "cov_nugget", repr(args.nugget))])
+    timings: dict = {}
+    svd = LinearSNAP.from_settings(settings)
+    svd.solver = "SVD"
+    entries, _, rows = read_and_compute(settings, comm, quiet, svd.descriptors, timings)
+    solve = {}
+    for name in ("SVD", "ANL"):
+        model = LinearSNAP.from_settings(settings)
+        model.solver = name
+        tracemalloc.start()
+        t = time.perf_counter()
+        model.fit_descriptors(model.apply_params(settings), entries, rows, comm, quiet)
+        solve[name] = (time.perf_counter() - t, tracemalloc.get_traced_memory()[1] / 2**20, model)
+        tracemalloc.stop()
+    test = _row_split(entries, rows)
+    train = ~test
+    aw, bw = rows.w[train, None] * rows.a[train], rows.w[train] * rows.b[train]
+    tracemalloc.start()
+    t = time.perf_counter()
+    mean, cov, sigma2 = fitsnap_anl(aw, bw, args.nugget)
+    peer = (time.perf_counter() - t, tracemalloc.get_traced_memory()[1] / 2**20)
+    tracemalloc.stop()
+    ours = solve["ANL"][2]
+    table = []
+    for who, coef, covariance in (("fitsnap_ext", ours.coef_, ours.covariance_), ("FitSNAP ANL", mean, cov)):
+        for quantity, kind in (("Energy", 0), ("Force", 1)):
+            sel_test, sel_train = (m & (rows.kind == kind) & (rows.w > 0) for m in (test, train))
+            e_test, e_train = (rows.a[s] @ coef - rows.b[s] for s in (sel_test, sel_train))
+            s_test, s_train = (predictive_std(rows.a[s], covariance) for s in (sel_test, sel_train))
+            scale = calibration.fit_scale(e_train, s_train)
+            table += [dict(calibration.calibration_row(quantity, e_test, s_test, f), quantity=f"{who}: {quantity}")
+                      for f in (1.0, scale)]
+    out = io.StringIO()
+    out.write(f"# ANL uncertainty: cost and calibration ({Path(args.deck).name}, {rows.a.shape[0]} rows × "
+              f"{rows.a.shape[1]} columns, {int(train.sum())} training rows, 1 rank)\n\n")
+    out.write("| solve | wall s | peak extra memory MiB |\n|:--|--:|--:|\n")
+    out.write(f"| fitsnap_ext SVD (TSQR) | {solve['SVD'][0]:.3f} | {solve['SVD'][1]:.1f} |\n")
+    out.write(f"| fitsnap_ext ANL (TSQR + posterior from R) | {solve['ANL'][0]:.3f} | {solve['ANL'][1]:.1f} |\n")
+    out.write(f"| FitSNAP ANL formula (full weighted matrix) | {peer[0]:.3f} | {peer[1]:.1f} |\n\n")
+    out.write(f"Descriptors: {timings['descriptors']:.1f} s. Posterior against FitSNAP's formula: mean "
+              f"{np.abs(ours.coef_ - mean).max() / np.abs(mean).max():.2e}, covariance "
+              f"{np.abs(ours.covariance_ - cov).max() / np.abs(cov).max():.2e} (max relative to the largest entry); "
+              f"σ̂² {ours.sigma2_:.6g} vs {sigma2:.6g}.\n\n")
+    out.write(calibration.markdown_table(table, "## Calibration on the test split", "the training rows"))
+    text = out.getvalue()
+    print(text)
+    Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
