@@ -26,9 +26,12 @@ import numpy as np
 
 from .settings import NetworkSettings, Settings
 from .descriptors import ENERGY, FORCE, STRESS, VOIGT
+from .errors import FitsnapError
 from .estimator import SnapEstimator, prediction_settings, unlabelled_entries
+from .export.ensemble import Member, ensemble_mliap_files
 from .export.mliap import mliap_files
 from .metrics import residual_sums
+from .models.ensemble import NetworkEnsemble, share_members, train_members
 from .parallel import collective
 from .peratom import PerAtomCalculator, check_network_settings, compute_peratom
 
@@ -38,15 +41,19 @@ NETWORK_PARAMS = tuple(f.name for f in dataclasses.fields(NetworkSettings))
 class NetworkSNAP(SnapEstimator):
     """E = Σ_i NN_element(i)((B_i − mean)/std) on the linear bispectrum; parameters are [PYTORCH]'s keys (their
     defaults here are the deck's defaults, except that nothing is saved unless `save_state_output` is named).
-    Learned: `network_` (the torch model and trainer), `layers_`, `scale_`, `coef_`, `history_`, `best_epoch_`,
-    `settings_`. `NetworkSNAP.from_settings(load_deck(...))` takes a deck's [PYTORCH] section."""
+    Learned: `network_` (the torch model and trainer; with ensemble_size K ≥ 2 a models.ensemble.NetworkEnsemble
+    of K members, whose mean is the prediction and whose spread is σ), `layers_`, `scale_`, `coef_` (of the one
+    exported network), `history_`, `best_epoch_`, `settings_`. `NetworkSNAP.from_settings(load_deck(...))` takes
+    a deck's [PYTORCH] section."""
 
     kind = "network"
+    calibration_scaled_on = "the validation split (the configurations held out for early stopping)"
 
     def __init__(self, settings=None, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300,
                  batch_size=4, energy_weight=None, force_weight=None, stress_weight=0.0, seed=0,
                  validation_fraction=0.1, training_fraction=None, shuffle_flag=True, multi_element_option=2,
-                 patience=50, save_state_output="", save_state_input="", checkpoint="", save_freq=10):
+                 patience=50, save_state_output="", save_state_input="", checkpoint="", save_freq=10,
+                 ensemble_size=1, ensemble_bootstrap=False):
         self.settings = settings
         self.hidden = hidden
         self.activation = activation
@@ -66,6 +73,8 @@ class NetworkSNAP(SnapEstimator):
         self.save_state_input = save_state_input
         self.checkpoint = checkpoint
         self.save_freq = save_freq
+        self.ensemble_size = ensemble_size
+        self.ensemble_bootstrap = ensemble_bootstrap
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "NetworkSNAP":
@@ -82,7 +91,9 @@ class NetworkSNAP(SnapEstimator):
 
     def describe(self) -> str:
         s = self.settings_
-        return f"PYTORCH network {self.architecture()}, 2J={s.bispectrum.twojmax}"
+        k = s.network.ensemble_size
+        return f"PYTORCH {f'ensemble of {k} networks' if k > 1 else 'network'} {self.architecture()}, " \
+               f"2J={s.bispectrum.twojmax}"
 
     def architecture(self) -> str:
         n = self.settings_.network
@@ -125,16 +136,29 @@ class NetworkSNAP(SnapEstimator):
         meta = [m for part in comm.allgather([(c.index, c.test) for c in data]) for m in part]
         held_out = net.validation_fraction if net.training_fraction is None else 1.0 - net.training_fraction
         validation = choose_validation(meta, held_out, net.seed)
-        self.settings_ = settings
+        self.settings_, self.validation_ = settings, validation
+        if net.training_fraction is not None:
+            self.calibration_scaled_on = "the held-out configurations (with training_fraction also the test split)"
+        k = net.ensemble_size
+        layout = (f"; {k} members, {min(k, comm.size)} at a time, {comm.size // min(k, comm.size)} rank(s) each"
+                  if k > 1 else "")
         progress(f"training {len(meta) - len(validation) - sum(t for _, t in meta)} configurations, "
                  f"validating (early stopping) on {len(validation)}, testing on {sum(t for _, t in meta)}; network "
-                 f"{self.architecture()}, {net.num_epochs} epochs, batch {net.batch_size}, {comm.size} rank(s)")
+                 f"{self.architecture()}, {net.num_epochs} epochs, batch {net.batch_size}, {comm.size} rank(s)"
+                 f"{layout}")
         t = time.perf_counter()
+        fit_kwargs = dict(validation=validation, use_energy=settings.calculator.energy,
+                          use_force=settings.calculator.force, use_stress=settings.calculator.stress,
+                          provenance=prov)
         with collective(comm, "training"):
-            self.network_ = trainer_from_settings(settings)
-            self.network_.fit(data, comm, validation, progress, use_energy=settings.calculator.energy,
-                              use_force=settings.calculator.force, use_stress=settings.calculator.stress,
-                              provenance=prov)
+            if k == 1:
+                self.network_ = trainer_from_settings(settings).fit(data, comm, progress=progress, **fit_kwargs)
+            else:
+                trained = train_members(lambda m: trainer_from_settings(settings, m), k, data, comm, progress,
+                                        fit_kwargs)
+        if k > 1:
+            self.network_ = NetworkEnsemble(share_members(trained, k, comm,
+                                                          lambda m: trainer_from_settings(settings, m)))
         if net.training_fraction is not None:  # the held-out configurations are the metrics' test rows (FitSNAP)
             for c in data:
                 c.test = c.index in validation
@@ -145,7 +169,7 @@ class NetworkSNAP(SnapEstimator):
         rss = comm.allreduce(peak_rss_mib(), op=_mpi_max())
         if timings is not None:
             timings.update(epoch=epoch, peak_rss_mib=rss)
-        progress(f"trained {len(self.history_)} epochs in {seconds:.2f} s ({epoch:.3f} s/epoch), best epoch "
+        progress(f"trained {len(self.history_)} epochs{' (all members)' if k > 1 else ''} in {seconds:.2f} s ({epoch:.3f} s/epoch), best epoch "
                  f"{self.best_epoch_}; peak memory {rss:.0f} MiB per rank (max)")
         return self
 
@@ -153,9 +177,20 @@ class NetworkSNAP(SnapEstimator):
         return error_sums(settings, data, self.network_)
 
     def potential_files(self, stem: str) -> dict:
+        """`stem.mliap.model/.mliap.descriptor/.mod`: the network, or an ensemble's mean as one network; an
+        ensemble's members also one by one as `stem.member<k>.*`."""
         s = self.settings_
-        return mliap_files(stem, self.layers_, self.scale_[0], self.scale_[1], s.network.activation, s.bispectrum,
-                           s.reference, comment=f"{self.architecture()}, deck {s.deck.name}")
+        comment = f"{self.architecture()}, deck {s.deck.name}"
+        if s.network.ensemble_size == 1:
+            return mliap_files(stem, self.layers_, self.scale_[0], self.scale_[1], s.network.activation,
+                               s.bispectrum, s.reference, comment=comment)
+        members = [Member(m.layers_, m.scale_[0], m.scale_[1]) for m in self.network_.members]
+        files = ensemble_mliap_files(stem, members, s.network.activation, s.bispectrum, s.reference, comment)
+        for k, m in enumerate(members):
+            files.update(mliap_files(f"{stem}.member{k}", m.layers, m.scale0, m.scale1, s.network.activation,
+                                     s.bispectrum, s.reference, comment=f"member {k} (seed {s.network.seed + k}) "
+                                                                        f"of an ensemble; {comment}"))
+        return files
 
     def fit_files(self, settings: Settings, entries, data, comm) -> dict:
         """The loss curve (.loss.csv, .loss.png) and the torch state ([PYTORCH] save_state_output)."""
@@ -171,40 +206,103 @@ class NetworkSNAP(SnapEstimator):
         return files
 
     def predict_frames(self, settings: Settings, frames, return_std: bool = False):
-        if return_std:
-            from .errors import FitsnapError
-
-            raise FitsnapError("a single network has no predictive σ (an ensemble, [PYTORCH] ensemble_size >= 2, has)")
+        """Per frame (energy, forces, stress or None, energy σ, per-atom force σ): an ensemble's mean and its members'
+        spread (sample std, ddof 1; per atom the square root of the summed variances of the three components)."""
+        ensemble = isinstance(self.network_, NetworkEnsemble)
+        if return_std and not ensemble:
+            raise FitsnapError("σ needs ensemble_size ≥ 2: a single network has no predictive σ (train an ensemble, "
+                               "[PYTORCH] ensemble_size = K, whose members' spread is σ)")
         settings = prediction_settings(settings, frames)
         calc = PerAtomCalculator(settings)
         try:
             for entry in unlabelled_entries(settings, frames):
                 c = calc.compute(entry)
-                energy, forces, stress = self.network_.predict(c)
-                rot = c.rotation
-                total_stress = None
-                if stress is not None:
-                    lammps = np.zeros((3, 3))
-                    lammps[VOIGT] = stress + c.ref_stress
-                    lammps[VOIGT[1], VOIGT[0]] = stress + c.ref_stress
-                    total_stress = (rot.T @ lammps @ rot)[VOIGT]
-                yield energy + c.ref_energy, (forces + c.ref_forces) @ rot, total_stress, None, None
+                e_std = f_std = None
+                if ensemble:
+                    e_k, f_k, s_k = self.network_.member_predictions([c])[0]
+                    energy, forces, stress = float(e_k.mean()), f_k.mean(0), None if s_k is None else s_k.mean(0)
+                    if return_std:
+                        e_std, f_std = float(e_k.std(ddof=1)), np.sqrt(f_k.var(0, ddof=1).sum(1))
+                else:
+                    energy, forces, stress = self.network_.predict(c)
+                yield (energy + c.ref_energy, (forces + c.ref_forces) @ c.rotation,
+                       total_stress(stress, c.ref_stress, c.rotation), e_std, f_std)
         finally:
             calc.close()
 
+    def calibration(self, settings: Settings, entries, data, comm) -> list[dict] | None:
+        """An ensemble's σ against its mean's errors on the test split (energy per atom, force components), raw
+        and scaled by the factor fitted on the validation split; None for one network. Collective."""
+        if not isinstance(self.network_, NetworkEnsemble):
+            return None
+        from .calibration import calibration_row, fit_scale
 
-def trainer_from_settings(settings: Settings):
-    """The torch model and trainer (models.network.PerAtomNetwork) a deck's [PYTORCH] describes."""
+        validation = self.validation_
+        mine = (calibration_points(settings, self.network_, [c for c in data if c.test]),
+                calibration_points(settings, self.network_, [c for c in data if c.index in validation]))
+        parts = comm.allgather(mine)
+        rows = []
+        for q in ("Energy", "Force"):
+            if q not in mine[0]:
+                continue
+            test, val = ([np.concatenate([p[i][q][j] for p in parts]) for j in (0, 1)] for i in (0, 1))
+            if not len(test[0]):
+                continue
+            rows.append(calibration_row(q, *test))
+            if len(val[0]):
+                rows.append(calibration_row(q, *test, scale=fit_scale(*val)))
+        return rows or None
+
+
+SIGMA_FLOOR = 1e-10  # eV/atom, eV/Å: points whose members agree to round-off (forces zero by symmetry) are left out
+
+
+def calibration_points(settings: Settings, ensemble: NetworkEnsemble, configs) -> dict:
+    """{"Energy": (errors, σ) per atom, "Force": (errors, σ) per component} of the ensemble mean over `configs`
+    (σ: the members' sample std; points with σ ≤ SIGMA_FLOOR left out)."""
+    points = {q: ([], []) for q, on in (("Energy", settings.calculator.energy), ("Force", settings.calculator.force))
+              if on}
+    for c, (e_k, f_k, _) in zip(configs, ensemble.member_predictions(configs)):
+        if "Energy" in points:
+            points["Energy"][0].append([(e_k.mean() - c.energy) / c.natoms])
+            points["Energy"][1].append([e_k.std(ddof=1) / c.natoms])
+        if "Force" in points:
+            points["Force"][0].append((f_k.mean(0) - c.forces).ravel())
+            points["Force"][1].append(f_k.std(0, ddof=1).ravel())
+    out = {}
+    for q, (err, sig) in points.items():
+        err, sig = (np.concatenate(x) if x else np.zeros(0) for x in (err, sig))
+        keep = sig > SIGMA_FLOOR
+        out[q] = (err[keep], sig[keep])
+    return out
+
+
+def total_stress(stress, ref_stress, rotation):
+    """The predicted pressure tensor plus the reference's, in the frame's own orientation (Voigt, bar); None
+    without stress."""
+    if stress is None:
+        return None
+    lammps = np.zeros((3, 3))
+    lammps[VOIGT] = stress + ref_stress
+    lammps[VOIGT[1], VOIGT[0]] = stress + ref_stress
+    return (rotation.T @ lammps @ rotation)[VOIGT]
+
+
+def trainer_from_settings(settings: Settings, member: int = 0):
+    """The torch model and trainer (models.network.PerAtomNetwork) a deck's [PYTORCH] describes; in an ensemble,
+    member k has seed + k and checkpoints to `<checkpoint>.member<k>`."""
     from .models.network import PerAtomNetwork
 
     net = settings.network
+    checkpoint = f"{net.checkpoint}.member{member}" if net.checkpoint and net.ensemble_size > 1 else net.checkpoint
     return PerAtomNetwork(
         hidden=net.hidden, activation=net.activation, learning_rate=net.learning_rate, num_epochs=net.num_epochs,
         batch_size=net.batch_size, energy_weight=net.energy_weight, force_weight=net.force_weight,
-        stress_weight=net.stress_weight, seed=net.seed, patience=net.patience,
-        n_elements=settings.bispectrum.numtypes, checkpoint=net.checkpoint, save_freq=net.save_freq,
+        stress_weight=net.stress_weight, seed=net.seed + member, patience=net.patience,
+        n_elements=settings.bispectrum.numtypes, checkpoint=checkpoint, save_freq=net.save_freq,
         init_state=net.save_state_input, stress_mask=settings.calculator.stress_mask, shuffle=net.shuffle_flag,
-        multi_element_option=net.multi_element_option, deck_error=settings.error)
+        multi_element_option=net.multi_element_option, deck_error=settings.error,
+        bootstrap=net.ensemble_bootstrap)
 
 
 def choose_validation(entries_meta: list[tuple[int, bool]], fraction: float, seed: int) -> set[int]:
@@ -274,7 +372,7 @@ def check_network_files(settings: Settings) -> None:
 
 def loss_csv(history: list[dict]) -> str:
     keys = list(history[0]) if history else ["epoch"]
-    lines = [",".join(keys)] + [",".join(repr(float(row[k])) if k != "epoch" else str(row[k]) for k in keys)
+    lines = [",".join(keys)] + [",".join(str(row[k]) if k in ("member", "epoch") else repr(float(row[k])) for k in keys)
                                 for row in history]
     return "\n".join(lines) + "\n"
 
@@ -286,14 +384,17 @@ def loss_png(history: list[dict], title: str):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        ep = [r["epoch"] for r in history]
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+        members = sorted({r.get("member", 0) for r in history})
         for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "energy_mae", "energy MAE (eV/atom)"),
                                (axes[2], "force_mae", "force MAE (eV/Å)")):
-            ax.semilogy(ep, [r[f"train_{key}"] for r in history], label="train")
-            val = [r[f"val_{key}"] for r in history]
-            if not all(np.isnan(val)):
-                ax.semilogy(ep, val, label="validation")
+            for m in members:  # an ensemble: one pair of curves per member
+                rows = [r for r in history if r.get("member", 0) == m]
+                ep, name = [r["epoch"] for r in rows], f" {m}" if len(members) > 1 else ""
+                ax.semilogy(ep, [r[f"train_{key}"] for r in rows], label=f"train{name}")
+                val = [r[f"val_{key}"] for r in rows]
+                if not all(np.isnan(val)):
+                    ax.semilogy(ep, val, "--", label=f"validation{name}")
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             ax.legend()

@@ -310,6 +310,11 @@ def output_files(settings: Settings) -> list[tuple[str, tuple[str, str]]]:
                   for suffix in suffixes]
         files.append((str(Path(out.metrics).with_name(Path(out.metrics).stem + "_calibration.csv")),
                       ("OUTFILE", "metrics")))
+    if net is not None and net.ensemble_size > 1:  # the members one by one, and the calibration of their spread
+        files += [(f"{out.potential}.member{k}{suffix}", ("PYTORCH", "ensemble_size"))
+                  for k in range(net.ensemble_size) for suffix in (".mliap.model", ".mliap.descriptor", ".mod")]
+        files.append((str(Path(out.metrics).with_name(Path(out.metrics).stem + "_calibration.csv")),
+                      ("OUTFILE", "metrics")))
     files += [(out.metrics, ("OUTFILE", "metrics")), (str(Path(out.metrics).with_suffix(".csv")), ("OUTFILE", "metrics"))]
     for flag, name, key in ((out.dump_descriptors, out.descriptors_file, "descriptors"),
                             (out.dump_truth, out.truth_file, "truth"), (out.dump_weights, out.weights_file, "weights"),

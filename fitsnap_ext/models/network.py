@@ -243,13 +243,13 @@ class PerAtomNetwork:
     weights) or both numbers (they override the group weights, as in FitSNAP). multi_element_option: 2 = one
     network per element, 1 = one network shared by all elements. `deck_error(message, section, key)` makes the
     errors about checkpoint / save_state_input files (a DeckError naming the deck when the fit pipeline passes
-    Settings.error).
+    Settings.error). bootstrap: train on a resample of the training configurations seeded by `seed` (ensembles).
     """
 
     def __init__(self, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300, batch_size=4,
                  energy_weight=None, force_weight=None, seed=0, patience=50, n_elements=1, checkpoint="",
                  save_freq=10, init_state="", lr_final_fraction=0.01, stress_weight=0.0,
-                 stress_mask=(1.0,) * 6, shuffle=True, multi_element_option=2, deck_error=None):
+                 stress_mask=(1.0,) * 6, shuffle=True, multi_element_option=2, deck_error=None, bootstrap=False):
         if activation not in ACTIVATIONS:
             raise FitsnapError(f"activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (the only ones "
                                "LAMMPS' mliap model nn implements; any other name would silently run as linear)")
@@ -275,6 +275,7 @@ class PerAtomNetwork:
         self.shuffle = shuffle
         self.multi_element_option = multi_element_option
         self.deck_error = deck_error or _no_deck
+        self.bootstrap = bootstrap
 
     # ------------------------------------------------------------------ helpers
     def _scale(self, fit, nd, comm):
@@ -419,11 +420,12 @@ class PerAtomNetwork:
         if len(fit_ids) == 0:
             raise FitsnapError("no training configurations for the network (all are test or validation)")
         mine = {c.index: c for c in fit}
+        train_ids = self._bootstrap(fit_ids) if self.bootstrap else fit_ids
 
         torch.manual_seed(self.seed)
         self.nets_ = build_module(nd, self.hidden, self.activation,
                                   self.n_elements if self.multi_element_option == 2 else 1)
-        self.fingerprint_ = self.fingerprint(nd, fit_ids, validation, provenance)
+        self.fingerprint_ = self.fingerprint(nd, train_ids, validation, provenance)
         if self.init_state:
             mu, sig = self._load_init_state(self.fingerprint_)
         else:
@@ -447,7 +449,7 @@ class PerAtomNetwork:
                 p.grad = torch.zeros_like(p)
         t_train = time.perf_counter()
         while state["epoch"] < self.num_epochs and not state["stopped"]:
-            self._epoch(state, fit_ids, mine, val, n_val, opt, rng, comm, progress)
+            self._epoch(state, train_ids, mine, val, n_val, opt, rng, comm, progress)
             if state["epoch"] % self.save_freq == 0 or state["stopped"] or state["epoch"] == self.num_epochs:
                 self._save_checkpoint(dict(state, fingerprint=self.fingerprint_, nets=self.nets_.state_dict(),
                                            optimizer=opt.state_dict(), rng=rng.bit_generator.state, mu=mu, sig=sig),
@@ -461,6 +463,12 @@ class PerAtomNetwork:
         sd = comm.bcast({k: v.clone() for k, v in self.nets_.state_dict().items()} if comm.rank == 0 else None)
         self.nets_.load_state_dict(sd)
         return self
+
+    def _bootstrap(self, fit_ids: np.ndarray) -> np.ndarray:
+        """A seeded resample (with replacement, same size) of the training configurations, sorted; the
+        standardisation and energy offsets still come from every training configuration."""
+        rng = np.random.Generator(np.random.PCG64(self.seed + 104729))
+        return np.sort(fit_ids[rng.integers(0, len(fit_ids), len(fit_ids))])
 
     def _epoch(self, state, fit_ids, mine, val, n_val, opt, rng, comm, progress):
         """One pass over the training configurations (Adam step per batch, gradients summed over ranks)."""
