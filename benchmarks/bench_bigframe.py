@@ -97,7 +97,7 @@ def child(n: int, twojmax: int, epochs: int) -> dict:
         settings = load_settings(deck)
         comm = world()
         t = time.perf_counter()
-        result = run_fit(settings.in_folder(folder), comm, overwrite=True, progress=Progress(comm, io.StringIO()))
+        result = run_fit(settings.in_folder(folder), comm, overwrite=True, progress=Progress(comm, stream=io.StringIO()))
         total = time.perf_counter() - t
     nd = settings.bispectrum.ncoeff
     return dict(natoms=natoms, ndesc=nd, descriptors_s=result.timings["descriptors"],

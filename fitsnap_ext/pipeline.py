@@ -8,7 +8,6 @@ training); rank 0 writes every output file at the end, all-or-nothing. The model
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,22 +21,10 @@ from .linear_snap import LinearSNAP
 from .metrics import ErrorRow, csv_table, error_frame, markdown_table, merge_sums
 from .network_snap import NetworkSNAP
 from .parallel import collective
+from .progress import Progress
 from .workload import read_and_compute
 
 MODEL_KINDS = {"linear": LinearSNAP, "network": NetworkSNAP}
-
-
-class Progress:
-    """Timestamped stage lines on rank 0 only (stdout, flushed: batch logs show them live)."""
-
-    def __init__(self, comm, stream=None):
-        self.rank = comm.rank
-        self.stream = stream or sys.stdout
-        self.t0 = time.perf_counter()
-
-    def __call__(self, message: str) -> None:
-        if self.rank == 0:
-            print(f"[{time.perf_counter() - self.t0:8.2f} s] {message}", file=self.stream, flush=True)
 
 
 @dataclass

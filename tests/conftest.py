@@ -55,13 +55,8 @@ def fit_in_process(deck, keys, work: Path):
 
     settings = load_settings(deck, keys)
     work.mkdir()
-    old = os.getcwd()
-    os.chdir(work)
-    try:
-        comm = world()
-        return run_fit(settings, comm, overwrite=False, progress=Progress(comm, io.StringIO()))
-    finally:
-        os.chdir(old)
+    comm = world()
+    return run_fit(settings.in_folder(work), comm, overwrite=False, progress=Progress(comm, stream=io.StringIO()))
 
 
 def write_gen_deck(folder: Path, name="gen.in", output="out", labeler=SW_LABELER, groups="", extra="") -> Path:
@@ -131,8 +126,10 @@ def sw_mod(tmp_path_factory) -> Path:
 
 def lammps_energy_forces(session, frame, types, mod, pressure=False):
     """Energy and forces (and, if asked, the virial pressure tensor xx yy zz yz xz xy in bar) from LAMMPS."""
+    from fitsnap_ext.lammps_session import include_commands
+
     session.place(frame, types)
-    session.commands([f"include {mod}", "compute pv all pressure NULL virial", "run 0"])
+    session.commands([*include_commands(mod), "compute pv all pressure NULL virial", "run 0"])
     n = frame.natoms
     out = (float(session.lmp.get_thermo("pe")), np.array(session.lmp.numpy.extract_atom("f")[:n], dtype=float))
     return out + (session.compute_vector("pv")[[0, 1, 2, 5, 4, 3]],) if pressure else out

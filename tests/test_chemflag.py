@@ -160,7 +160,7 @@ def test_inp_fitsnap_example_coefficients_and_forces(tmp_path):
     """input_files/in.inp (FitSNAP's deck, data path changed): the coefficients FitSNAP wrote in 2021, and the
     written potential's forces (with its ZBL overlay) are the gradient of its energy on a training cell."""
     from fitsnap_ext.data.fitsnap_json import read_fitsnap_json
-    from fitsnap_ext.lammps_session import working_directory
+    from fitsnap_ext.lammps_session import include_commands
 
     reference = read_snapcoeff(need_shared("inp_fitsnap", "reference", "InP_pot.snapcoeff"))
     run_cli([REPO / "input_files" / "in.inp"], tmp_path)
@@ -170,9 +170,8 @@ def test_inp_fitsnap_example_coefficients_and_forces(tmp_path):
     frame = read_fitsnap_json(sorted(need_shared("inp_fitsnap", "JSON", "iIn").glob("*.json"))[0])
     session = LammpsSession()
     session.place(frame, ["In", "P"])
-    with working_directory(tmp_path):
-        session.commands(["include InP_pot.mod", "run 0"])
-        error, fmax = _fd_force_error(session, (1, 2, 3))
+    session.commands([*include_commands(tmp_path / "InP_pot.mod"), "run 0"])
+    error, fmax = _fd_force_error(session, (1, 2, 3))
     session.close()
     assert error < 1e-6 and fmax > 0.1, (error, fmax)
 
@@ -326,17 +325,17 @@ def _gan_deck(tmp_path, solver="SVD"):
 
 def _nve_drift(work, frame, steps=1000, dt=0.0005) -> float:
     """Max |E_total(t) − E_total(0)| per atom over `steps` NVE steps (300 K start) with work/gan_chem.mod."""
-    from fitsnap_ext.lammps_session import working_directory
+    from fitsnap_ext.lammps_session import include_commands
 
     session = LammpsSession()
     session.place(frame, ["Ga", "N"], masses=[69.723, 14.007])
-    with working_directory(work):
-        session.commands(["include gan_chem.mod", "velocity all create 300 4928459 mom yes rot yes dist gaussian",
-                          "fix nve all nve", f"timestep {dt}", "variable e equal etotal/atoms", "run 0"])
-        energies = [session.lmp.extract_variable("e")]
-        for _ in range(steps // 20):
-            session.command("run 20 pre no post no")
-            energies.append(session.lmp.extract_variable("e"))
+    session.commands([*include_commands(work / "gan_chem.mod"),
+                      "velocity all create 300 4928459 mom yes rot yes dist gaussian", "fix nve all nve",
+                      f"timestep {dt}", "variable e equal etotal/atoms", "run 0"])
+    energies = [session.lmp.extract_variable("e")]
+    for _ in range(steps // 20):
+        session.command("run 20 pre no post no")
+        energies.append(session.lmp.extract_variable("e"))
     session.close()
     return float(np.max(np.abs(np.array(energies) - energies[0])))
 
@@ -350,7 +349,7 @@ def test_fitted_gan_chemflag_potential_is_tied_and_conserves_energy(tmp_path, so
     h = 1e-3 Å (five-point: truncation O(h⁴); measured 3e-7 eV/Å, 8e-6 at h = 1e-4)."""
     from fitsnap_ext.config import load_settings
     from fitsnap_ext.data.extxyz import read_extxyz
-    from fitsnap_ext.lammps_session import working_directory
+    from fitsnap_ext.lammps_session import include_commands
 
     deck = _gan_deck(tmp_path, solver)
     keys = ["-k", "BISPECTRUM", "twojmax", "2", "-k", "BISPECTRUM", "quadraticflag", "1"] if quadratic else []
@@ -362,9 +361,8 @@ def test_fitted_gan_chemflag_potential_is_tied_and_conserves_energy(tmp_path, so
     frames = read_extxyz(REPO / "input_files" / "data" / "gan" / "md_2300K.xyz", "bar")
     session = LammpsSession()
     session.place(frames[-1], ["Ga", "N"])
-    with working_directory(tmp_path):
-        session.commands(["include gan_chem.mod", "run 0"])
-        error, fmax = _fd_force_error(session, (1, 2, 9), h=1e-3 if quadratic else 1e-4)
+    session.commands([*include_commands(tmp_path / "gan_chem.mod"), "run 0"])
+    error, fmax = _fd_force_error(session, (1, 2, 9), h=1e-3 if quadratic else 1e-4)
     session.close()
     assert error <= 1e-6 and fmax > 0.5, (error, fmax)
     if solver == "SVD" and not quadratic:

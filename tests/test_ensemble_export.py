@@ -77,7 +77,7 @@ def rattled_si(seed=0):
     return Frame(["Si"] * len(pos), pos, np.eye(3) * 2 * 5.431)
 
 
-def test_lammps_round_trip(tmp_path, monkeypatch):
+def test_lammps_round_trip(tmp_path):
     """pair_style mliap with the combined files = mean of the members run one by one in LAMMPS (2J = 2, K = 3,
     members 2×8 tanh with different standardisations) on a rattled 64-atom Si cell."""
     from fitsnap_ext.config import load_settings
@@ -88,7 +88,6 @@ def test_lammps_round_trip(tmp_path, monkeypatch):
     settings = load_settings(REPO / "input_files" / "in.demo", [("BISPECTRUM", "twojmax", "2")])
     bs, ref = settings.bispectrum, settings.reference
     frame = rattled_si()
-    monkeypatch.chdir(tmp_path)
     with LammpsSession() as session:
         session.place(frame, ["Si"])
         session.commands(["pair_style zero 10.0", "pair_coeff * *",
@@ -98,14 +97,14 @@ def test_lammps_round_trip(tmp_path, monkeypatch):
     members = random_members(np.random.default_rng(4), 3, [bs.ncoeff, 8, 8, 1], 1, desc.mean(0), desc.std(0))
     files = {}
     for k, m in enumerate(members):
-        files.update(mliap_files(f"m{k}", m.layers, m.scale0, m.scale1, "tanh", bs, ref))
-    files.update(ensemble_mliap_files("ens", members, "tanh", bs, ref))
+        files.update(mliap_files(str(tmp_path / f"m{k}"), m.layers, m.scale0, m.scale1, "tanh", bs, ref))
+    files.update(ensemble_mliap_files(str(tmp_path / "ens"), members, "tanh", bs, ref))
     write_all(files)
     assert "NET 5 3 tanh 24 tanh 24 linear 1" in (tmp_path / "ens.mliap.model").read_text()
     results = []
     for name in ("m0", "m1", "m2", "ens"):
         with LammpsSession() as session:
-            results.append(lammps_energy_forces(session, frame, ["Si"], f"{name}.mod"))
+            results.append(lammps_energy_forces(session, frame, ["Si"], tmp_path / f"{name}.mod"))
     e_mean = np.mean([e for e, _ in results[:3]])
     f_mean = np.mean([f for _, f in results[:3]], axis=0)
     e_ens, f_ens = results[3]

@@ -235,7 +235,7 @@ def test_two_element_network_round_trips_through_lammps(tmp_path):
     old = os.getcwd()
     os.chdir(tmp_path)
     try:
-        model = run_network_fit(settings, world(), overwrite=False, progress=Progress(world(), io.StringIO())).model
+        model = run_network_fit(settings, world(), overwrite=False, progress=Progress(world(), stream=io.StringIO())).model
         calc, session = PerAtomCalculator(settings), LammpsSession()
         errors = []
         for entry in load_entries(settings):

@@ -47,13 +47,9 @@ def trained(request, tmp_path_factory):
                  ("REFERENCE", "pair_coeff", "* * zero"), ("REFERENCE", "pair_coeff1", "* * zbl 14 14")]
     settings = load_settings(DEMO, keys)
     work = tmp_path_factory.mktemp(f"nn_{request.param}")
-    old = os.getcwd()
-    os.chdir(work)
-    try:
-        comm = world()
-        result = run_network_fit(settings, comm, overwrite=False, progress=Progress(comm, io.StringIO()))
-    finally:
-        os.chdir(old)
+    comm = world()
+    result = run_network_fit(settings.in_folder(work), comm, overwrite=False,
+                             progress=Progress(comm, stream=io.StringIO()))
     return dict(settings=settings, result=result, dir=work, reference=request.param)
 
 
@@ -97,20 +93,18 @@ def test_export_roundtrip_lammps(trained):
     entries = [e for e in load_entries(settings) if e.test]
     calc = PerAtomCalculator(settings)
     session = LammpsSession()
-    old = os.getcwd()
-    os.chdir(trained["dir"])
     e_err, f_err, p_err, p_scale = [], [], [], []
     try:
         for entry in entries:
             data = calc.compute(entry)
             energy, forces, pressure = model.network_.predict(data)
-            e_lmp, f_lmp, p_lmp = lammps_energy_forces(session, entry.frame, ["Si"], "nn.mod", pressure=True)
+            e_lmp, f_lmp, p_lmp = lammps_energy_forces(session, entry.frame, ["Si"], trained["dir"] / "nn.mod",
+                                                       pressure=True)
             e_err.append(abs(e_lmp - (energy + data.ref_energy)) / data.natoms)
             f_err.append(np.abs(f_lmp - (forces + data.ref_forces)).max())
             p_err.append(np.abs(p_lmp - (pressure + data.ref_stress)).max())
             p_scale.append(np.abs(p_lmp).max())
     finally:
-        os.chdir(old)
         calc.close()
         session.close()
     print(f"\nround trip ({trained['reference']}) over {len(entries)} test configurations: "
@@ -178,10 +172,8 @@ def test_fd_forces_and_nve_energy_conservation(trained):
 
     entry = next(e for e in load_entries(trained["settings"]) if e.test and e.frame.natoms == 64)
     session = LammpsSession()
-    old = os.getcwd()
-    os.chdir(trained["dir"])
     try:
-        _, f0 = lammps_energy_forces(session, entry.frame, ["Si"], "nn.mod")
+        _, f0 = lammps_energy_forces(session, entry.frame, ["Si"], trained["dir"] / "nn.mod")
         x = session.lmp.numpy.extract_atom("x")
         h, worst = 1e-4, 0.0
         for atom in (0, 13, 42):
@@ -209,7 +201,6 @@ def test_fd_forces_and_nve_energy_conservation(trained):
         assert drift < 1e-4
         assert 100 < temp < 2000
     finally:
-        os.chdir(old)
         session.close()
 
 

@@ -44,7 +44,7 @@ def _network_fit(keys, work, deck=DEMO):
     os.chdir(work)
     try:
         comm = world()
-        return run_network_fit(settings, comm, overwrite=True, progress=Progress(comm, io.StringIO()))
+        return run_network_fit(settings, comm, overwrite=True, progress=Progress(comm, stream=io.StringIO()))
     finally:
         os.chdir(old)
 

@@ -113,7 +113,8 @@ def abinitio_reference(spec: StudySpec, out_dir: Path) -> tuple[dict, dict]:
 
 def _volume_reference(spec: StudySpec, shown, curves: dict) -> dict:
     """E0, V0, B (and a, or a and c for GaN) from the volume set's energies; adds the E–V curves to `curves`."""
-    from ..properties.eos import EV_A3_TO_GPA, birch_murnaghan, fit_birch_murnaghan
+    from ..properties.eos import birch_murnaghan, fit_birch_murnaghan
+    from ..units import EV_PER_A3_TO_GPA as EV_A3_TO_GPA
 
     frames = _read_frames(spec.volume_set)
     v = np.array([a.get_volume() / len(a) for a in frames])
@@ -176,7 +177,8 @@ def _hexagonal_reference(frames, v, e, what: str, where: str, path: Path, curves
     """a, c, E0, V0 and B of a hexagonal crystal from a grid of (a, c) cells (GaN's strained-cell set): the
     minimum and curvature of a cubic E(a, c) surface; E–V curve along isotropic scaling of (a0, c0)."""
     from ..generate.cp2k import labelled_kpoint_mesh
-    from ..properties.eos import EV_A3_TO_GPA, fit_hexagonal_surface
+    from ..properties.eos import fit_hexagonal_surface
+    from ..units import EV_PER_A3_TO_GPA as EV_A3_TO_GPA
 
     la = np.array([fr.cell.lengths()[0] for fr in frames])
     lc = np.array([fr.cell.lengths()[2] for fr in frames])

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..units import KB_EV
+
 from .summary import correlations, property_keys
 
 
@@ -195,6 +197,6 @@ def _plot_arrhenius(plt, path: Path, curves: dict, refs: dict) -> str:
         ok = first["dif_D"] > 0
         t0, d0 = first["dif_T"][ok].max(), first["dif_D"][ok][np.argmax(first["dif_T"][ok])]
         x = np.linspace(1000.0 / t0, 1000.0 / 300.0, 20)
-        y = np.log10(d0) - ea["value"] / (8.617333e-5 * np.log(10)) * (x - 1000.0 / t0) / 1000.0
+        y = np.log10(d0) - ea["value"] / (KB_EV * np.log(10)) * (x - 1000.0 / t0) / 1000.0
         ax.plot(x, y, "k--", lw=1, label=f"reference slope, Ea = {ea['value']} eV")
     return _save_curve(plt, fig, ax, path, "1000/T (1/K)", "log10 D (cm²/s)")
