@@ -19,7 +19,9 @@ from ..data.dataset import group_files
 STUDY_VERSION = 1
 # settings added after studies were cached: keyed only when not at their default (which fits as before them)
 KEYED_UNLESS_DEFAULT = {("calculator", "stress_components"): "all", ("network", "training_fraction"): None,
-                        ("network", "shuffle_flag"): True, ("network", "multi_element_option"): 2}
+                        ("network", "shuffle_flag"): True, ("network", "multi_element_option"): 2,
+                        ("network", "ensemble_size"): 1, ("network", "ensemble_bootstrap"): False,
+                        ("solver", "nsam"): 0, ("solver", "cov_nugget"): 0.0}
 
 
 def _jsonable(obj):

@@ -154,28 +154,25 @@ def _md_cell(spec: StudySpec, data: Path, volume_per_atom: float | None, comm) -
 
 def _time_md(spec: StudySpec, model: ModelSpec, data: Path, mod: Path, comm) -> tuple[int, float, float]:
     """(atoms, wall seconds of the timed run, final temperature) of NVE MD on `data` with the potential `mod`."""
-    from ..lammps_session import include_commands, lammps_module
+    from ..errors import LammpsError
+    from ..lammps_session import LammpsSession, include_commands
 
-    lammps = lammps_module().lammps
     warm = max(5, spec.md_steps // 10)
     with collective(comm, "MD timing"):
-        lmp = lammps(comm=comm, cmdargs=["-log", "none", "-screen", "none", "-nocite"])
         try:
-            for c in ["units metal", "atom_style atomic", "boundary p p p", f"read_data {data}",
-                      *include_commands(mod), "timestep 0.001",
-                      f"velocity all create {spec.md_temperature * 2} 4928459 mom yes rot yes dist gaussian",
-                      "fix nve all nve", "thermo 0", f"run {warm}"]:
-                lmp.command(c)
-            comm.Barrier()
-            t0 = time.perf_counter()
-            lmp.command(f"run {spec.md_steps}")
-            comm.Barrier()
-            wall = time.perf_counter() - t0
-            return int(lmp.get_natoms()), wall, float(lmp.get_thermo("temp"))
-        except Exception as exc:  # LAMMPS errors come as plain Exceptions
+            with LammpsSession(comm) as session:
+                session.commands(["units metal", "atom_style atomic", "boundary p p p", f"read_data {data}",
+                                  *include_commands(mod), "timestep 0.001",
+                                  f"velocity all create {spec.md_temperature * 2} 4928459 mom yes rot yes "
+                                  "dist gaussian", "fix nve all nve", "thermo 0", f"run {warm}"])
+                comm.Barrier()
+                t0 = time.perf_counter()
+                session.command(f"run {spec.md_steps}")
+                comm.Barrier()
+                wall = time.perf_counter() - t0
+                return int(session.lmp.get_natoms()), wall, float(session.lmp.get_thermo("temp"))
+        except LammpsError as exc:
             raise FitsnapError(f"{model.name}: MD timing failed in LAMMPS: {exc}") from None
-        finally:
-            lmp.close()
 
 
 def _references(spec: StudySpec, comm) -> tuple[dict, dict]:
