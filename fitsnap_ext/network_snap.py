@@ -146,7 +146,7 @@ class NetworkSNAP(SnapEstimator):
                  f"validating (early stopping) on {len(validation)}, testing on {sum(t for _, t in meta)}; network "
                  f"{self.architecture()}, {net.num_epochs} epochs, batch {net.batch_size}, {comm.size} rank(s)"
                  f"{layout}")
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         fit_kwargs = dict(validation=validation, use_energy=settings.calculator.energy,
                           use_force=settings.calculator.force, use_stress=settings.calculator.stress,
                           provenance=prov)
@@ -165,12 +165,14 @@ class NetworkSNAP(SnapEstimator):
         self.history_ = self.network_.history_
         self.best_epoch_ = self.network_.best_epoch_
         seconds = time.perf_counter() - t
+        cpu = comm.allreduce(time.process_time() - cpu, op=_mpi_max())
         epoch = float(np.mean([r["seconds"] for r in self.history_])) if self.history_ else 0.0
         rss = comm.allreduce(peak_rss_mib(), op=_mpi_max())
         if timings is not None:
             timings.update(epoch=epoch, peak_rss_mib=rss)
-        progress(f"trained {len(self.history_)} epochs{' (all members)' if k > 1 else ''} in {seconds:.2f} s ({epoch:.3f} s/epoch), best epoch "
-                 f"{self.best_epoch_}; peak memory {rss:.0f} MiB per rank (max)")
+        progress(f"trained {len(self.history_)} epochs{' (all members)' if k > 1 else ''} in {seconds:.2f} s "
+                 f"({epoch:.3f} s/epoch), best epoch {self.best_epoch_}; peak memory {rss:.0f} MiB per rank (max); "
+                 f"training CPU {cpu:.2f} s per rank (max)")
         return self
 
     def error_sums(self, settings: Settings, entries, data) -> dict:

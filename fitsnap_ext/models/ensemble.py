@@ -32,8 +32,9 @@ def regroup(data, comm, ngroups: int):
         ranks = list(range(g, comm.size, ngroups))
         for rank, share in zip(ranks, split_by_atoms([n for _, n, _ in table], len(ranks))):
             send[rank] += [mine[table[k][0]] for k in share if table[k][2] == comm.rank]
-    received = comm.alltoall(send) if comm.size > 1 else send
-    return group, sorted((c for part in received for c in part), key=lambda c: c.index)
+    own, send[comm.rank] = send[comm.rank], []  # kept as they are, not pickled
+    received = comm.alltoall(send) if comm.size > 1 else []
+    return group, sorted(own + [c for part in received for c in part], key=lambda c: c.index)
 
 
 def train_members(make_member, n_members: int, data, comm, progress, fit_kwargs: dict) -> dict:
