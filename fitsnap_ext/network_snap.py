@@ -140,7 +140,8 @@ class NetworkSNAP(SnapEstimator):
         if net.training_fraction is not None:
             self.calibration_scaled_on = "the held-out configurations (with training_fraction also the test split)"
         k = net.ensemble_size
-        layout = (f"; {k} members, {min(k, comm.size)} at a time, {comm.size // min(k, comm.size)} rank(s) each"
+        sizes = sorted({len(range(g, comm.size, min(k, comm.size))) for g in range(min(k, comm.size))})
+        layout = (f"; {k} members, {min(k, comm.size)} at a time, {'-'.join(map(str, sizes))} rank(s) each"
                   if k > 1 else "")
         progress(f"training {len(meta) - len(validation) - sum(t for _, t in meta)} configurations, "
                  f"validating (early stopping) on {len(validation)}, testing on {sum(t for _, t in meta)}; network "
