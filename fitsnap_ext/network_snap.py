@@ -4,7 +4,9 @@ per-atom descriptors and their sparse gradients → data-parallel training → `
 Rank 0 reads and spreads the configurations (balanced by atoms), every rank computes its own per-atom descriptors
 with its own LAMMPS, training sums gradients over ranks, and the metrics have the linear models' rows and units
 (energy eV/atom, force eV/Å, stress bar). A deck's fit also writes the loss curve <pot>.loss.csv / .png and the
-torch state ([PYTORCH] save_state_output).
+torch state ([PYTORCH] save_state_output). With [PYTORCH] ensemble_size K ≥ 2, K members are trained side by side
+(models.ensemble); the mean is exported as one network, each member on its own, and the members' spread is the
+predictive σ, calibrated on the test split in the metrics.
 
 The checkpoint and saved state carry a fingerprint of everything that defines the fit (descriptor settings,
 ESHIFT, reference potential, a hash of the data in deck order, the split, architecture, hyper-parameters),
