@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..settings import BispectrumSettings, ReferenceSettings
+from ..settings import ACTIVATIONS, BispectrumSettings, ReferenceSettings
 from .snap import overlay_pair_style
 
-LAMMPS_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
+LAMMPS_ACTIVATIONS = ("linear", *ACTIVATIONS)  # what mliap model nn reads; any other name runs as linear
 PER_LINE = 5
 
 

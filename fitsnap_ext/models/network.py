@@ -40,10 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeckError, FitsnapError, first_line
-
-ACTIVATIONS = ("tanh", "sigmoid", "relu")
-EV_PER_A3_TO_BAR = 1.6021765e6
-BAR_TO_GPA = 1e-4
+from ..settings import ACTIVATIONS
+from ..units import BAR_TO_GPA, EV_PER_A3_TO_BAR
 
 
 def _torch():
