@@ -136,19 +136,20 @@ def test_gan_inline_deck(tmp_path):
         ("STUDY", "out", str(tmp_path / "gan")), ("STUDY", "dataPath", str(tmp_path)),
         ("ABINITIO", "volume_set", str(tmp_path / "volume.xyz")), ("GROUPS", "active_1", "0.8 0.2 100 1 1e-4"),
         ("GROUPS", "md_300K", "0.8 0.2 100 0.5 1e-4"), ("PYTORCH", "patience", "0")])
-    for m in (spec2.models[0], spec2.models[-1]):  # a linear and a network rung (unit weights for networks)
+    network = next(m for m in reversed(spec2.models) if m.kind == "nn")
+    for m in (spec2.models[0], network):  # a linear and a network rung (unit weights for networks)
         groups = {g.name: g for g in model_settings(spec2, m).groups.groups}
         assert list(groups) == ["volume", "md_300K", "md_2300K", "active_1"]
     assert groups["active_1"].eweight == groups["md_300K"].fweight == 1.0
     groups = {g.name: g for g in model_settings(spec2, spec2.models[0]).groups.groups}
     assert groups["active_1"].eweight == 100 and groups["md_300K"].fweight == 0.5
     # a [PYTORCH] key is the network rungs' only
-    assert model_settings(spec2, spec2.models[-1]).network.patience == 0
+    assert model_settings(spec2, network).network.patience == 0
     assert model_settings(spec2, spec2.models[0]).network is None
     spec3 = read_study(REPO / "input_files" / "study_gan.in", [
         ("STUDY", "out", str(tmp_path / "gan")), ("STUDY", "dataPath", str(tmp_path)),
         ("ABINITIO", "volume_set", str(tmp_path / "volume.xyz")), ("STUDY", "nn_patience", "7")])
-    assert model_settings(spec3, spec3.models[-1]).network.patience == 7
+    assert model_settings(spec3, next(m for m in spec3.models if m.kind == "nn")).network.patience == 7
     # the extracted fitting deck keeps the study deck's line numbers
     study_lines = (REPO / "input_files" / "study_gan.in").read_text().splitlines()
     base_lines = spec.base_deck.read_text().splitlines()
