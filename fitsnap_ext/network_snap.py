@@ -19,7 +19,6 @@ import hashlib
 import io
 import os
 import resource
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from .descriptors import ENERGY, FORCE, STRESS, VOIGT
 from .errors import FitsnapError
 from .estimator import SnapEstimator, prediction_settings, unlabelled_entries
 from .export.ensemble import Member, ensemble_mliap_files
+from .export.files import unwritable_reason
 from .export.mliap import mliap_files
 from .metrics import residual_sums
 from .models.ensemble import NetworkEnsemble, share_members, train_members
@@ -360,17 +360,9 @@ def check_network_files(settings: Settings) -> None:
     path = Path(net.checkpoint)
     if path.is_dir():
         raise settings.error(f"{path} is a folder; name a file", "PYTORCH", "checkpoint")
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise settings.error(f"{path}: {folder} is a file, not a folder", "PYTORCH", "checkpoint")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise settings.error(f"{path}: cannot write in {folder} ({exc.strerror or exc})", "PYTORCH",
-                             "checkpoint") from None
+    problem = unwritable_reason(path.parent)
+    if problem:
+        raise settings.error(f"cannot write {path}: {problem}", "PYTORCH", "checkpoint")
     if path.exists() and not os.access(path, os.R_OK):
         raise settings.error(f"{path} cannot be read", "PYTORCH", "checkpoint")
 

@@ -7,21 +7,19 @@ training); rank 0 writes every output file at the end, all-or-nothing. The model
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .settings import Settings, output_files
 from .errors import FitsnapError
 from .estimator import SnapEstimator, as_frames
-from .export.files import write_all
+from .export.files import unwritable_reason, write_all
 from .linear_snap import LinearSNAP
 from .metrics import ErrorRow, csv_table, error_frame, markdown_table, merge_sums
 from .network_snap import NetworkSNAP
 from .parallel import collective
 from .progress import Progress
+from .settings import Settings, output_files
 from .workload import read_and_compute
 
 MODEL_KINDS = {"linear": LinearSNAP, "network": NetworkSNAP}
@@ -67,27 +65,9 @@ def check_outputs(settings: Settings, overwrite: bool) -> None:
     """Before any work: no output exists (unless `overwrite`) and every output's folder can be written."""
     refuse_existing(output_paths(settings), overwrite)
     for name, (section, key) in output_files(settings):
-        problem = unwritable_reason(Path(name))
+        problem = unwritable_reason(Path(name).parent)
         if problem:
             raise settings.error(f"cannot write {name!r}: {problem}", section, key)
-
-
-def unwritable_reason(path: Path) -> str:
-    """Why `path` cannot be written ('' if it can): tried by creating and removing a small file in the nearest
-    existing folder, which catches read-only and full file systems and a file standing where a folder must be."""
-    folder = path.resolve().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        return f"{folder} is a file, not a folder"
-    try:
-        with tempfile.TemporaryFile(dir=folder) as probe:
-            probe.write(b"\0" * 4096)
-            probe.flush()
-            os.fsync(probe.fileno())
-    except OSError as exc:
-        return f"{folder}: {exc.strerror}"
-    return ""
 
 
 def run_fit(settings: Settings, comm, overwrite: bool = False, progress=None, frames=None,

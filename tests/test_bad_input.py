@@ -149,7 +149,7 @@ def test_unwritable_output_refused_before_any_work(tmp_path, nprocs):
     deck = demo_deck(tmp_path, [("potential = Si_demo_pot", "potential = afile/Si_demo_pot")])
     proc = run_cli([deck], tmp_path, nprocs=nprocs, timeout=60, check=False)
     line = assert_one_error(proc, tmp_path, f"in.bad:{line_of(deck, 'potential')}: [OUTFILE] potential:",
-                            "is a file, not a folder")
+                            "is not a folder")
     assert "descriptors" not in proc.stdout, "checked after the work"
     assert line
 
@@ -229,6 +229,6 @@ def test_mpi_error_line_always_arrives(tmp_path):
     (tmp_path / "afile").write_text("x")
     unwritable = demo_deck(tmp_path, [("potential = Si_demo_pot", "potential = afile/Si_demo_pot")])
     for _ in range(6):
-        for args, words in (([deck], "not a text deck"), ([unwritable], "is a file, not a folder")):
+        for args, words in (([deck], "not a text deck"), ([unwritable], "is not a folder")):
             proc = run_cli(args, tmp_path, nprocs=2, timeout=60, check=False)
             assert_one_error(proc, tmp_path, words)

@@ -98,7 +98,7 @@ def test_checkpoint_below_a_file_refused_before_training(tmp_path):
 
     with pytest.raises(FitsnapError) as excinfo:
         _network_fit(TINY + [("PYTORCH", "checkpoint", "afile/ck.pt")], tmp_path / "w")
-    assert "is a file, not a folder" in _one_line_deck_error(excinfo, "checkpoint")
+    assert "is not a folder" in _one_line_deck_error(excinfo, "checkpoint")
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["afile"]
 
 

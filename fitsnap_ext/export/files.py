@@ -46,3 +46,22 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def unwritable_reason(folder: "str | Path") -> str:
+    """Why files cannot be written into `folder` ('' if they can): its nearest existing ancestor must be a folder in
+    which a small file can be created, written, synced and removed — which catches a file standing where a folder
+    must be, read-only and full file systems, and works as root (where permission bits do not stop anything)."""
+    import tempfile
+
+    existing = next(p for p in (Path(folder).resolve(), *Path(folder).resolve().parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing) as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        return f"{existing}: {exc.strerror or exc}"
+    return ""

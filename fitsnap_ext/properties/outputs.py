@@ -6,12 +6,11 @@ unwritable place is refused before anything runs; a failed run removes the folde
 """
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from fitsnap_ext.errors import FitsnapError
+from fitsnap_ext.export.files import unwritable_reason
 from fitsnap_ext.parallel import collective
 
 
@@ -53,18 +52,10 @@ def on_rank0(comm, stage: str, action) -> None:
 
 
 def check_writable(folder: Path) -> None:
-    """Refuse a folder that cannot be created or written: its nearest existing ancestor must be a writable
-    folder (probed by creating and removing a file, which also catches read-only file systems and root)."""
-    folder = Path(folder)
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    if not existing.is_dir():
-        raise FitsnapError(f"cannot write into {folder}: {existing} is not a folder")
-    try:
-        handle, probe = tempfile.mkstemp(dir=existing, prefix=".fitsnap_ext_probe")
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as exc:
-        raise FitsnapError(f"cannot write into {folder}: {exc.strerror or exc} ({existing})") from exc
+    """Refuse a folder that cannot be created or written (export.files.unwritable_reason)."""
+    problem = unwritable_reason(folder)
+    if problem:
+        raise FitsnapError(f"cannot write into {folder}: {problem}")
 
 
 def check_outputs(out: Path, overwrite: bool) -> None:
