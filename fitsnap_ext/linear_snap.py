@@ -2,6 +2,7 @@
 `pair_style snap` files. Quadratic SNAP is the same model on quadratic descriptors ([BISPECTRUM] quadraticflag)."""
 from __future__ import annotations
 
+import time
 
 import numpy as np
 
@@ -66,9 +67,11 @@ class LinearSNAP(SnapEstimator):
         note = bzero_offset_note(settings, entries, comm)
         if note:
             progress(note)
+        took = f" in {timings['descriptors']:.2f} s" if timings and "descriptors" in timings else ""
         progress(f"descriptors done: {comm.allreduce(len(rows.b))} rows × {rows.a.shape[1]} columns "
-                 f"(2J={bs.twojmax}, {'quadratic' if bs.quadraticflag else 'linear'})")
+                 f"(2J={bs.twojmax}, {'quadratic' if bs.quadraticflag else 'linear'}){took}")
         test = _row_split(entries, rows)
+        t = time.perf_counter()
         with collective(comm, "solving"):
             if comm.allreduce(int((~test).sum())) == 0:
                 raise FitsnapError("no training rows: every configuration is in the test split")
@@ -83,7 +86,7 @@ class LinearSNAP(SnapEstimator):
         tied = f" ({len(self.coef_)} with chemflag's tied copies)" if self.n_free_ < len(self.coef_) else ""
         sv = self.singular_values_
         progress(f"solved {self.solver}: rank {self.rank_} of {self.n_free_} coefficients{tied}, "
-                 f"condition {sv[0] / sv[-1]:.3g}")
+                 f"condition {sv[0] / sv[-1]:.3g} in {time.perf_counter() - t:.2f} s")
         self.warning_ = rank_warning(self.rank_, self.n_free_, settings)
         if self.warning_:
             progress(self.warning_)
