@@ -1,8 +1,11 @@
-"""ASE calculators: any LAMMPS include file (a fitted potential or a classical one) as an `ase` Calculator.
+"""ASE calculators: any LAMMPS include file (a fitted potential or a classical one), or a fitted estimator, as an
+`ase` Calculator.
 
 `calculator("Si_pot.mod", ["Si"])` runs the include file in an in-process LAMMPS (its relative paths resolve
 from its own folder) and returns energy (eV), forces (eV/Å) and, for cells periodic in all three directions,
-stress in ASE's convention (Voigt, tension-positive, eV/Å³; see `units`).
+stress in ASE's convention (Voigt, tension-positive, eV/Å³; see `units`). `calculator(model)` does the same through
+a fitted LinearSNAP / NetworkSNAP's `predict`, and adds its predictive σ where it has one (an ANL fit, an
+ensemble): `results["energy_std"]` (eV) and `results["forces_std"]` (per atom, eV/Å).
 """
 from __future__ import annotations
 
@@ -35,9 +38,47 @@ class LammpsCalculator(Calculator):
             self.results["stress"] = bar_to_ase_stress(stress)
 
 
-def calculator(mod_path: "str | Path", elements, masses=None) -> LammpsCalculator:
-    """An ASE calculator running the LAMMPS include file `mod_path`; `elements` are the atom types 1..n in order
-    (as on the file's `pair_coeff * *` line); `masses` default to the elements' standard masses."""
+class EstimatorCalculator(Calculator):
+    """ASE calculator around a fitted estimator (its `predict`, in this process), with its σ where it has one."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energy_std", "forces_std"]
+
+    def __init__(self, model, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from .data.frame import Frame
+
+        super().calculate(atoms, properties, system_changes)
+        frame = Frame(symbols=self.atoms.get_chemical_symbols(), positions=self.atoms.get_positions(),
+                      cell=np.array(self.atoms.cell.array), pbc=tuple(bool(p) for p in self.atoms.pbc))
+        out = self.model.predict([frame], return_std=self.model.has_std)
+        energy, forces, stress = float(out[0][0]), out[1][0], out[2][0]
+        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
+        if np.all(np.isfinite(stress)):
+            from .units import tensor
+
+            self.results["stress"] = bar_to_ase_stress(tensor(stress))
+        if self.model.has_std:
+            self.results.update(energy_std=float(out[3][0]), forces_std=out[4][0])
+
+
+def calculator(potential, elements=None, masses=None):
+    """An ASE calculator: `potential` is a LAMMPS include file (`elements` are its atom types 1..n in order, as on its
+    `pair_coeff * *` line; `masses` default to the elements' standard masses) or a fitted estimator."""
+    from .estimator import SnapEstimator
+
+    if isinstance(potential, SnapEstimator):
+        return EstimatorCalculator(potential)
+    if elements is None:
+        from .errors import FitsnapError
+
+        raise FitsnapError("calculator(mod_path, elements): name the elements of the include file's atom types")
+    return _lammps_calculator(potential, elements, masses)
+
+
+def _lammps_calculator(mod_path: "str | Path", elements, masses=None) -> LammpsCalculator:
     from .lammps_engine import LammpsEngine
 
     mod = Path(mod_path)

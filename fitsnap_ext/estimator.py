@@ -95,6 +95,11 @@ class SnapEstimator:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         return write_all(self.potential_files(str(Path(out_dir) / stem)))
 
+    @property
+    def has_std(self) -> bool:
+        """Whether `predict(..., return_std=True)` can give a σ (an ANL fit, an ensemble)."""
+        return False
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "settings_"):
             raise FitsnapError(f"this {type(self).__name__} is not fitted yet: call fit(frames) first")

@@ -52,6 +52,10 @@ class LinearSNAP(SnapEstimator):
         return with_solver(settings, solver=self.solver, alpha=self.alpha, rcond=self.rcond, nsam=self.nsam,
                            cov_nugget=self.cov_nugget)
 
+    @property
+    def has_std(self) -> bool:
+        return self.solver == "ANL"
+
     def describe(self) -> str:
         bs = self.settings_.bispectrum
         return f"{self.solver}, 2J={bs.twojmax}, {'quadratic' if bs.quadraticflag else 'linear'} SNAP"

@@ -91,6 +91,10 @@ class NetworkSNAP(SnapEstimator):
         check_network_settings(settings)
         return settings
 
+    @property
+    def has_std(self) -> bool:
+        return self.ensemble_size >= 2
+
     def describe(self) -> str:
         s = self.settings_
         k = s.network.ensemble_size

@@ -174,3 +174,24 @@ def test_compute_properties_function(sw_mod, tmp_path):
     """The property engine as a function: Stillinger-Weber's diamond lattice constant (5.431 Å)."""
     props = fx.compute_properties(sw_mod, "si", properties=["eos"], out=tmp_path / "sw.json")
     assert props["lattice_constant_A"] == pytest.approx(5.431, abs=2e-3) and (tmp_path / "sw.json").is_file()
+
+
+def test_calculator_over_a_fitted_model_carries_sigma():
+    """calculator(model): energy, forces, stress = predict; an ANL fit adds energy_std and forces_std (= predict's
+    σ); a model without σ gives none."""
+    frames = fx.read_frames(REPO / "input_files" / "demo" / "strain_rattle.xyz", stress_unit="bar")
+    model = fx.LinearSNAP(fx.load_deck(DEMO), solver="ANL").fit(frames[:30])
+    atoms = frames[31].to_atoms()
+    atoms.calc = fx.calculator(model)
+    energy, forces, stresses, e_std, f_std = model.predict([frames[31]], return_std=True)
+    assert atoms.get_potential_energy() == pytest.approx(energy[0], abs=1e-10)
+    assert np.abs(atoms.get_forces() - forces[0]).max() < 1e-10
+    from fitsnap_ext.units import EV_PER_A3_TO_BAR
+
+    assert np.abs(atoms.get_stress() + stresses[0] / EV_PER_A3_TO_BAR).max() < 1e-12
+    assert atoms.calc.results["energy_std"] == pytest.approx(e_std[0], rel=1e-12) and e_std[0] > 0
+    assert np.allclose(atoms.calc.results["forces_std"], f_std[0], rtol=1e-12)
+    plain = fx.LinearSNAP(fx.load_deck(DEMO)).fit(frames[:30])
+    atoms.calc = fx.calculator(plain)
+    atoms.get_potential_energy()
+    assert "energy_std" not in atoms.calc.results
