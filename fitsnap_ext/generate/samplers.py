@@ -242,10 +242,10 @@ def from_file(deck: GeneratorDeck, g: GroupSettings, needed) -> Iterator:
 # -------------------------------------------------------------------------------------------- active learning
 
 
-def force_disagreement(frames, mods, elements, masses=None) -> np.ndarray:
-    """Max over atoms of the force standard deviation across the ensemble (eV/Å), one number per frame.
-
-    Per atom: sqrt(mean_m |f_m - <f>|^2), the spread of the force vector over models."""
+def force_sigma(frames, mods, elements, masses=None) -> list[np.ndarray]:
+    """Per-atom predicted force σ (eV/Å) of each frame over the models `mods` (two or more .mod files: an ANL fit's
+    `<pot>.sample*.mod`, an ensemble's `<pot>.member*.mod`, or any potentials): sqrt of the summed sample variances
+    (ddof 1) of the three components, the σ that `predict(..., return_std=True)` gives for an ensemble."""
     from fitsnap_ext.lammps_engine import LammpsEngine
     forces = []
     for mod in mods:
@@ -254,17 +254,17 @@ def force_disagreement(frames, mods, elements, masses=None) -> np.ndarray:
             forces.append([eng.compute(fr)[1] for fr in frames])
         finally:
             eng.close()
-    out = np.empty(len(frames))
-    for j in range(len(frames)):
-        fm = np.array([forces[m][j] for m in range(len(mods))])  # (M, N, 3)
-        dev = fm - fm.mean(axis=0)
-        out[j] = float(np.sqrt((dev ** 2).sum(axis=2).mean(axis=0)).max())
-    return out
+    return [np.sqrt(np.array([f[j] for f in forces]).var(axis=0, ddof=1).sum(axis=1)) for j in range(len(frames))]
+
+
+def force_disagreement(frames, mods, elements, masses=None) -> np.ndarray:
+    """The active sampler's criterion, one number per frame: the largest per-atom force σ (`force_sigma`), eV/Å."""
+    return np.array([float(s.max()) for s in force_sigma(frames, mods, elements, masses)])
 
 
 def active(deck: GeneratorDeck, g: GroupSettings, needed, progress: Progress) -> Iterator:
-    """Candidates (a file, or LAMMPS MD with the first model) -> keep the n_frames with the largest
-    max-atom force standard deviation across the ensemble, in candidate order."""
+    """Candidates (a file, or LAMMPS MD with the first model) -> keep the n_frames with the largest predicted
+    force σ (`force_disagreement`: max over atoms of the per-atom σ over the ensemble), in candidate order."""
     if not any(needed(i) for i in range(g.n_frames)):
         return
     if g.candidates:
@@ -288,7 +288,7 @@ def active(deck: GeneratorDeck, g: GroupSettings, needed, progress: Progress) ->
     masses = deck.labeler.masses if deck.labeler.type == "lammps" else []
     spread = force_disagreement([c[0] for c in cands], g.ensemble_mods, elements, masses)
     order = np.argsort(-spread, kind="stable")[: g.n_frames]
-    progress(f"{g.name}: force spread over {len(g.ensemble_mods)} models, {len(cands)} candidates: "
+    progress(f"{g.name}: max-atom force σ over {len(g.ensemble_mods)} models, {len(cands)} candidates: "
              f"median {np.median(spread):.3g} eV/Å, picked {spread[order].min():.3g}-{spread[order].max():.3g}")
     picked = sorted(int(j) for j in order)
     for idx, j in enumerate(picked):
