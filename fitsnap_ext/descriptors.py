@@ -15,7 +15,7 @@ from .settings import Settings
 from .data.dataset import Entry
 from .errors import DataError, LammpsError
 from .lammps_session import LammpsSession
-from .units import EV_PER_A3_TO_BAR, VOIGT
+from .units import EV_PER_A3_TO_BAR, VOIGT, to_frame
 
 ENERGY, FORCE, STRESS = 0, 1, 2
 KIND_NAMES = ("Energy", "Force", "Stress")
@@ -132,11 +132,7 @@ class SnapCalculator:
         forces = y[1:1 + 3 * n].reshape(n, 3) @ rot
         stress = None
         if all(entry.frame.pbc):
-            lammps = y[1 + 3 * n:]
-            tensor = np.zeros((3, 3))
-            tensor[VOIGT] = lammps
-            tensor[VOIGT[1], VOIGT[0]] = lammps
-            stress = (rot.T @ tensor @ rot)[VOIGT]
+            stress = to_frame(y[1 + 3 * n:], rot)
         return float(y[0]), forces, stress, energy_std, force_std
 
     def rows(self, entry: Entry) -> Rows:

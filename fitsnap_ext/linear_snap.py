@@ -110,8 +110,7 @@ class LinearSNAP(SnapEstimator):
                  f"{self.nsam} sampled coefficient sets")
 
     def error_sums(self, settings: Settings, entries, rows: Rows) -> dict:
-        group = {e.index: e.frame.group for e in entries}
-        return residual_sums(rows.a @ self.coef_ - rows.b, rows.kind, [group[int(i)] for i in rows.entry],
+        return residual_sums(rows.a @ self.coef_ - rows.b, rows.kind, _per_row(entries, rows, "group"),
                              _row_split(entries, rows))
 
     def potential_files(self, stem: str) -> dict:
@@ -183,10 +182,17 @@ class LinearSNAP(SnapEstimator):
 
 
 
+def _per_row(entries, rows: Rows, what: str) -> np.ndarray:
+    """Each row's configuration's `what` ("test" or "group"), looked up by the rows' entry indices at once."""
+    values = np.empty(max((e.index for e in entries), default=-1) + 1, dtype=bool if what == "test" else object)
+    for e in entries:
+        values[e.index] = e.test if what == "test" else e.frame.group
+    return values[rows.entry]
+
+
 def _row_split(entries, rows: Rows) -> np.ndarray:
     """True for the rows of test configurations."""
-    test = {e.index: e.test for e in entries}
-    return np.array([test[int(i)] for i in rows.entry], dtype=bool)
+    return _per_row(entries, rows, "test")
 
 
 def gather_rows(rows: Rows, comm) -> Rows | None:

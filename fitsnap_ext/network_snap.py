@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .settings import NetworkSettings, Settings
-from .descriptors import ENERGY, FORCE, STRESS, VOIGT
+from .descriptors import ENERGY, FORCE, STRESS
 from .errors import FitsnapError
 from .estimator import SnapEstimator, prediction_settings, unlabelled_entries
 from .export.ensemble import Member, ensemble_mliap_files
@@ -36,6 +35,8 @@ from .metrics import residual_sums
 from .models.ensemble import NetworkEnsemble, share_members, train_members
 from .parallel import collective
 from .peratom import PerAtomCalculator, check_network_settings, compute_peratom
+from .settings import NetworkSettings, Settings
+from .units import to_frame
 
 NETWORK_PARAMS = tuple(f.name for f in dataclasses.fields(NetworkSettings))
 
@@ -291,10 +292,7 @@ def total_stress(stress, ref_stress, rotation):
     without stress."""
     if stress is None:
         return None
-    lammps = np.zeros((3, 3))
-    lammps[VOIGT] = stress + ref_stress
-    lammps[VOIGT[1], VOIGT[0]] = stress + ref_stress
-    return (rotation.T @ lammps @ rotation)[VOIGT]
+    return to_frame(stress + ref_stress, rotation)
 
 
 def trainer_from_settings(settings: Settings, member: int = 0):

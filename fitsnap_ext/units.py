@@ -37,6 +37,12 @@ def tensor(voigt6) -> np.ndarray:
     return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
 
 
+def to_frame(voigt6, rotation: np.ndarray) -> np.ndarray:
+    """A Voigt tensor from LAMMPS' frame (v_lammps = rotation @ v_frame) back to the frame's own orientation."""
+    r = np.asarray(rotation, dtype=float)
+    return voigt(r.T @ tensor(voigt6) @ r)
+
+
 def bar_to_ase_stress(stress_bar: np.ndarray) -> np.ndarray:
     """Pressure-positive bar (3×3) → ASE's Voigt stress (tension-positive eV/Å³)."""
     return -voigt(stress_bar) / EV_PER_A3_TO_BAR
