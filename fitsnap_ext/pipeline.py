@@ -19,7 +19,7 @@ from .metrics import ErrorRow, csv_table, error_frame, markdown_table, merge_sum
 from .network_snap import NetworkSNAP
 from .parallel import collective
 from .progress import Progress
-from .settings import Settings, output_files
+from .settings import Settings, calibration_csv, output_files
 from .workload import read_and_compute
 
 MODEL_KINDS = {"linear": LinearSNAP, "network": NetworkSNAP}
@@ -117,8 +117,7 @@ def metrics_files(settings: Settings, model: SnapEstimator, errors: list[ErrorRo
     if calibration:
         text += "\n" + calib.markdown_table(calibration, "## Calibration of the predictive σ (test split)",
                                             model.calibration_scaled_on)
-        files[str(Path(out.metrics).with_name(Path(out.metrics).stem + "_calibration.csv"))] = \
-            calib.csv_table(calibration)
+        files[calibration_csv(out.metrics)] = calib.csv_table(calibration)
     files[out.metrics] = text
     return files
 

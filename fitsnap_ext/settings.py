@@ -308,13 +308,11 @@ def output_files(settings: Settings) -> list[tuple[str, tuple[str, str]]]:
         files.append((f"{out.potential}.covariance.npy", ("SOLVER", "solver")))
         files += [(f"{out.potential}.sample{k}{suffix}", ("SOLVER", "nsam")) for k in range(settings.solver.nsam)
                   for suffix in suffixes]
-        files.append((str(Path(out.metrics).with_name(Path(out.metrics).stem + "_calibration.csv")),
-                      ("OUTFILE", "metrics")))
     if net is not None and net.ensemble_size > 1:  # the members one by one, and the calibration of their spread
         files += [(f"{out.potential}.member{k}{suffix}", ("PYTORCH", "ensemble_size"))
                   for k in range(net.ensemble_size) for suffix in (".mliap.model", ".mliap.descriptor", ".mod")]
-        files.append((str(Path(out.metrics).with_name(Path(out.metrics).stem + "_calibration.csv")),
-                      ("OUTFILE", "metrics")))
+    if settings.solver.solver == "ANL" or net is not None and net.ensemble_size > 1:  # models with a predictive σ
+        files.append((calibration_csv(out.metrics), ("OUTFILE", "metrics")))
     files += [(out.metrics, ("OUTFILE", "metrics")), (str(Path(out.metrics).with_suffix(".csv")), ("OUTFILE", "metrics"))]
     for flag, name, key in ((out.dump_descriptors, out.descriptors_file, "descriptors"),
                             (out.dump_truth, out.truth_file, "truth"), (out.dump_weights, out.weights_file, "weights"),
@@ -326,3 +324,8 @@ def output_files(settings: Settings) -> list[tuple[str, tuple[str, str]]]:
     if props is not None:
         files.append((props.out or f"{out.potential}_props.json", ("PROPERTIES", "out")))
     return files
+
+
+def calibration_csv(metrics: str) -> str:
+    """Where a model with a predictive σ writes its calibration table: `<metrics stem>_calibration.csv`."""
+    return str(Path(metrics).with_name(Path(metrics).stem + "_calibration.csv"))
