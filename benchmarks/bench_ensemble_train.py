@@ -70,7 +70,7 @@ def report(rows: dict, args, load: tuple) -> str:
     every = (lambda runs: "; ".join("/".join(f"{r[k]:.2f}" for k in COLUMNS) for r in runs))
     lines = ["# bench_ensemble_train: K = 2 members on 2 ranks vs one member on 1 rank", "",
              f"Command: `python benchmarks/bench_ensemble_train.py --epochs {args.epochs} --hidden "
-             f"{' '.join(map(str, args.hidden))} --repeats {args.repeats}` on a 2-core machine shared with other jobs "
+             f"{' '.join(map(str, args.hidden))} --repeats {args.repeats}` on a {os.cpu_count()}-core machine "
              f"(load average {load[0]:.2f} before the runs). Demo set (201 configurations: 145 train, 16 validation, "
              f"40 test; 2J=6), network 30-{'-'.join(map(str, args.hidden))}-1 tanh, {args.epochs} epochs, batch 4; "
              f"least of {args.repeats} interleaved repeats; seconds.", "",
