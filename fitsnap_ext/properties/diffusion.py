@@ -1,8 +1,11 @@
 """Tracer diffusion (Li in LGPS): MSD at several temperatures, D(T), Arrhenius fit, Nernst–Einstein conductivity.
 
-Each temperature runs `runs` independent trajectories (different velocity seeds); D and its error bar are the
-mean and standard error over them. The analysis functions are plain numpy so they can be checked on a
-synthetic random walk.
+Each temperature runs `runs` independent trajectories (different velocity seeds); D and its standard error
+(`<el>_diffusivity_cm2_s_sd`, = the older `<el>_diffusivity_err_cm2_s`) are the mean and std(ddof=1)/√runs over
+them: independent runs are the blocks (a time block of one single-origin MSD would not be independent of the
+others). The Arrhenius fit is weighted by these errors and its covariance gives `activation_energy_eV_sd` and, to
+first order in σ(ln D), the extrapolated `<el>_diffusivity_300K_cm2_s_sd` and `ionic_conductivity_300K_mS_cm_sd`.
+The analysis functions are plain numpy so they can be checked on a synthetic random walk.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
+from fitsnap_ext.properties.statistics import finite_or_none, standard_error
 from fitsnap_ext.properties.systems import SystemPreset
 from fitsnap_ext.units import A2_PER_PS_TO_CM2_PER_S, ELEMENTARY_CHARGE_C, KB_EV, KB_J
 
@@ -38,17 +42,29 @@ def diffusivity_from_msd(t_ps: np.ndarray, msd_A2: np.ndarray, fit_from: float =
 def arrhenius_fit(temperatures, d, d_err=None) -> tuple[float, float, np.ndarray]:
     """Fit D = D0 exp(-Ea / kB T); returns (D0 cm²/s, Ea eV, covariance of (ln D0, Ea)).
 
-    Weighted by the relative errors of D when given (σ_lnD = σ_D / D)."""
+    Weighted by the relative errors of D when all are given and positive (σ_lnD = σ_D / D): the covariance then
+    follows from those errors alone. Otherwise unweighted, with the covariance scaled by the residuals (nan for
+    two temperatures, which leave no residual)."""
     temperatures, d = np.asarray(temperatures, dtype=float), np.asarray(d, dtype=float)
     x = -1.0 / (KB_EV * temperatures)
     y = np.log(d)
-    if d_err is not None and np.all(np.asarray(d_err) > 0):
-        w = 1.0 / (np.asarray(d_err) / d)
+    weighted = d_err is not None and bool(np.all(np.asarray(d_err, dtype=float) > 0))
+    if weighted:
+        (ea, ln_d0), cov = np.polyfit(x, y, 1, w=d / np.asarray(d_err, dtype=float), cov="unscaled")
+    elif len(x) > 2:
+        (ea, ln_d0), cov = np.polyfit(x, y, 1, cov=True)
     else:
-        w = np.ones_like(y)
-    (ea, ln_d0), cov = np.polyfit(x, y, 1, w=w, cov="unscaled" if d_err is not None else True)
+        (ea, ln_d0), cov = np.polyfit(x, y, 1), np.full((2, 2), np.nan)
     cov = cov[::-1, ::-1]          # order (ln D0, Ea)
     return float(np.exp(ln_d0)), float(ea), cov
+
+
+def arrhenius_at(d0: float, ea: float, cov: np.ndarray, temperature: float) -> tuple[float, float]:
+    """D (cm²/s) of the Arrhenius fit at `temperature` and the standard error of ln D there, from the covariance
+    of (ln D0, Ea): σ²(ln D) = c00 + x² c11 + 2x c01 with x = −1/(kB T)."""
+    x = -1.0 / (KB_EV * temperature)
+    var_ln = cov[0, 0] + x ** 2 * cov[1, 1] + 2 * x * cov[0, 1]
+    return float(d0 * np.exp(ea * x)), float(np.sqrt(var_ln))
 
 
 def nernst_einstein_mS_cm(d_cm2_s: float, n_carriers: int, volume_A3: float, temperature: float,
@@ -98,24 +114,32 @@ def run_diffusion(runner: DeckRunner, system: SystemPreset, md_data: Path, out: 
             kv = read_keyvals(out / f"diffusion_{tag}.txt")
             n_mobile, volume = int(kv["natoms_mobile"]), kv["volume_A3"]
         d_mean.append(float(np.mean(ds)))
-        d_err.append(float(np.std(ds, ddof=1) / np.sqrt(len(ds))) if len(ds) > 1 else 0.0)
+        d_err.append(standard_error(ds) if len(ds) > 1 else 0.0)
     key = system.diffusing_element.lower()
     values = {"diffusion_temperatures_K": list(system.diffusion_T), f"{key}_diffusivity_cm2_s": d_mean,
+              f"{key}_diffusivity_cm2_s_sd": [e if e > 0 else None for e in d_err],   # null: a single run
               f"{key}_diffusivity_err_cm2_s": d_err}
     fit = None
     if len(d_mean) >= 2 and all(d > 0 for d in d_mean):
-        d0, ea, cov = arrhenius_fit(system.diffusion_T, d_mean, d_err if all(e > 0 for e in d_err) else None)
-        fit = (d0, ea)
-        x300 = -1.0 / (KB_EV * 300.0)
-        d300 = d0 * np.exp(ea * x300)
-        var_ln = cov[0, 0] + x300 ** 2 * cov[1, 1] + 2 * x300 * cov[0, 1]
-        sigma = nernst_einstein_mS_cm(d300, n_mobile, volume, 300.0, system.carrier_charge)
-        values.update({"activation_energy_eV": ea, "activation_energy_err_eV": float(np.sqrt(cov[1, 1])),
-                       "diffusivity_prefactor_cm2_s": d0, f"{key}_diffusivity_300K_cm2_s": float(d300),
-                       "ionic_conductivity_300K_mS_cm": sigma,
-                       "ionic_conductivity_300K_range_mS_cm": [float(sigma * np.exp(-np.sqrt(var_ln))),
-                                                               float(sigma * np.exp(np.sqrt(var_ln)))]})
+        values.update(arrhenius_values(system, d_mean, d_err, n_mobile, volume))
+        fit = (values["diffusivity_prefactor_cm2_s"], values["activation_energy_eV"])
     else:
         values.update({"activation_energy_eV": None, "ionic_conductivity_300K_mS_cm": None})
     return DiffusionResult(values=values, temperatures=list(system.diffusion_T), d_mean=d_mean, d_err=d_err,
                            arrhenius=fit, curves=curves)
+
+
+def arrhenius_values(system: SystemPreset, d_mean: list, d_err: list, n_mobile: int, volume: float) -> dict:
+    """Ea, D0, D(300 K) and σ(300 K) with their standard errors (`_sd`; None where the fit has none) and the older
+    `activation_energy_err_eV` and ±1σ(ln D) conductivity range. σ(300 K) ∝ D(300 K), so σ_sd = σ·σ(ln D)."""
+    key = system.diffusing_element.lower()
+    d0, ea, cov = arrhenius_fit(system.diffusion_T, d_mean, d_err if all(e > 0 for e in d_err) else None)
+    d300, sd_ln = arrhenius_at(d0, ea, cov, 300.0)
+    sigma = nernst_einstein_mS_cm(d300, n_mobile, volume, 300.0, system.carrier_charge)
+    ea_sd = finite_or_none(np.sqrt(cov[1, 1]))
+    return {"activation_energy_eV": ea, "activation_energy_eV_sd": ea_sd, "activation_energy_err_eV": ea_sd,
+            "diffusivity_prefactor_cm2_s": d0,
+            "diffusivity_prefactor_cm2_s_sd": finite_or_none(d0 * np.sqrt(cov[0, 0])),
+            f"{key}_diffusivity_300K_cm2_s": d300, f"{key}_diffusivity_300K_cm2_s_sd": finite_or_none(d300 * sd_ln),
+            "ionic_conductivity_300K_mS_cm": sigma, "ionic_conductivity_300K_mS_cm_sd": finite_or_none(sigma * sd_ln),
+            "ionic_conductivity_300K_range_mS_cm": [float(sigma * np.exp(-sd_ln)), float(sigma * np.exp(sd_ln))]}

@@ -1,4 +1,8 @@
-"""Liquid structure at T and zero pressure: density, g(r), bond-angle distribution, first peak, coordination."""
+"""Liquid structure at T and zero pressure: density, g(r), bond-angle distribution, first peak, coordination.
+
+Values are averages over the whole production run; each has a standard error `<key>_sd` from LIQUID_BLOCKS equal
+blocks of that run (the same quantity computed on each block's averages; statistics.block_errors).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fitsnap_ext.properties.md_runs import md_steps, read_last_block
+from fitsnap_ext.properties.md_runs import md_steps, read_blocks, read_last_block
 from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
+from fitsnap_ext.properties.statistics import block_errors
 from fitsnap_ext.properties.systems import SystemPreset
 
 
@@ -44,6 +49,8 @@ class LiquidResult:
 ADF_BOND_CUTOFF = 3.1  # Å: both legs of a bond angle (in.liquid's rbond); Si's first g(r) minimum is ≈ 3.0–3.2 Å
 SMALL_ANGLE_DEG = 80.0  # liquid Si's ADF has two peaks of similar height (≈ 57° and ≈ 100°): the weight below
                         # 80° is a robust scalar for the balance between them, its argmax is not
+LIQUID_BLOCKS = 5       # production blocks for the standard errors (in.liquid's nblocks)
+LIQUID_EVERY = 20       # steps between samples (in.liquid's every)
 
 
 def small_angle_fraction(theta: np.ndarray, adf: np.ndarray) -> float:
@@ -74,21 +81,37 @@ def adf_numpy(frames, rcut: float = ADF_BOND_CUTOFF, nbins: int = 90):
     return theta, hist / (max(hist.sum(), 1.0) * (edges[1] - edges[0])), np.cumsum(hist) / max(centres, 1)
 
 
+def structure_values(rdf: np.ndarray, adf: np.ndarray) -> dict:
+    """The g(r) and ADF scalars of one average: rows of `fix ave/time ... mode vector` (bin r g coord / bin θ adf)."""
+    peak, minimum, cn = first_peak_and_coordination(rdf[:, 1], rdf[:, 2], rdf[:, 3])
+    return {"rdf_first_peak_A": peak, "rdf_first_minimum_A": minimum, "coordination_number": cn,
+            "adf_peak_deg": float(adf[np.argmax(adf[:, 2]), 1]),
+            "adf_small_angle_fraction": small_angle_fraction(adf[:, 1], adf[:, 2])}
+
+
+def block_values(out: Path) -> list[dict]:
+    """Per production block: density, temperature and the g(r)/ADF scalars, from in.liquid's *_blocks.txt."""
+    thermo = np.loadtxt(out / "liquid_blocks.txt", comments="#", ndmin=2)     # step density temperature
+    rdfs, adfs = read_blocks(out / "rdf_blocks.txt", 2), read_blocks(out / "adf_blocks.txt", 2)
+    return [{"liquid_density_g_cm3": float(row[1]), "liquid_temperature_K": float(row[2]),
+             **structure_values(rdf, adf)} for row, rdf, adf in zip(thermo, rdfs, adfs)]
+
+
 def run_liquid(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Path, quick: bool) -> LiquidResult:
-    """Melt, equilibrate at system.liquid_T and P = 0, then average density, g(r) and ADF."""
+    """Melt, equilibrate at system.liquid_T and P = 0, then average density, g(r) and ADF over the production run;
+    standard errors from LIQUID_BLOCKS blocks of it."""
     mode = system.mode(quick)
     steps = md_steps(mode.timestep_ps, mode.liquid_melt_ps, mode.liquid_equil_ps, mode.liquid_prod_ps)
     nx, ny, nz = mode.md_supercell
+    multiple = LIQUID_EVERY * LIQUID_BLOCKS
     runner.run("liquid", "liquid", data=md_data, out=out, nx=nx, ny=ny, nz=nz, T=system.liquid_T,
-               dt=mode.timestep_ps, melt=steps[0], equil=steps[1], prod=steps[2] - steps[2] % 20,
-               rbond=ADF_BOND_CUTOFF)
+               dt=mode.timestep_ps, melt=steps[0], equil=steps[1], prod=max(steps[2] - steps[2] % multiple, multiple),
+               rbond=ADF_BOND_CUTOFF, nblocks=LIQUID_BLOCKS)
     rdf = read_last_block(out / "rdf.txt", header_words=2)  # fix ave/time ... mode vector
     adf = read_last_block(out / "adf.txt", header_words=2)
-    r, g, coord = rdf[:, 1], rdf[:, 2], rdf[:, 3]
-    peak, minimum, cn = first_peak_and_coordination(r, g, coord)
     kv = read_keyvals(out / "liquid.txt")
     values = {"liquid_temperature_K": kv["temperature_K"], "liquid_density_g_cm3": kv["density_g_cm3"],
-              "rdf_first_peak_A": peak, "rdf_first_minimum_A": minimum, "coordination_number": cn,
-              "adf_peak_deg": float(adf[np.argmax(adf[:, 2]), 1]),
-              "adf_small_angle_fraction": small_angle_fraction(adf[:, 1], adf[:, 2])}
-    return LiquidResult(values=values, r=r, g=g, theta=adf[:, 1], adf=adf[:, 2])
+              **structure_values(rdf, adf)}
+    errors = block_errors(block_values(out), list(values))
+    values = {k: v for key, value in values.items() for k, v in ((key, value), (f"{key}_sd", errors[f"{key}_sd"]))}
+    return LiquidResult(values=values, r=rdf[:, 1], g=rdf[:, 2], theta=adf[:, 1], adf=adf[:, 2])

@@ -6,13 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
+from fitsnap_ext.properties.statistics import block_error
 from fitsnap_ext.properties.systems import SystemPreset
-
-
-def block_error(x: np.ndarray, nblocks: int = 4) -> float:
-    """Standard error of the mean from `nblocks` block averages (correlated time series)."""
-    blocks = np.array([b.mean() for b in np.array_split(np.asarray(x, dtype=float), nblocks)])
-    return float(blocks.std(ddof=1) / np.sqrt(nblocks))
 
 
 def melt_log_every(nph_steps: int) -> int:
@@ -22,7 +17,8 @@ def melt_log_every(nph_steps: int) -> int:
 
 
 def run_melting(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Path, quick: bool) -> dict:
-    """Tm = mean temperature over the second half of the NPH coexistence run, with a block-average error.
+    """Tm = mean temperature over the second half of the NPH coexistence run, with its block-average standard error
+    (4 blocks) as `melting_point_K_sd` (and, as before, `melting_point_err_K`); the pressure likewise.
 
     `melting_coexistence_ok` is false when the crystal-like fraction at the end is outside 0.1–0.9, i.e. the
     box melted or froze completely and the temperature is not the melting point.
@@ -37,8 +33,10 @@ def run_melting(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Pa
     second_half = table[len(table) // 2:]
     kv = read_keyvals(out / "melt.txt")
     frac = kv["fraction_crystal_end"]
-    return {"melting_point_K": float(second_half[:, 1].mean()),
-            "melting_point_err_K": block_error(second_half[:, 1]),
+    t_err = block_error(second_half[:, 1])
+    return {"melting_point_K": float(second_half[:, 1].mean()), "melting_point_K_sd": t_err,
+            "melting_point_err_K": t_err,
             "melting_pressure_bar": float(second_half[:, 2].mean()),
+            "melting_pressure_bar_sd": block_error(second_half[:, 2]),
             "melting_crystal_fraction_end": frac,
             "melting_coexistence_ok": bool(0.1 < frac < 0.9)}

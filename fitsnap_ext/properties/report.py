@@ -38,10 +38,10 @@ def compare(props: dict, reference: dict) -> list[dict]:
     """One row per numeric property present in both: value, reference, error, relative error (%).
 
     Lists (e.g. phonon_gamma_THz, li_diffusivity_cm2_s) are compared element by element and reported by
-    their largest absolute error.
+    their largest absolute error. Standard errors (`*_sd`) are not properties and get no row.
     """
     rows = []
-    for key in sorted(set(props) & set(reference) - set(META_KEYS)):
+    for key in sorted(k for k in set(props) & set(reference) - set(META_KEYS) if not k.endswith("_sd")):
         value, ref = props[key], reference[key]
         try:
             v, r = np.atleast_1d(np.asarray(value, dtype=float)), np.atleast_1d(np.asarray(ref, dtype=float))
