@@ -29,7 +29,7 @@ QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_ep
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
               "md_temperature", "nn_epochs", "nn_patience", "nn_stress_weight", "nn_group_weights", "split_seed", "dataPath",
               "structure", "property_settings",
-              "property_quick") + tuple("quick_" + k for k in QUICK_KEYS)
+              "property_quick", "nn_ensemble", "linear_samples") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
 # A network rung's loss weights unless the study deck gives [PYTORCH] energy_weight/force_weight (the values every
 # committed network rung was trained with)
@@ -66,6 +66,8 @@ class StudySpec:
     volume_set: Path | None = None
     liquid_set: Path | None = None
     solid_md_set: Path | None = None
+    nn_ensemble: int = 1        # every network rung an ensemble of K members (their spread: the error bars)
+    linear_samples: int = 0     # every linear/quadratic rung fitted by ANL with K posterior coefficient sets
 
 
 def ladder_models(ladder: list[str], raw: RawDeck, nn_defaults=()) -> list[ModelSpec]:
@@ -166,7 +168,7 @@ def _read_study(path: Path, overrides, created: list[Path]) -> StudySpec:
     models = _models(raw, inline, nn_defaults)
     spec = StudySpec(path, base_deck, quick=quick, models=tuple(models), base_overrides=tuple(base_overrides),
                      nn_group_weights=nn_group_weights, structure=structure,
-                     property_settings=tuple(property_settings), **run, **_references(raw))
+                     property_settings=tuple(property_settings), **run, **_references(raw), **_members(raw))
     _check_models(spec, raw, inline_deck=bool(inline))
     return spec
 
@@ -263,6 +265,39 @@ def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
     if nn_patience is not None:
         defaults.append(("PYTORCH", "patience", str(nn_patience)))
     return defaults + [("PYTORCH", key, value) for sec, key, value in overrides if sec.upper() == "PYTORCH"]
+
+
+def _members(raw: RawDeck) -> dict:
+    """[STUDY] nn_ensemble (K >= 1 networks per network rung) and linear_samples (K >= 0 posterior coefficient
+    sets per linear/quadratic rung): the members whose properties give the error bars."""
+    nn_ensemble = raw.get("STUDY", "nn_ensemble", int, 1)
+    if nn_ensemble < 1:
+        raise raw.error("must be >= 1 (networks per network rung; 1: no ensemble)", "STUDY", "nn_ensemble")
+    linear_samples = raw.get("STUDY", "linear_samples", int, 0)
+    if linear_samples < 0:
+        raise raw.error("must be >= 0 (posterior coefficient sets per linear/quadratic rung; 0: none)", "STUDY",
+                        "linear_samples")
+    return {"nn_ensemble": nn_ensemble, "linear_samples": linear_samples}
+
+
+def member_overrides(spec: StudySpec, model: ModelSpec) -> list[tuple[str, str, str]]:
+    """The fitting-deck keys that make a rung's members: `[PYTORCH] ensemble_size` for a network rung,
+    `[SOLVER] solver = ANL` and `nsam` for a linear/quadratic one; none at the defaults (whose fit keys are those
+    of a study without the keys)."""
+    if model.kind == "nn" and spec.nn_ensemble > 1:
+        return [("PYTORCH", "ensemble_size", str(spec.nn_ensemble))]
+    if model.kind in ("linear", "quadratic") and spec.linear_samples > 0:
+        return [("SOLVER", "solver", "ANL"), ("SOLVER", "nsam", str(spec.linear_samples))]
+    return []
+
+
+def member_potentials(spec: StudySpec, model: ModelSpec) -> list[str]:
+    """Stems of the member potentials a rung's fit exports (`pot.member<k>`, `pot.sample<k>`; none without)."""
+    if model.kind == "nn" and spec.nn_ensemble > 1:
+        return [f"pot.member{k}" for k in range(spec.nn_ensemble)]
+    if model.kind in ("linear", "quadratic"):
+        return [f"pot.sample{k}" for k in range(spec.linear_samples)]
+    return []
 
 
 def _structure(raw: RawDeck) -> Path | None:
@@ -431,7 +466,7 @@ def network_weights(settings: Settings, mode: str, overrides) -> list[tuple[str,
 def model_settings(spec: StudySpec, model: ModelSpec) -> Settings:
     """A model's full fitting settings: the base deck with the study's and the model's overrides, its outputs
     named pot.*, metrics.md and parity.df (relative: the fit stage places them in the model's folder)."""
-    ov = list(spec.base_overrides) + list(model.overrides) + [
+    ov = list(spec.base_overrides) + list(model.overrides) + member_overrides(spec, model) + [
         ("OUTFILE", "potential", "pot"), ("OUTFILE", "metrics", "metrics.md"),
         ("EXTRAS", "dump_dataframe", "1"), ("OUTFILE", "dataframe", "parity.df")]
     try:

@@ -25,7 +25,8 @@ def _pyplot():
 
 
 def plot_property_vs_error(path: Path, rows, refs):
-    """|property error| against test force RMSE, one panel per compared property; False when none."""
+    """|property error| against test force RMSE, one panel per compared property, with error bars (x: the RMSE's
+    bootstrap sd, y: the property's sd) where known; False when none."""
     plt = _pyplot()
     ok = [r for r in rows if r["status"] == "ok"]
     keys = property_keys(ok, refs)
@@ -36,10 +37,10 @@ def plot_property_vs_error(path: Path, rows, refs):
     nrow = math.ceil(n / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
     for ax, key in zip(axes.flat, keys):
-        pts = [(r["force_test_rmse_eV_A"], abs(r[f"{key}_err"]), r["model"]) for r in ok
-               if f"{key}_err" in r and "force_test_rmse_eV_A" in r]
-        for x, y, name in pts:
-            ax.plot(x, y, "o")
+        pts = [(r["force_test_rmse_eV_A"], abs(r[f"{key}_err"]), r["model"], r.get("force_test_rmse_eV_A_sd"),
+                r.get(f"{key}_sd")) for r in ok if f"{key}_err" in r and "force_test_rmse_eV_A" in r]
+        for x, y, name, xsd, ysd in pts:
+            ax.errorbar(x, y, xerr=xsd, yerr=ysd, fmt="o", capsize=2, elinewidth=0.8)
             ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         nn, pr, sr = correlations(ok, "force_test_rmse_eV_A", f"{key}_err")
         ax.set_title(f"{key}\nPearson {pr:+.2f}, Spearman {sr:+.2f} (n={nn})", fontsize=8)

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from .plots import plot_curves, plot_parity, plot_pareto, plot_property_vs_error
+from .statistics import correlation_ci, pair_tests
 from .summary import correlations, property_keys
 
 FIT_COLUMNS = [
@@ -42,6 +43,13 @@ def _fmt(v, f="{:.4g}"):
         return f.format(v)
     except (ValueError, TypeError):
         return str(v)
+
+
+def _pm(r: dict, key: str, f="{:.4g}") -> str:
+    """The row's value of `key`, with ± its `<key>_sd` where that exists."""
+    sd = r.get(key + "_sd")
+    text = _fmt(r.get(key), f)
+    return text if sd is None or text == "–" else f"{text} ± {_fmt(sd, '{:.0f}' if abs(sd) >= 10 else '{:.2g}')}"
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -145,7 +153,7 @@ def _fit_table(rows) -> list[str]:
             md.append(f"| {r['model']} | {r['kind']} | | {r['status']} |" + " |" * (len(FIT_COLUMNS) - 1))
             continue
         md.append(f"| {r['model']} | {r['kind']} | {r.get('twojmax', '')} | "
-                  + " | ".join(_fmt(r.get(k), f) for k, _, f in FIT_COLUMNS) + " |")
+                  + " | ".join(_pm(r, k, f) for k, _, f in FIT_COLUMNS) + " |")
     return md
 
 
@@ -153,19 +161,19 @@ def _property_tables(rows, refs, pkeys) -> list[str]:
     """Properties against their references, properties without one, and the failures."""
     md = []
     if pkeys:
-        md += ["", "## Properties against the ab initio references (value, error = model − reference)", "",
+        md += ["", "## Properties against the ab initio references (value ± sd, error = model − reference)", "",
                "| model | " + " | ".join(f"{k}" for k in pkeys) + " |", "|---|" + "---|" * len(pkeys),
                "| **reference** | " + " | ".join(_fmt(refs[k]["value"]) for k in pkeys) + " |"]
         for r in rows:
             if r["status"] == "ok":
                 md.append(f"| {r['model']} | " + " | ".join(
-                    f"{_fmt(r.get(k))} ({_fmt(r.get(k + '_err'), '{:+.3g}')})" if k in r else "–" for k in pkeys)
+                    f"{_pm(r, k)} ({_fmt(r.get(k + '_err'), '{:+.3g}')})" if k in r else "–" for k in pkeys)
                     + " |")
     other = sorted({k for r in rows for k in UNREFERENCED if k in r and k not in pkeys})
     if other:
         md += ["", "Properties without a reference here:", "",
                "| model | " + " | ".join(other) + " |", "|---|" + "---|" * len(other)]
-        md += [f"| {r['model']} | " + " | ".join(_fmt(r.get(k)) for k in other) + " |" for r in rows
+        md += [f"| {r['model']} | " + " | ".join(_pm(r, k) for k in other) + " |" for r in rows
                if r["status"] == "ok"]
     failures = failure_lines(rows)
     if failures:
@@ -181,14 +189,46 @@ def _references_and_correlations(rows, refs, pkeys) -> list[str]:
         md.append(f"| {k} | {_fmt(v['value'])} | {v.get('unit', '')} | {v['source']}{note} |")
     ok = [r for r in rows if r["status"] == "ok"]
     if pkeys:
-        md += ["", "## Correlation of |property error| with fitting errors (Pearson r / Spearman ρ)", "",
+        md += ["", "## Correlation of |property error| with fitting errors (Pearson r / Spearman ρ, bootstrap 95 % "
+               "intervals)", "",
                "| property | " + " | ".join(h for _, h in X_ERRORS) + " |", "|---|" + "---|" * len(X_ERRORS)]
-        for k in pkeys:
-            cells = []
-            for x, _ in X_ERRORS:
-                n, pr, sr = correlations(ok, x, f"{k}_err")
-                cells.append(f"{pr:+.2f} / {sr:+.2f} (n={n})" if math.isfinite(pr) else f"n/a (n={n})")
-            md.append(f"| {k} | " + " | ".join(cells) + " |")
+        md += [f"| {k} | " + " | ".join(_correlation_cell(ok, x, k) for x, _ in X_ERRORS) + " |" for k in pkeys]
+        md += ["", "Each interval: 2000 replicates that resample the models with replacement and draw every fitting "
+               "error and property error from a normal with its sd (where known); 2.5 and 97.5 percentiles."]
+    return md
+
+
+def _correlation_cell(ok: list[dict], x: str, key: str) -> str:
+    """`r [lo, hi] / ρ [lo, hi] (n=…)` of |key error| against the fitting error `x`."""
+    pts = [r for r in ok if all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k])
+                                for k in (x, f"{key}_err"))]
+    sd = (lambda r, k: r.get(k + "_sd", math.nan))
+    c = correlation_ci([r[x] for r in pts], [r[f"{key}_err"] for r in pts], [sd(r, x) for r in pts],
+                       [sd(r, key) for r in pts], absolute_y=True)
+    if not math.isfinite(c["pearson"]):
+        return f"n/a (n={c['n']})"
+    ci = (lambda lo_hi: "[" + ", ".join(_fmt(v, "{:+.2f}") for v in lo_hi) + "]")
+    return (f"{c['pearson']:+.2f} {ci(c['pearson_ci'])} / {c['spearman']:+.2f} {ci(c['spearman_ci'])} "
+            f"(n={c['n']})")
+
+
+def resolved_differences(rows: list[dict], pkeys: list[str]) -> list[str]:
+    """Markdown: per compared property, the pairs of models whose |errors| differ by more than 2 combined sds,
+    and how many pairs are resolved, unresolved or without an uncertainty."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    md = ["", "## Which differences are resolved", "",
+          "For every pair of models, z = (|err_A| − |err_B|) / sqrt(sd_A² + sd_B²) with A the model closer to the "
+          "reference (sd: see docs/study.md, error bars); |z| > 2 is resolved. A pair where either model has no sd "
+          "has no uncertainty.", "",
+          "| property | resolved | unresolved | no uncertainty | resolved pairs |", "|---|--:|--:|--:|---|"]
+    for key in pkeys:
+        tests = pair_tests(ok, key)
+        count = {v: sum(t["verdict"] == v for t in tests) for v in ("resolved", "unresolved", "no uncertainty")}
+        pairs = "; ".join(f"{t['a']} closer to the reference than {t['b']}, z = {t['z']:+.1f}"
+                          for t in sorted(tests, key=lambda t: t["z"] if t["z"] is not None else 0)
+                          if t["verdict"] == "resolved")
+        md.append(f"| {key} | {count['resolved']} | {count['unresolved']} | {count['no uncertainty']} | "
+                  f"{pairs or '–'} |")
     return md
 
 
@@ -199,7 +239,8 @@ def write_report(spec, rows, results, refs, ref_curves, wall, command, nranks, p
     figs = _figures(out, spec, rows, results, refs, ref_curves)
     pkeys = property_keys(rows, refs)
     md = _header(spec, wall, command, nranks, provenance) + _fit_table(rows)
-    md += _property_tables(rows, refs, pkeys) + _references_and_correlations(rows, refs, pkeys)
+    md += _property_tables(rows, refs, pkeys) + resolved_differences(rows, pkeys)
+    md += _references_and_correlations(rows, refs, pkeys)
     md += ["", "## Does lower fitting error buy better properties? (computed from the tables above)", ""]
     md += answer_text(rows, refs)
     md += ["", "## Plots", ""]

@@ -24,8 +24,9 @@ from ..errors import FitsnapError, first_line
 from ..parallel import collective
 from .abinitio import abinitio_reference, data_provenance, load_literature
 from .cache import cached, fit_key, mark_done, stage_key, structure_key
-from .deck import ModelSpec, StudySpec, model_settings, study_system
+from .deck import ModelSpec, StudySpec, member_potentials, model_settings, study_system
 from .report import write_report
+from .statistics import bootstrap_errors
 from .summary import summary_row
 
 
@@ -89,22 +90,33 @@ def stage_fit(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pat
     return {"key": key, **data}
 
 
+def _property_key(spec: StudySpec, fitkey: str, **more) -> str:
+    """The key of a properties stage: the fit's, the property list, engine mode, system, structure, run settings."""
+    settings = {"run_settings": dict(spec.property_settings)} if spec.property_settings else {}
+    return stage_key(fitkey, properties=spec.properties, quick=spec.property_quick, system=spec.system,
+                     **structure_key(spec), **settings, **more)
+
+
+def _run_engine(spec: StudySpec, mod: Path, out: Path, comm) -> tuple[dict, float]:
+    """(props, wall seconds) of the study's properties of the potential `mod`, written to `out` (props.json)."""
+    from ..properties import run_properties
+
+    t0 = time.perf_counter()
+    props = run_properties(mod, study_system(spec), list(spec.properties), spec.property_quick, out, None, comm,
+                           overwrite=True)  # the stage's own cache folder
+    return props, time.perf_counter() - t0
+
+
 def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path, comm, force: bool) -> dict:
     """The study's properties of the fitted pot.mod (props.json and curves.npz in `folder`)."""
-    settings = {"run_settings": dict(spec.property_settings)} if spec.property_settings else {}
-    key = stage_key(fitkey, properties=spec.properties, quick=spec.property_quick, system=spec.system,
-                    **structure_key(spec), **settings)
+    key = _property_key(spec, fitkey)
     hit = _cached(folder, "properties", key, comm, force, f"{model.name}: properties")
     if hit is not None:
         return hit
-    from ..properties import run_properties
     from ..properties.engine import curves_path
 
     log(comm, f"{model.name}: properties {', '.join(spec.properties)} ({'quick' if spec.property_quick else 'full'} engine mode)")
-    t0 = time.perf_counter()
-    props = run_properties(folder / "pot.mod", study_system(spec), list(spec.properties), spec.property_quick,
-                           folder / "props.json", None, comm, overwrite=True)  # the stage's own cache folder
-    wall = time.perf_counter() - t0
+    props, wall = _run_engine(spec, folder / "pot.mod", folder / "props.json", comm)
     if comm.rank == 0:
         from ..properties.report import write_json
 
@@ -114,6 +126,57 @@ def stage_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Pat
         mark_done(folder, "properties", key, {"props": props, "props_wall_s": wall})
     comm.Barrier()
     return {"key": key, "props": props, "props_wall_s": wall}
+
+
+def stage_member_properties(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path, comm,
+                            force: bool) -> dict | None:
+    """The same properties of every member potential of the rung (ensemble members `pot.member<k>.mod`, posterior
+    samples `pot.sample<k>.mod`), each into `folder/<member|sample><k>/props.json`; None for a rung without
+    members. A member whose properties fail is recorded with its error; the others go on."""
+    stems = member_potentials(spec, model)
+    if not stems:
+        return None
+    key = _property_key(spec, fitkey, members=stems)
+    hit = _cached(folder, "properties_members", key, comm, force, f"{model.name}: member properties")
+    if hit is not None:
+        return hit
+    members, t0 = [], time.perf_counter()
+    for i, stem in enumerate(stems):
+        name = stem.split(".", 1)[1]
+        log(comm, f"{model.name}: properties of {name} ({i + 1} of {len(stems)})")
+        if comm.rank == 0:
+            (folder / name).mkdir(exist_ok=True)
+        comm.Barrier()
+        try:
+            props, wall = _run_engine(spec, folder / f"{stem}.mod", folder / name / "props.json", comm)
+            members.append({"name": name, "props": props, "props_wall_s": wall})
+        except FitsnapError as exc:
+            log(comm, f"{model.name}: {name}: properties failed: {first_line(exc)}")
+            members.append({"name": name, "props": None, "error": first_line(exc)})
+    data = {"members": members, "members_wall_s": time.perf_counter() - t0}
+    if comm.rank == 0:
+        mark_done(folder, "properties_members", key, data)
+    comm.Barrier()
+    return {"key": key, **data}
+
+
+def fit_error_uncertainty(parity: Path, seed: int = 0) -> list[dict]:
+    """Bootstrap sds of the fit's MAE and RMSE over configurations (statistics.bootstrap_errors), per split and
+    quantity of all groups, from the fit's parity.df (eV/atom, eV/Å, bar; empty without the file — e.g. a network
+    rung, whose fit writes none)."""
+    if not parity.is_file():
+        return []
+    import pandas as pd
+
+    df = pd.read_pickle(parity)
+    configs = df["Groups"].astype(str) + "/" + df["Configs"].astype(str)
+    out = []
+    for (testing, kind), sel in df.groupby(["Testing", "Row_Type"]).groups.items():
+        rows = df.loc[sel]
+        stats = bootstrap_errors(rows["preds"].to_numpy(float) - rows["truths"].to_numpy(float),
+                                 configs.loc[sel].to_numpy(), seed=seed)
+        out.append({"split": "Test" if testing else "Train", "quantity": kind, **stats})
+    return out
 
 
 def stage_md_speed(spec: StudySpec, model: ModelSpec, fitkey: str, folder: Path, comm, force: bool,
@@ -201,6 +264,11 @@ def _run_model(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pa
     except FitsnapError as exc:
         status = f"properties failed: {first_line(exc)}"
         log(comm, f"{model.name}: {status}")
+    members = None
+    try:
+        members = stage_member_properties(spec, model, fit["key"], folder, comm, force) if props else None
+    except FitsnapError as exc:
+        log(comm, f"{model.name}: member properties failed: {first_line(exc)}")
     vpa = props["props"].get("volume_per_atom_A3") if props else None
     try:
         md = stage_md_speed(spec, model, fit["key"], folder, comm, force, vpa)
@@ -208,7 +276,9 @@ def _run_model(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pa
         status = f"MD timing failed: {first_line(exc)}" if status == "ok" else status
         log(comm, f"{model.name}: {status}")
     log(comm, f"{model.name}: done in {time.perf_counter() - t0:.1f} s")
-    return summary_row(model, fit, props, md, refs, status), (model, fit, props, md)
+    uncertainty = fit_error_uncertainty(folder / "parity.df") if comm.rank == 0 else []
+    row = summary_row(model, {**fit, "uncertainty": uncertainty}, props, md, refs, status, members)
+    return row, (model, fit, props, md)
 
 
 def run_study(spec: StudySpec, comm, force: bool = False, only: list[str] | None = None,

@@ -10,29 +10,35 @@ import math
 import numpy as np
 
 from .deck import ModelSpec
+from .statistics import property_uncertainty
 
 # properties shown in the report even without a reference
 SHOWN_PROPERTIES = ("lattice_constant_A", "a_A", "c_A", "bulk_modulus_GPa", "C11_GPa", "C12_GPa", "C13_GPa",
                     "C33_GPa", "C44_GPa", "C66_GPa", "phonon_max_THz", "phonon_gamma_max_THz",
                     "liquid_density_g_cm3", "rdf_first_peak_A", "activation_energy_eV",
                     "ionic_conductivity_300K_mS_cm")
+# a fitting error's report column: quantity → (name, unit, factor from eV/atom, eV/Å, bar)
+ERROR_UNITS = {"Energy": ("energy", "meV_atom", 1000.0), "Force": ("force", "eV_A", 1.0),
+               "Stress": ("stress", "bar", 1.0)}
 
 
 def summary_row(model: ModelSpec, fit: dict | None, props: dict | None, md: dict | None, refs: dict,
-                status: str) -> dict:
-    """The model's row of study.csv from its stage records (any of them None when the stage did not run)."""
+                status: str, members: dict | None = None) -> dict:
+    """The model's row of study.csv from its stage records (any of them None when the stage did not run).
+    `fit["uncertainty"]` (bootstrap sds of its errors) gives `<error>_sd` columns; the members' properties
+    (`members`, the properties_members stage) and the engine's `<property>_sd` give `<property>_sd` (and
+    `<property>_spread`, the members' part)."""
     row = {"model": model.name, "kind": model.kind, "status": status}
     if fit:
         row.update(twojmax=fit["twojmax"], n_params=fit["n_params"], fit_wall_s=fit["fit_wall_s"])
-        scale = {"Energy": ("energy", "meV_atom", 1000.0), "Force": ("force", "eV_A", 1.0),
-                 "Stress": ("stress", "bar", 1.0)}
         for e in fit["errors"]:
             if e["group"] != "*ALL":
                 continue
-            q, unit, f = scale[e["quantity"]]
+            q, unit, f = ERROR_UNITS[e["quantity"]]
             sp = e["split"].lower()
             row[f"{q}_{sp}_mae_{unit}"] = e["mae"] * f
             row[f"{q}_{sp}_rmse_{unit}"] = e["rmse"] * f
+        _error_sds(row, fit.get("uncertainty") or [])
     if props:
         row["props_wall_s"] = props.get("props_wall_s")
         notes = [f"{k}: {v}" for k, v in props["props"].get("failed_properties", {}).items()]
@@ -51,10 +57,35 @@ def summary_row(model: ModelSpec, fit: dict | None, props: dict | None, md: dict
         for key in SHOWN_PROPERTIES:
             if key in props["props"] and key not in row:
                 row[key] = props["props"][key]
+        _property_sds(row, props["props"], members)
     if md:
         row.update(md_katom_steps_per_s=md["md_katom_steps_per_s"], md_atoms=md["md_atoms"],
                    md_ranks=md["md_ranks"])
     return row
+
+
+def _error_sds(row: dict, uncertainty: list[dict]) -> None:
+    """`<error column>_sd` of every bootstrapped fitting error (a NaN sd — one configuration — is left out)."""
+    for u in uncertainty:
+        q, unit, f = ERROR_UNITS[u["quantity"]]
+        for stat in ("mae", "rmse"):
+            column = f"{q}_{u['split'].lower()}_{stat}_{unit}"
+            if column in row and math.isfinite(u[f"{stat}_sd"]):
+                row[column + "_sd"] = u[f"{stat}_sd"] * f
+
+
+def _property_sds(row: dict, props: dict, members: dict | None) -> None:
+    """`<property>_sd` = sqrt(spread² + stat²) and `<property>_spread` of every numeric property of the row:
+    spread over the members' values (two or more), stat the engine's `<property>_sd` of the deployed model."""
+    member_props = [m["props"] for m in (members or {}).get("members", []) if m.get("props")]
+    if members:
+        row["n_members"] = len(member_props)
+    for key in [k for k, v in row.items() if k in props and isinstance(v, (int, float))
+                and not isinstance(v, bool) and not k.endswith("_sd")]:
+        u = property_uncertainty([m.get(key) for m in member_props], props.get(f"{key}_sd"))
+        for part in ("sd", "spread"):
+            if part in u:
+                row[f"{key}_{part}"] = u[part]
 
 
 def property_keys(rows, refs):
