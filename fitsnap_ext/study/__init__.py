@@ -5,7 +5,7 @@ For every model of a ladder on the same descriptors and the same fixed train/tes
 and compare everything with ab initio references. Writes `study.md`, `study.csv` and PNG plots.
 
 Modules, imports flowing one way: cli → stages → deck (the study deck), cache (stage keys and records), abinitio
-(references), report → plots → summary (the per-model rows).
+(references), report → plots → summary (the per-model rows) → statistics (error bars: bootstrap, z tests).
 """
 from .abinitio import abinitio_reference, data_provenance, labeler_summary, load_literature, rdf_numpy
 from .cache import data_fingerprint, fit_key, stage_key
