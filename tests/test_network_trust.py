@@ -77,7 +77,7 @@ def test_crafted_torch_file_is_refused_and_runs_nothing(tmp_path, key):
 
 def test_corrupt_checkpoint_and_missing_state(tmp_path):
     from fitsnap_ext.errors import FitsnapError
-    from fitsnap_ext.models.network import load_trusted
+    from fitsnap_ext.models.checkpoint import load_trusted
 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(os.urandom(300))
@@ -187,7 +187,7 @@ def test_fitsnap_weight_semantics():
     f2 = np.array([(configs[0].forces ** 2).mean(), (configs[1].forces ** 2).mean()])
     on = (1.0, 1.0, 0.0, (1.0,) * 6)
     for weights, (we, wf) in ((None, ([100.0, 7.0], [1.0, 2.0])), ((10.0, 0.5), ([10.0, 10.0], [0.5, 0.5]))):
-        batch = _Batch(configs, mu, sig, weights)
+        batch = _Batch(configs, mu, sig, (torch.zeros(1, dtype=torch.float64), 1.0), weights)
         terms, _ = _loss_terms(batch, energy, forces, torch.zeros((0, 6), dtype=torch.float64), on)
         assert np.allclose(terms.numpy(), np.array(we) * de2 + np.array(wf) * f2, rtol=1e-14)
     with pytest.raises(FitsnapError):
@@ -276,3 +276,33 @@ def test_coloured_gradients_equal_the_dense_array(elements):
     assert abs(dense.ref_energy - coloured.ref_energy) <= 1e-12 * abs(dense.ref_energy)
     assert np.allclose(dense.ref_stress, coloured.ref_stress, rtol=1e-12, atol=1e-9)
     assert np.array_equal(dense.elements, coloured.elements) and np.abs(dense.ref_forces).max() > 0.1
+
+
+def test_energy_head_reference_energies_and_folded_export(tmp_path):
+    """The networks learn what per-element reference energies (least squares over the training energies) leave,
+    in units of the RMS force: E0 recovered exactly from energies that are pure composition, and the exported
+    layers (E0 and the scale folded into the last layer, what LAMMPS evaluates) give predict's energies."""
+    from fitsnap_ext.models.network import PerAtomNetwork
+    from fitsnap_ext.peratom import ConfigData
+
+    rng = np.random.default_rng(3)
+    e0 = np.array([-1.7, -5.3])
+    configs = []
+    for k in range(12):
+        elements = rng.integers(0, 2, size=rng.integers(2, 7))
+        n = len(elements)
+        configs.append(ConfigData(k, "g", k >= 10, 1.0, 1.0, elements, rng.normal(size=(n, 4)),
+                                  np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros((0, 3, 4)),
+                                  float(np.bincount(elements, minlength=2) @ e0), rng.normal(scale=0.4, size=(n, 3))))
+    net = PerAtomNetwork(hidden=(5,), num_epochs=2, n_elements=2, patience=0).fit(configs, validation=())
+    shift, scale = net.energy_head_
+    assert np.allclose(shift, e0, atol=1e-12)
+    train_forces = np.concatenate([c.forces for c in configs if not c.test])
+    assert scale == pytest.approx(np.sqrt((train_forces ** 2).mean()), rel=1e-12)
+    mu, sig = net.scale_
+    for c, (energy, _, _) in zip(configs, net.predict_many(configs)):
+        by_layers = 0.0
+        for e, b in zip(c.elements, c.b):
+            (w1, b1), (w2, b2) = net.layers_[e]
+            by_layers += (w2 @ np.tanh(w1 @ ((b - mu[e]) / sig[e]) + b1) + b2).item()
+        assert by_layers == pytest.approx(energy, abs=1e-12)

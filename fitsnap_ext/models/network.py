@@ -33,15 +33,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeckError, FitsnapError, first_line
+from ..errors import FitsnapError, first_line
 from ..settings import ACTIVATIONS
 from ..units import BAR_TO_GPA, EV_PER_A3_TO_BAR
+from .checkpoint import ARCHITECTURE_KEYS, fingerprint_differences, load_trusted, no_deck, plain
 
 
 def _torch():
@@ -68,8 +68,9 @@ def build_module(nd: int, hidden, activation: str, n_elements: int):
 class _Batch:
     """Configurations concatenated into flat tensors (pair indices offset to the batch's atoms)."""
 
-    def __init__(self, configs, mu, sig, weights=None):
-        """`weights`: (energy_weight, force_weight) overriding every configuration's group weights, or None."""
+    def __init__(self, configs, mu, sig, head, weights=None):
+        """`head`: (per-element reference energies (eV/atom), output scale (eV)) — E_i = E0_e + s · NN_e;
+        `weights`: (energy_weight, force_weight) overriding every configuration's group weights, or None."""
         torch = _torch()
         counts = [c.natoms for c in configs]
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -79,6 +80,8 @@ class _Batch:
         b = torch.from_numpy(np.concatenate([c.b for c in configs]))
         self.bn = (b - mu[self.elements]) / sig[self.elements]
         self.inv_sig = 1.0 / sig[self.elements]
+        self.shift = head[0][self.elements]
+        self.out_scale = head[1]
         self.pi = torch.from_numpy(np.concatenate([c.pair_i.astype(np.int64) + o for c, o in zip(configs, offsets)]))
         self.pj = torch.from_numpy(np.concatenate([c.pair_j.astype(np.int64) + o for c, o in zip(configs, offsets)]))
         self.dgrad = [c.dgrad for c in configs]   # not concatenated: contracted config by config
@@ -147,6 +150,7 @@ def _evaluate(nets, batch: _Batch, create_graph: bool):
             for e in batch.n_elements_present:
                 m = batch.elements == e
                 e_atom = e_atom.index_put((m.nonzero().squeeze(-1),), nets[e](bn[m]).squeeze(-1))
+        e_atom = batch.shift + batch.out_scale * e_atom
         (beta_n,) = torch.autograd.grad(e_atom.sum(), bn, create_graph=create_graph)
     beta = beta_n * batch.inv_sig                                        # dE/dB_i
     contrib = _pair_contract(beta[batch.pi], batch.dgrad)                # (P, 3)
@@ -178,60 +182,6 @@ def _loss_terms(batch: _Batch, energy, forces, stress, weights):
         stats = torch.stack([de.abs().sum(), (de * de).sum(), df.abs().sum(), (df * df).sum(), counts.sum(),
                              ds.abs().sum(), (ds * ds).sum(), torch.tensor(float(ds.numel()))])
     return terms, stats
-
-
-def plain(obj):
-    """`obj` as tensors and plain data only (what `torch.load(weights_only=True)` reads): numpy → torch / float."""
-    torch = _torch()
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(plain(v) for v in obj)
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(obj.copy())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def _no_deck(message, section, key):
-    return DeckError(message, None, None, section, key)
-
-
-def load_trusted(path, key: str, deck_error=_no_deck) -> dict:
-    """A torch file named by [PYTORCH] `key`, read with weights_only=True (tensors and plain data; any other
-    object is refused before it is built, so nothing in the file runs)."""
-    import pickle
-
-    torch = _torch()
-    p = Path(path)
-    if not p.is_file():
-        raise deck_error(f"{path}: {'not a file' if p.exists() else 'file not found'}", "PYTORCH", key)
-    try:
-        out = torch.load(p, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if not found:
-            raise deck_error(f"{path} is not a readable torch file (damaged or not written by torch.save)",
-                             "PYTORCH", key) from None
-        raise deck_error(f"{path} holds objects other than tensors and plain data ({found.group(1)}); refused, "
-                         "since loading it could run code", "PYTORCH", key) from None
-    except Exception as exc:  # torch raises RuntimeError, EOFError, ... for a damaged file
-        raise deck_error(f"{path} is not a readable torch file ({type(exc).__name__}: {first_line(exc, 120)})",
-                         "PYTORCH", key) from None
-    if not isinstance(out, dict) or not isinstance(out.get("fingerprint"), dict):
-        raise deck_error(f"{path} is not a fitsnap_ext network file (no fingerprint)", "PYTORCH", key)
-    return out
-
-
-def fingerprint_differences(made: dict, now: dict, keys=None) -> list[str]:
-    """'<key> a (file) vs b (deck)' phrases for the fingerprint entries that differ."""
-    keys = keys if keys is not None else sorted(set(made) | set(now))
-    return [f"was made with {k} {made.get(k, '(none)')}, this deck has {now.get(k, '(none)')}"
-            for k in keys if made.get(k) != now.get(k)]
-
-
-ARCHITECTURE_KEYS = ("layer_sizes", "activation", "types", "multi_element_option")
 
 
 class PerAtomNetwork:
@@ -272,7 +222,7 @@ class PerAtomNetwork:
         self.lr_final_fraction = lr_final_fraction
         self.shuffle = shuffle
         self.multi_element_option = multi_element_option
-        self.deck_error = deck_error or _no_deck
+        self.deck_error = deck_error or no_deck
         self.bootstrap = bootstrap
 
     # ------------------------------------------------------------------ helpers
@@ -298,17 +248,26 @@ class PerAtomNetwork:
         sig[sig <= 1e-10 * np.maximum(1.0, np.abs(mu))] = 1.0
         return mu, sig
 
-    def _energy_offsets(self, fit, comm):
-        """Per-network per-atom energy that best fits the training energies (for the output biases)."""
-        rows = [(np.bincount(c.elements, minlength=self.n_elements).astype(float), c.energy) for c in fit]
+    def _energy_head(self, fit, comm):
+        """(E0, s): per-element reference energies (eV/atom; one shared value with a shared network) fitted to the
+        training energies by least squares and held fixed (MACE's E0s, pacemaker's reference energies), and the
+        RMS training force component (eV/Å), the unit of the networks' output (MACE's scaling): E_i = E0_e + s·NN_e.
+        The networks learn only what the reference energies leave, on a scale of order one."""
+        rows = [(np.bincount(c.elements, minlength=self.n_elements).astype(float), c.energy,
+                 float((c.forces ** 2).sum()), 3 * c.natoms) for c in fit]
         rows = [r for part in comm.allgather(rows) for r in part]
-        if not rows:
-            return np.zeros(self.n_elements)
         a = np.array([r[0] for r in rows])
         if self.multi_element_option == 1:
             a = a.sum(1, keepdims=True)
-        b = np.array([r[1] for r in rows])
-        return np.linalg.lstsq(a, b, rcond=None)[0]
+        e0 = np.linalg.lstsq(a, np.array([r[1] for r in rows]), rcond=None)[0]
+        shift = np.broadcast_to(e0, (self.n_elements,)).copy()
+        rms_force = np.sqrt(sum(r[2] for r in rows) / max(sum(r[3] for r in rows), 1))
+        return shift, float(rms_force) if rms_force > 1e-8 else 1.0
+
+    def _set_head(self, shift, out_scale) -> None:
+        torch = _torch()
+        self.energy_head_ = (np.asarray(shift, dtype=float), float(out_scale))
+        self._head = (torch.from_numpy(self.energy_head_[0]), self.energy_head_[1])
 
     def fingerprint(self, nd, fit_ids, val_ids, provenance=None) -> dict:
         """What a checkpoint must share with this fit, as {deck key: printable value}."""
@@ -319,7 +278,8 @@ class PerAtomNetwork:
                "batch_size": str(self.batch_size), "energy_weight": repr(self.energy_weight),
                "force_weight": repr(self.force_weight), "stress_weight": repr(self.stress_weight),
                "stress_components": repr(self.stress_mask), "seed": str(self.seed), "patience": str(self.patience),
-               "shuffle_flag": str(int(self.shuffle)), "training configurations": f"{len(fit_ids)} ({digest[:12]})"}
+               "shuffle_flag": str(int(self.shuffle)), "energy head": "least-squares E0 + RMS-force output scale",
+               "training configurations": f"{len(fit_ids)} ({digest[:12]})"}
         out.update(provenance or {})
         return out
 
@@ -334,7 +294,8 @@ class PerAtomNetwork:
         comm.Barrier()
 
     def _load_init_state(self, fingerprint: dict):
-        """(mu, sig) from save_state_input, whose architecture and descriptor must be this fit's."""
+        """(mu, sig, energy head) from save_state_input, whose architecture and descriptor must be this fit's (a
+        state saved before the energy head existed has E0 = 0, s = 1: its networks' output is the energy)."""
         saved = load_trusted(self.init_state, "save_state_input", self.deck_error)
         keys = [k for k in fingerprint if k in ARCHITECTURE_KEYS or k in saved.get("descriptor_keys", ())]
         diff = fingerprint_differences(saved["fingerprint"], fingerprint, keys)
@@ -342,7 +303,9 @@ class PerAtomNetwork:
             raise self.deck_error(f"{self.init_state} {'; '.join(diff)}", "PYTORCH", "save_state_input")
         try:
             self.nets_.load_state_dict(saved["nets"])
-            return np.asarray(saved["mu"], dtype=float), np.asarray(saved["sig"], dtype=float)
+            shift, out_scale = saved.get("head", (np.zeros(self.n_elements), 1.0))
+            return (np.asarray(saved["mu"], dtype=float), np.asarray(saved["sig"], dtype=float),
+                    (np.asarray(shift, dtype=float), float(out_scale)))
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise self.deck_error(f"{self.init_state} does not hold this network's weights ({first_line(exc, 120)})",
                                   "PYTORCH", "save_state_input") from None
@@ -360,11 +323,12 @@ class PerAtomNetwork:
             rng.bit_generator.state = ck["rng"]
             state.update({k: ck[k] for k in state})
             mu, sig = np.asarray(ck["mu"], dtype=float), np.asarray(ck["sig"], dtype=float)
+            head = (np.asarray(ck["head"][0], dtype=float), float(ck["head"][1]))
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise self.deck_error(f"{self.checkpoint} is damaged ({type(exc).__name__}: {first_line(exc, 120)})",
                                   "PYTORCH", "checkpoint") from None
         progress(f"resumed from checkpoint {self.checkpoint} at epoch {state['epoch']}")
-        return mu, sig
+        return mu, sig, head
 
     def _evaluate_set(self, configs, comm, chunk=16):
         """Allreduced [loss Σ, the 8 error sums of `_loss_terms`, ncfg] over `configs` of all ranks."""
@@ -372,7 +336,7 @@ class PerAtomNetwork:
 
         out = np.zeros(10)
         for k in range(0, len(configs), chunk):
-            batch = _Batch(configs[k:k + chunk], self._mu_t, self._sig_t, self._override)
+            batch = _Batch(configs[k:k + chunk], self._mu_t, self._sig_t, self._head, self._override)
             energy, forces, stress = _evaluate(self.nets_, batch, create_graph=False)
             terms, stats = _loss_terms(batch, energy.detach(), forces.detach(), stress.detach(), self._weights)
             out[0] += float(terms.sum())
@@ -425,21 +389,22 @@ class PerAtomNetwork:
                                   self.n_elements if self.multi_element_option == 2 else 1)
         self.fingerprint_ = self.fingerprint(nd, train_ids, validation, provenance)
         if self.init_state:
-            mu, sig = self._load_init_state(self.fingerprint_)
+            mu, sig, head = self._load_init_state(self.fingerprint_)
         else:
             mu, sig = self._scale(fit, nd, comm)
-            offsets = self._energy_offsets(fit, comm)
+            head = self._energy_head(fit, comm)
             with torch.no_grad():
-                for e, net in enumerate(self.nets_):
-                    net[-1].bias.fill_(float(offsets[e]))
+                for net in self.nets_:
+                    net[-1].bias.zero_()
         params = list(self.nets_.parameters())
         opt = torch.optim.Adam(params, lr=self.learning_rate)
         rng = np.random.Generator(np.random.PCG64(self.seed))
         state = dict(epoch=0, best_loss=np.inf, best_epoch=-1, best_nets=None, bad_epochs=0, history=[],
                      stopped=False)
         if self.checkpoint and Path(self.checkpoint).exists():
-            mu, sig = self._resume(self.fingerprint_, opt, rng, state, progress)
+            mu, sig, head = self._resume(self.fingerprint_, opt, rng, state, progress)
         self.scale_ = (mu, sig)
+        self._set_head(*head)
         self._mu_t, self._sig_t = torch.from_numpy(mu), torch.from_numpy(sig)
 
         for p in params:
@@ -450,7 +415,8 @@ class PerAtomNetwork:
             self._epoch(state, train_ids, mine, val, n_val, opt, rng, comm, progress)
             if state["epoch"] % self.save_freq == 0 or state["stopped"] or state["epoch"] == self.num_epochs:
                 self._save_checkpoint(dict(state, fingerprint=self.fingerprint_, nets=self.nets_.state_dict(),
-                                           optimizer=opt.state_dict(), rng=rng.bit_generator.state, mu=mu, sig=sig),
+                                           optimizer=opt.state_dict(), rng=rng.bit_generator.state, mu=mu, sig=sig,
+                                           head=self.energy_head_),
                                       comm)
         self.train_seconds_ = time.perf_counter() - t_train
         self.history_ = state["history"]
@@ -491,7 +457,7 @@ class PerAtomNetwork:
             opt.zero_grad(set_to_none=False)
             buf = np.zeros(nflat + 10)
             if local:
-                batch = _Batch(local, self._mu_t, self._sig_t, self._override)
+                batch = _Batch(local, self._mu_t, self._sig_t, self._head, self._override)
                 energy, forces, stress = _evaluate(self.nets_, batch, create_graph=True)
                 terms, stats = _loss_terms(batch, energy, forces, stress, self._weights)
                 loss = terms.sum() / len(members)
@@ -545,7 +511,7 @@ class PerAtomNetwork:
         out = []
         for k in range(0, len(configs), chunk):
             part = configs[k:k + chunk]
-            batch = _Batch(part, self._mu_t, self._sig_t)  # weights do not enter predictions
+            batch = _Batch(part, self._mu_t, self._sig_t, self._head)  # weights do not enter predictions
             energy, forces, stress = _evaluate(self.nets_, batch, create_graph=False)
             energy, forces, stress = energy.detach().numpy(), forces.detach().numpy(), stress.detach().numpy()
             stress_of = dict(zip(batch.stress_cfg.tolist(), stress))
@@ -557,13 +523,19 @@ class PerAtomNetwork:
 
     @property
     def layers_(self):
-        """Per element: [(W (out, in), b (out,)), ...] as numpy arrays."""
+        """Per element: [(W (out, in), b (out,)), ...] as numpy arrays, the energy head folded into the last layer
+        (W·s, b·s + E0_e): what LAMMPS evaluates."""
         torch = _torch()
+        nets = list(self.nets_) * (self.n_elements if len(self.nets_) == 1 else 1)  # a shared network serves all
+        shift, out_scale = self.energy_head_
         out = []
-        for net in self.nets_:
+        for e, net in enumerate(nets):
             lin = [m for m in net if isinstance(m, torch.nn.Linear)]
-            out.append([(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in lin])
-        return out * (self.n_elements if len(out) == 1 else 1)  # a shared network serves every element
+            layers = [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in lin]
+            w, b = layers[-1]
+            layers[-1] = (w * out_scale, b * out_scale + shift[e])
+            out.append(layers)
+        return out
 
     @property
     def coef_(self) -> np.ndarray:
@@ -573,6 +545,6 @@ class PerAtomNetwork:
     def state(self, descriptor_keys=()) -> dict:
         """What `save_state_output` stores and `init_state` (save_state_input) reads: tensors and plain data;
         `descriptor_keys`: the fingerprint keys a later save_state_input must match besides the architecture."""
-        return plain(dict(nets=self.nets_.state_dict(), mu=self.scale_[0], sig=self.scale_[1], hidden=self.hidden,
-                          activation=self.activation, n_elements=self.n_elements, history=self.history_,
-                          fingerprint=self.fingerprint_, descriptor_keys=list(descriptor_keys)))
+        return plain(dict(nets=self.nets_.state_dict(), mu=self.scale_[0], sig=self.scale_[1], head=self.energy_head_,
+                          hidden=self.hidden, activation=self.activation, n_elements=self.n_elements,
+                          history=self.history_, fingerprint=self.fingerprint_, descriptor_keys=list(descriptor_keys)))
