@@ -203,11 +203,16 @@ class NetworkSNAP(SnapEstimator):
         return files
 
     def fit_files(self, settings: Settings, entries, data, comm) -> dict:
-        """The loss curve (.loss.csv, .loss.png) and the torch state ([PYTORCH] save_state_output)."""
+        """The loss curve (.loss.csv, .loss.png), the torch state ([PYTORCH] save_state_output) and, with [EXTRAS]
+        dump_dataframe, the parity dataframe (collective: rows gathered on rank 0)."""
         stem = settings.output.potential
         files = {f"{stem}.loss.csv": loss_csv(self.history_),
                  f"{stem}.loss.png": loss_png(self.history_, f"Fitting errors of {Path(stem).name} ({self.describe()}; deck "
                                                              f"{settings.deck.name})")}
+        if settings.output.dump_dataframe:
+            frame = parity_frame(data, self.network_, comm)
+            if comm.rank == 0:
+                files[settings.output.dataframe_file] = frame.to_pickle
         if settings.network.save_state_output:
             import torch
 
@@ -408,6 +413,31 @@ def loss_png(history: list[dict], title: str):
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def parity_frame(data, model, comm):
+    """Rank 0: the parity dataframe of every configuration, in the linear fits' columns (Groups, Configs, Testing,
+    Row_Type, truths, preds; energy per atom eV/atom, force components eV/Å, pressure tensor bar, LAMMPS frame)."""
+    mine = []
+    for c, (energy, forces, stress) in zip(data, model.predict_many(data)):
+        label = (c.group, str(c.index), bool(c.test))
+        mine.append((label, "Energy", [c.energy / c.natoms], [energy / c.natoms]))
+        mine.append((label, "Force", np.ravel(c.forces), np.ravel(forces)))
+        if stress is not None and c.stress is not None:
+            mine.append((label, "Stress", np.asarray(c.stress), np.asarray(stress)))
+    parts = comm.gather(mine, root=0)
+    if comm.rank != 0:
+        return None
+    import pandas as pd
+
+    items = sorted((x for part in parts for x in part), key=lambda x: int(x[0][1]))
+    sizes = [len(truth) for _, _, truth, _ in items]
+    return pd.DataFrame({"Groups": np.repeat([g for (g, _, _), *_ in items], sizes),
+                         "Configs": np.repeat([c for (_, c, _), *_ in items], sizes),
+                         "Testing": np.repeat([t for (_, _, t), *_ in items], sizes),
+                         "Row_Type": np.repeat([kind for _, kind, _, _ in items], sizes),
+                         "truths": np.concatenate([np.asarray(t, float) for _, _, t, _ in items]),
+                         "preds": np.concatenate([np.asarray(p, float) for _, _, _, p in items])})
 
 
 def error_sums(settings: Settings, data, model):

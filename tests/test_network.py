@@ -41,7 +41,8 @@ def trained(request, tmp_path_factory):
     from fitsnap_ext.parallel import world
 
     keys = NN_KEYS + [("PYTORCH", "layer_sizes", "num_desc 16 16 1"), ("PYTORCH", "num_epochs", "12"),
-                      ("OUTFILE", "potential", "nn"), ("OUTFILE", "metrics", "nn_metrics.md")]
+                      ("OUTFILE", "potential", "nn"), ("OUTFILE", "metrics", "nn_metrics.md"),
+                      ("EXTRAS", "dump_dataframe", "1"), ("OUTFILE", "dataframe", "nn.df")]
     if request.param == "zbl":
         keys += [("REFERENCE", "pair_style", "hybrid/overlay zero 10.0 zbl 2.0 3.0"),
                  ("REFERENCE", "pair_coeff", "* * zero"), ("REFERENCE", "pair_coeff1", "* * zbl 14 14")]
@@ -138,6 +139,25 @@ def test_files_and_metrics(trained):
     assert max(len(l) for l in body[2:]) <= 30
     assert len(result.coef) == 31 * 16 + 17 * 16 + 17
     assert any(r.quantity == "Force" and r.split == "Test" for r in result.error_rows)
+
+
+def test_parity_dataframe_gives_the_metrics(trained):
+    """[EXTRAS] dump_dataframe: the parity rows (the linear fits' columns) give the metrics' MAE and RMSE."""
+    import pandas as pd
+
+    frame = pd.read_pickle(trained["dir"] / "nn.df")
+    assert list(frame.columns) == ["Groups", "Configs", "Testing", "Row_Type", "truths", "preds"]
+    checked = 0
+    for row in trained["result"].error_rows:
+        if row.group != "*ALL":
+            continue
+        sel = frame[(frame.Row_Type == row.quantity) & (frame.Testing == (row.split == "Test"))]
+        residual = (sel.preds - sel.truths).to_numpy()
+        assert len(residual) == row.count
+        assert np.abs(residual).mean() == pytest.approx(row.mae, rel=1e-10)
+        assert np.sqrt((residual ** 2).mean()) == pytest.approx(row.rmse, rel=1e-10)
+        checked += 1
+    assert checked == 6
 
 
 def _fit_in_process(keys, work):

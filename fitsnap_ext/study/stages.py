@@ -79,8 +79,6 @@ def stage_fit(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pat
     t0 = time.perf_counter()
     result = run_fit(settings.in_folder(folder), comm, overwrite=True, progress=Progress(comm))
     wall = time.perf_counter() - t0
-    if settings.network is not None:  # the fit writes a parity.df for linear models only
-        network_parity(settings.in_folder(folder), result.model, folder / "parity.df", comm)
     data = {"kind": model.kind, "twojmax": settings.bispectrum.twojmax,
             "n_params": parameter_count(settings, None if settings.network else result.coef),
             "n_descriptors": settings.bispectrum.ncoeff, "fit_wall_s": wall,
@@ -90,42 +88,6 @@ def stage_fit(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pat
         mark_done(folder, "fit", key, data)
     comm.Barrier()
     return {"key": key, **data}
-
-
-def network_parity(settings: Settings, model, path: Path, comm) -> None:
-    """A network rung's parity.df, as the linear fits write theirs (Groups, Configs, Testing, Row_Type, truths,
-    preds; energy eV/atom, force eV/Å components, stress bar), from the fitted network's predictions on the
-    descriptors recomputed for every configuration. A failure is logged: the rung then has no bootstrap sds."""
-    from ..pipeline import Progress
-    from ..workload import read_and_compute
-
-    log(comm, f"{path.parent.name}: predictions of every configuration for parity.df")
-    try:
-        _, _, data = read_and_compute(settings, comm, Progress(comm, quiet=True), model.descriptors, {})
-        mine = []
-        for c, (energy, forces, stress) in zip(data, model.network_.predict_many(data)):
-            label = (c.group, str(c.index), bool(c.test))
-            mine.append((label, "Energy", [c.energy / c.natoms], [energy / c.natoms]))
-            mine.append((label, "Force", np.ravel(c.forces), np.ravel(forces)))
-            if stress is not None and c.stress is not None:
-                mine.append((label, "Stress", np.asarray(c.stress), np.asarray(stress)))
-    except (FitsnapError, AttributeError) as exc:
-        log(comm, f"{path.parent.name}: no parity.df ({first_line(exc)})")
-        return
-    parts = comm.gather(mine, root=0)
-    if comm.rank == 0:
-        import pandas as pd
-
-        items = [x for part in parts for x in part]
-        sizes = [len(truth) for _, _, truth, _ in items]
-        cols = {"Groups": np.repeat([g for (g, _, _), *_ in items], sizes),
-                "Configs": np.repeat([c for (_, c, _), *_ in items], sizes),
-                "Testing": np.repeat([t for (_, _, t), *_ in items], sizes),
-                "Row_Type": np.repeat([kind for _, kind, _, _ in items], sizes),
-                "truths": np.concatenate([np.asarray(t, float) for _, _, t, _ in items]),
-                "preds": np.concatenate([np.asarray(p, float) for _, _, _, p in items])}
-        pd.DataFrame(cols).to_pickle(path)
-    comm.Barrier()
 
 
 def _property_key(spec: StudySpec, fitkey: str, **more) -> str:
