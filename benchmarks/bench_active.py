@@ -1,16 +1,19 @@
 """One round of active learning on the predicted force σ against random picks from the same MD pool (Si, SW teacher).
 
-    python benchmarks/bench_active.py [--reps 5] [--n 20] [--per-t 100] [--nsam 8] [--out benchmarks/results/bench_active.md]
+    python benchmarks/bench_active.py [--model linear|ensemble] [--reps 5] [--n 20] [--per-t 100] [--nsam 8]
+        [--members 3] [--hidden 16,16] [--epochs 1500] [--out benchmarks/results/bench_active.md]
 
 Per repetition r (seed r): a small initial set (input_files/demo volume.xyz + 20 random of strain_rattle.xyz,
-8-atom cells) fits a linear ANL SNAP (2J = 6, `nsam` posterior draws exported as `.sample<k>.mod`). A pool of
-candidates comes from Stillinger–Weber MD of 64-atom Si (Langevin, 1 fs; 1200 K and 1800 K from diamond, 2500 K
-after melting at 4000 K), `per_t` snapshots per temperature, seeds from r. The generator's criterion
-(`samplers.force_disagreement`: max over atoms of the per-atom force σ over the sample `.mod`s) picks N; N random
-candidates of the same pool are the control. Both are labelled with SW and refitted with the initial set (same
-weights, same ANL draw seed). Test set: input_files/demo md_1200K.xyz + md_2500K.xyz (80 SW-labelled 64-atom
-frames from other trajectories, relabelled here with SW), force error per component in eV/Å (metal units).
-Prints a markdown table.
+8-atom cells) fits the model (2J = 6 bispectrum, the demo deck's group weights): `--model linear` (default) a
+linear ANL SNAP with `nsam` posterior draws exported as `.sample<k>.mod`; `--model ensemble` a deep ensemble of
+`members` per-atom networks (NetworkSNAP, [PYTORCH] ensemble_size, seeds r..r+K-1), each member exported as
+`.member<k>.mod`. A pool of candidates comes from Stillinger–Weber MD of 64-atom Si (Langevin, 1 fs; 1200 K and
+1800 K from diamond, 2500 K after melting at 4000 K), `per_t` snapshots per temperature, seeds from r. The
+generator's criterion (`samplers.force_disagreement`: max over atoms of the per-atom force σ over those `.mod`s)
+picks N; N random candidates of the same pool are the control. Both are labelled with SW and refitted with the
+initial set (same weights, same seed). Test set: input_files/demo md_1200K.xyz + md_2500K.xyz (80 SW-labelled
+64-atom frames from other trajectories, relabelled here with SW), force error per component in eV/Å (metal
+units); the network's predictions are the ensemble mean. Prints a markdown table.
 """
 from __future__ import annotations
 
@@ -76,10 +79,32 @@ def pool(sw_mod, seed, per_t):
     return frames, np.array(temps)
 
 
-def fit(frames, nsam, seed):
+def fit(frames, args, seed):
+    """The `--model` fitted to `frames` with seed `seed` (an ensemble's members: seed, seed + 1, ...)."""
     import fitsnap_ext as fx
 
-    return fx.LinearSNAP(deck(), solver="ANL", nsam=nsam, seed=seed).fit(frames)
+    if args.model == "linear":
+        return fx.LinearSNAP(deck(), solver="ANL", nsam=args.nsam, seed=seed).fit(frames)
+    return fx.NetworkSNAP(deck(), hidden=args.hidden, activation="tanh", num_epochs=args.epochs,
+                          learning_rate=args.lr, batch_size=4, patience=args.patience, seed=seed,
+                          ensemble_size=args.members).fit(frames)
+
+
+def sigma_mods(folder, args):
+    """The exported `.mod`s whose force spread is σ: ANL posterior draws or ensemble members."""
+    if args.model == "linear":
+        return [str(folder / f"Si_pot.sample{k}.mod") for k in range(args.nsam)]
+    return [str(folder / f"Si_pot.member{k}.mod") for k in range(args.members)]
+
+
+def model_text(args) -> str:
+    if args.model == "linear":
+        return f"linear ANL SNAP 2J=6 with {args.nsam} posterior draws"
+    stop = f"early stop after {args.patience} epochs without gain" if args.patience else "no early stop"
+    return (f"deep ensemble of {args.members} per-atom networks {deck().bispectrum.ncoeff}-"
+            f"{'-'.join(map(str, args.hidden))}-1 tanh on the 2J=6 bispectrum ({args.epochs} epochs, {stop}, each "
+            f"member's best-validation epoch kept; learning rate {args.lr:g}, batch 4; σ over the {args.members} "
+            f"member .mods, predictions the members' mean)")
 
 
 def force_errors(model, test):
@@ -99,12 +124,12 @@ def repetition(r, args, sw_mod, demo, test, work):
     rng = np.random.default_rng(r)
     initial = label(demo["volume"] + [demo["strain_rattle"][i] for i in sorted(
         rng.choice(len(demo["strain_rattle"]), 20, replace=False))], sw_mod, "initial")
-    model = fit(initial, args.nsam, r)
+    model = fit(initial, args, r)
     folder = work / f"rep{r}"
     model.export(folder, "Si_pot")
     cands, temps = pool(sw_mod, r, args.per_t)
     t0 = time.perf_counter()
-    sigma = force_disagreement(cands, [str(folder / f"Si_pot.sample{k}.mod") for k in range(args.nsam)], ["Si"])
+    sigma = force_disagreement(cands, sigma_mods(folder, args), ["Si"])
     t_sigma = time.perf_counter() - t0
     labelled = label(cands, sw_mod, "added")
     _, f_init, _ = model.predict(labelled)
@@ -114,10 +139,12 @@ def repetition(r, args, sw_mod, demo, test, work):
     picks = {"sigma": np.argsort(-sigma, kind="stable")[: args.n],
              "random": rng.choice(len(cands), args.n, replace=False)}
     row = {"rep": r, "pool": len(cands), "init": force_errors(model, test), "spearman": spearman,
-           "t_sigma": t_sigma, "sigma_median": float(np.median(sigma))}
+           "t_sigma": t_sigma, "sigma_median": float(np.median(sigma)), "init_train": force_errors(model, initial)}
     for name, idx in picks.items():
-        refit = fit(initial + [labelled[int(j)] for j in idx], args.nsam, r)
+        train = initial + [labelled[int(j)] for j in idx]
+        refit = fit(train, args, r)
         row[name] = force_errors(refit, test)
+        row[name + "_train"] = force_errors(refit, train)
         row[name + "_t"] = {t: int((temps[idx] == t).sum()) for t in TEMPERATURES}
         row[name + "_sigma"] = float(np.median(sigma[idx]))
     return row
@@ -126,8 +153,8 @@ def repetition(r, args, sw_mod, demo, test, work):
 def table(rows, args) -> str:
     f = "{:.4f}".format
     lines = [f"N = {args.n} picked from {rows[0]['pool']} SW MD candidates ({args.per_t} each at "
-             f"{', '.join(f'{t:g}' for t in TEMPERATURES)} K), linear ANL SNAP 2J=6 with {args.nsam} posterior "
-             f"draws; test: 80 demo frames (40 at 1200 K, 40 liquid at 2500 K). Force errors per component, eV/Å.", "",
+             f"{', '.join(f'{t:g}' for t in TEMPERATURES)} K), {model_text(args)}; test: 80 demo frames (40 at 1200 K, "
+             f"40 liquid at 2500 K). Force errors per component, eV/Å.", "",
              "| rep | initial MAE | σ-picked MAE | random MAE | σ/random MAE | initial RMSE | σ-picked RMSE "
              "| random RMSE | σ/random RMSE |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -151,6 +178,10 @@ def table(rows, args) -> str:
                          f"{f(r['random'][2][t])} | {picks('sigma_t')} | {picks('random_t')} | "
                          f"{r['sigma_median']:.3f} / {r['sigma_sigma']:.3f} / {r['random_sigma']:.3f} | "
                          f"{r['spearman']:.2f} |")
+    train = lambda k: np.mean([r[k][0] for r in rows])  # noqa: E731
+    lines += ["", f"Training-set force MAE (eV/Å, mean over repetitions; a network holds 10 % of its set out for "
+              f"validation): initial model {f(train('init_train'))}, σ refit {f(train('sigma_train'))}, "
+              f"random refit {f(train('random_train'))}."]
     return "\n".join(lines)
 
 
@@ -160,10 +191,17 @@ def main() -> None:
     from fitsnap_ext.lammps_session import potentials_dir
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=("linear", "ensemble"), default="linear")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--per-t", type=int, default=100)
     ap.add_argument("--nsam", type=int, default=8)
+    ap.add_argument("--members", type=int, default=3, help="ensemble: K networks")
+    ap.add_argument("--hidden", type=lambda x: tuple(int(h) for h in x.split(",")), default=(16, 16),
+                    help="ensemble: hidden layer widths, e.g. 16,16 or 16")
+    ap.add_argument("--epochs", type=int, default=1500, help="ensemble: epochs")
+    ap.add_argument("--lr", type=float, default=5e-3, help="ensemble: learning rate")
+    ap.add_argument("--patience", type=int, default=0, help="ensemble: early-stopping patience (epochs; 0: none)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     t0 = time.perf_counter()
