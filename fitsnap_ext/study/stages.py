@@ -72,6 +72,10 @@ def stage_fit(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pat
     key = fit_key(settings)
     hit = _cached(folder, "fit", key, comm, force, f"{model.name}: fit")
     if hit is not None:
+        if "uncertainty" not in hit and (folder / "parity.df").is_file():  # a record of an earlier version
+            hit["uncertainty"] = fit_error_uncertainty(folder / "parity.df") if comm.rank == 0 else []
+            if comm.rank == 0:
+                mark_done(folder, "fit", key, {k: v for k, v in hit.items() if k != "key"})
         return hit
     from ..pipeline import Progress, run_fit
 
@@ -84,7 +88,8 @@ def stage_fit(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pat
             "n_descriptors": settings.bispectrum.ncoeff, "fit_wall_s": wall,
             "n_configs": result.n_configs,
             "errors": [dataclasses.asdict(e) for e in result.error_rows], "overrides": list(model.overrides)}
-    if comm.rank == 0:
+    if comm.rank == 0:  # the bootstrap sds live in the record: parity.df is a work file (not committed)
+        data["uncertainty"] = fit_error_uncertainty(folder / "parity.df")
         mark_done(folder, "fit", key, data)
     comm.Barrier()
     return {"key": key, **data}
@@ -162,8 +167,7 @@ def stage_member_properties(spec: StudySpec, model: ModelSpec, fitkey: str, fold
 
 def fit_error_uncertainty(parity: Path, seed: int = 0) -> list[dict]:
     """Bootstrap sds of the fit's MAE and RMSE over configurations (statistics.bootstrap_errors), per split and
-    quantity of all groups, from the fit's parity.df (eV/atom, eV/Å, bar; empty without the file — e.g. a network
-    rung, whose fit writes none)."""
+    quantity of all groups, from the fit's parity.df (eV/atom, eV/Å, bar; empty without the file)."""
     if not parity.is_file():
         return []
     import pandas as pd
@@ -276,8 +280,7 @@ def _run_model(spec: StudySpec, model: ModelSpec, settings: Settings, folder: Pa
         status = f"MD timing failed: {first_line(exc)}" if status == "ok" else status
         log(comm, f"{model.name}: {status}")
     log(comm, f"{model.name}: done in {time.perf_counter() - t0:.1f} s")
-    uncertainty = fit_error_uncertainty(folder / "parity.df") if comm.rank == 0 else []
-    row = summary_row(model, {**fit, "uncertainty": uncertainty}, props, md, refs, status, members)
+    row = summary_row(model, fit, props, md, refs, status, members)
     return row, (model, fit, props, md)
 
 
