@@ -137,10 +137,11 @@ def test_gan_inline_deck(tmp_path):
         ("ABINITIO", "volume_set", str(tmp_path / "volume.xyz")), ("GROUPS", "active_1", "0.8 0.2 100 1 1e-4"),
         ("GROUPS", "md_300K", "0.8 0.2 100 0.5 1e-4"), ("PYTORCH", "patience", "0")])
     network = next(m for m in reversed(spec2.models) if m.kind == "nn")
-    for m in (spec2.models[0], network):  # a linear and a network rung (unit weights for networks)
+    for m in (spec2.models[0], network):  # a linear and a network rung (nn_group_weights = relative for networks)
         groups = {g.name: g for g in model_settings(spec2, m).groups.groups}
         assert list(groups) == ["volume", "md_300K", "md_2300K", "active_1"]
-    assert groups["active_1"].eweight == groups["md_300K"].fweight == 1.0
+    # the network's: each weight over the largest of its kind, energies times the study's energy_weight 10
+    assert groups["active_1"].eweight == pytest.approx(100 / 1000 * 10) and groups["md_300K"].fweight == 0.5
     groups = {g.name: g for g in model_settings(spec2, spec2.models[0]).groups.groups}
     assert groups["active_1"].eweight == 100 and groups["md_300K"].fweight == 0.5
     # a [PYTORCH] key is the network rungs' only
