@@ -6,6 +6,9 @@ import csv
 import json
 import math
 import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -507,3 +510,22 @@ def test_committed_studies_are_still_cached(deck, out):
             continue
         stage = REPO / "benchmarks" / "results" / out / model.name / "stage_fit.json"
         assert fit_key(model_settings(spec, model)) == json.loads(stage.read_text())["key"], model.name
+
+
+def test_references_under_two_ranks(tmp_path):
+    """Rank 0 alone reads the ab initio sets: ASE's read must not broadcast (it did under mpirun, and the study's
+    own broadcast of the references then received ASE's message: a crash, or a hang)."""
+    script = tmp_path / "refs.py"
+    script.write_text(
+        "from mpi4py import MPI\n"
+        "from fitsnap_ext.study.deck import read_study\n"
+        "from fitsnap_ext.study.stages import _references\n"
+        f"spec = read_study({str(REPO / 'input_files' / 'study_gan.in')!r}, [('STUDY', 'out', {str(tmp_path)!r})])\n"
+        "refs, _ = _references(spec, MPI.COMM_WORLD)\n"
+        "print('rank', MPI.COMM_WORLD.rank, sorted(refs)[:2], round(refs['C44_GPa']['value'], 2))\n")
+    mpirun = Path(sys.executable).with_name("mpirun")
+    proc = subprocess.run([str(mpirun if mpirun.exists() else shutil.which("mpirun")), "-np", "2", sys.executable,
+                           str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = sorted(l for l in proc.stdout.splitlines() if l.startswith("rank"))
+    assert lines == [f"rank {r} ['C11_GPa', 'C11_clamped_ion_GPa'] 87.78" for r in (0, 1)]

@@ -226,7 +226,7 @@ def custom_system(structure: Path, elements: list[str] | None = None,
     if not structure.is_file():
         raise FitsnapError(f"structure file not found: {structure}")
     try:
-        atoms = read(str(structure))
+        atoms = read(str(structure), parallel=False)  # every caller reads for itself: no ASE broadcast
     except Exception as exc:  # ASE raises many types for unreadable files
         raise FitsnapError(f"{structure}: cannot read structure ({exc})") from exc
     found = list(dict.fromkeys(atoms.get_chemical_symbols()))

@@ -67,7 +67,7 @@ def data_provenance(settings: Settings) -> list[dict]:
 def _read_frames(path: Path):
     from ase.io import read
 
-    return read(str(path), index=":")
+    return read(str(path), index=":", parallel=False)  # rank 0 alone: ASE must not broadcast
 
 
 def rdf_numpy(frames, rmax: float, dr: float = 0.02):
