@@ -17,7 +17,17 @@ from ase.calculators.calculator import Calculator, all_changes
 from .units import bar_to_ase_stress
 
 
-class LammpsCalculator(Calculator):
+class _FrameCalculator(Calculator):
+    """An ASE calculator whose `evaluate(frame)` gives the results of the atoms as an unlabelled `Frame`."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from .data.frame import Frame
+
+        super().calculate(atoms, properties, system_changes)
+        self.results = self.evaluate(Frame.from_atoms(self.atoms))  # self.atoms: a copy without a calculator
+
+
+class LammpsCalculator(_FrameCalculator):
     """ASE calculator around a `LammpsEngine` (one serial LAMMPS instance, reused for every call)."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
@@ -26,19 +36,15 @@ class LammpsCalculator(Calculator):
         super().__init__(**kwargs)
         self.engine = engine
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        from .data.frame import Frame
-
-        super().calculate(atoms, properties, system_changes)
-        frame = Frame(symbols=self.atoms.get_chemical_symbols(), positions=self.atoms.get_positions(),
-                      cell=np.array(self.atoms.cell.array), pbc=tuple(bool(p) for p in self.atoms.pbc))
+    def evaluate(self, frame) -> dict:
         energy, forces, stress = self.engine.compute(frame)
-        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
+        results = {"energy": energy, "free_energy": energy, "forces": forces}
         if stress is not None:
-            self.results["stress"] = bar_to_ase_stress(stress)
+            results["stress"] = bar_to_ase_stress(stress)
+        return results
 
 
-class EstimatorCalculator(Calculator):
+class EstimatorCalculator(_FrameCalculator):
     """ASE calculator around a fitted estimator (its `predict`, in this process), with its σ where it has one."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energy_std", "forces_std"]
@@ -47,21 +53,17 @@ class EstimatorCalculator(Calculator):
         super().__init__(**kwargs)
         self.model = model
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        from .data.frame import Frame
+    def evaluate(self, frame) -> dict:
+        from .units import tensor
 
-        super().calculate(atoms, properties, system_changes)
-        frame = Frame(symbols=self.atoms.get_chemical_symbols(), positions=self.atoms.get_positions(),
-                      cell=np.array(self.atoms.cell.array), pbc=tuple(bool(p) for p in self.atoms.pbc))
         out = self.model.predict([frame], return_std=self.model.has_std)
         energy, forces, stress = float(out[0][0]), out[1][0], out[2][0]
-        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
+        results = {"energy": energy, "free_energy": energy, "forces": forces}
         if np.all(np.isfinite(stress)):
-            from .units import tensor
-
-            self.results["stress"] = bar_to_ase_stress(tensor(stress))
+            results["stress"] = bar_to_ase_stress(tensor(stress))
         if self.model.has_std:
-            self.results.update(energy_std=float(out[3][0]), forces_std=out[4][0])
+            results.update(energy_std=float(out[3][0]), forces_std=out[4][0])
+        return results
 
 
 def calculator(potential, elements=None, masses=None):
