@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .descriptors import ENERGY, FORCE, STRESS
+from .descriptors import ENERGY, FORCE, KIND_NAMES, STRESS
 from .errors import FitsnapError
 from .estimator import SnapEstimator, prediction_settings, unlabelled_entries
 from .export.ensemble import Member, ensemble_mliap_files
@@ -210,7 +210,7 @@ class NetworkSNAP(SnapEstimator):
                  f"{stem}.loss.png": loss_png(self.history_, f"Fitting errors of {Path(stem).name} ({self.describe()}; deck "
                                                              f"{settings.deck.name})")}
         if settings.output.dump_dataframe:
-            frame = parity_frame(data, self.network_, comm)
+            frame = parity_frame(settings, data, self.network_, comm)
             if comm.rank == 0:
                 files[settings.output.dataframe_file] = frame.to_pickle
         if settings.network.save_state_output:
@@ -415,16 +415,24 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def parity_frame(data, model, comm):
-    """Rank 0: the parity dataframe of every configuration, in the linear fits' columns (Groups, Configs, Testing,
-    Row_Type, truths, preds; energy per atom eV/atom, force components eV/Å, pressure tensor bar, LAMMPS frame)."""
-    mine = []
+def compared_values(settings: Settings, data, model):
+    """Per configuration of this rank and fitted quantity: (config, kind, truth, prediction), in the linear fits' rows
+    and units (energy per atom eV/atom, force components eV/Å, pressure tensor bar, LAMMPS frame) — what the metrics
+    and the parity dataframe are made of."""
     for c, (energy, forces, stress) in zip(data, model.predict_many(data)):
-        label = (c.group, str(c.index), bool(c.test))
-        mine.append((label, "Energy", [c.energy / c.natoms], [energy / c.natoms]))
-        mine.append((label, "Force", np.ravel(c.forces), np.ravel(forces)))
-        if stress is not None and c.stress is not None:
-            mine.append((label, "Stress", np.asarray(c.stress), np.asarray(stress)))
+        if settings.calculator.energy:
+            yield c, ENERGY, np.array([c.energy / c.natoms]), np.array([energy / c.natoms])
+        if settings.calculator.force:
+            yield c, FORCE, np.ravel(c.forces), np.ravel(forces)
+        if stress is not None:
+            yield c, STRESS, np.asarray(c.stress), np.asarray(stress)
+
+
+def parity_frame(settings: Settings, data, model, comm):
+    """Rank 0: the parity dataframe of every configuration (the linear fits' columns Groups, Configs, Testing,
+    Row_Type, truths, preds)."""
+    mine = [((c.group, str(c.index), bool(c.test)), KIND_NAMES[kind], truth, pred)
+            for c, kind, truth, pred in compared_values(settings, data, model)]
     parts = comm.gather(mine, root=0)
     if comm.rank != 0:
         return None
@@ -441,27 +449,14 @@ def parity_frame(data, model, comm):
 
 
 def error_sums(settings: Settings, data, model):
-    """This rank's metrics sums: the linear fits' rows and units (energy per atom, force components, stress
-    in bar)."""
-    residual, kinds, groups, test = [], [], [], []
-    for c, (energy, forces, stress) in zip(data, model.predict_many(data)):
-        n0 = sum(len(r) for r in residual)
-        if settings.calculator.energy:
-            residual.append(np.array([(energy - c.energy) / c.natoms]))
-            kinds.append(np.array([ENERGY]))
-        if settings.calculator.force:
-            residual.append((forces - c.forces).ravel())
-            kinds.append(np.full(3 * c.natoms, FORCE))
-        if stress is not None:
-            residual.append(stress - c.stress)
-            kinds.append(np.full(6, STRESS))
-        nrows = sum(len(r) for r in residual) - n0
-        groups += [c.group] * nrows
-        test += [c.test] * nrows
+    """This rank's metrics sums over `compared_values`."""
+    items = list(compared_values(settings, data, model))
+    sizes = [len(truth) for _, _, truth, _ in items]
     cat = (lambda xs, dt: np.concatenate([np.asarray(x, dt) for x in xs]) if xs else np.zeros(0, dt))
-    return residual_sums(cat(residual, float), cat(kinds, np.int8), groups, np.array(test, bool))
-
-
+    return residual_sums(cat([pred - truth for _, _, truth, pred in items], float),
+                         cat([np.full(n, kind) for (_, kind, _, _), n in zip(items, sizes)], np.int8),
+                         [c.group for (c, _, _, _), n in zip(items, sizes) for _ in range(n)],
+                         np.repeat(np.array([c.test for c, _, _, _ in items], bool), sizes))
 
 
 def _mpi_max():
