@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .plots import plot_curves, plot_parity, plot_pareto, plot_property_vs_error
 from .statistics import correlation_ci, pair_tests
-from .summary import correlations, property_keys
+from .summary import correlation_points, correlations, property_keys
 
 FIT_COLUMNS = [
     ("n_params", "parameters", "{:d}"),
@@ -200,8 +200,7 @@ def _references_and_correlations(rows, refs, pkeys) -> list[str]:
 
 def _correlation_cell(ok: list[dict], x: str, key: str) -> str:
     """`r [lo, hi] / ρ [lo, hi] (n=…)` of |key error| against the fitting error `x`."""
-    pts = [r for r in ok if all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k])
-                                for k in (x, f"{key}_err"))]
+    pts = correlation_points(ok, x, f"{key}_err")
     sd = (lambda r, k: r.get(k + "_sd", math.nan))
     c = correlation_ci([r[x] for r in pts], [r[f"{key}_err"] for r in pts], [sd(r, x) for r in pts],
                        [sd(r, key) for r in pts], absolute_y=True)

@@ -99,6 +99,15 @@ def _ranks(a: np.ndarray) -> np.ndarray:
     return rankdata(a, axis=1)
 
 
+def correlation(x, y) -> tuple[float, float]:
+    """(Pearson r, Spearman ρ) of y against x; NaN with fewer than three points or a constant variable."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3:
+        return math.nan, math.nan
+    return (float(_pearson_rows(x[None], y[None])[0]),
+            float(_pearson_rows(_ranks(x[None]), _ranks(y[None]))[0]))
+
+
 def correlation_ci(x, y, x_sd=None, y_sd=None, absolute_y: bool = False, n_boot: int = CORRELATION_BOOTSTRAP,
                    seed: int = 0, level: float = 0.95) -> dict:
     """Pearson r and Spearman ρ of y against x with percentile bootstrap intervals: each replicate resamples the
@@ -115,8 +124,7 @@ def correlation_ci(x, y, x_sd=None, y_sd=None, absolute_y: bool = False, n_boot:
     out = {"n": n, "pearson": math.nan, "pearson_ci": nan2, "spearman": math.nan, "spearman_ci": nan2}
     if n < 3:
         return out
-    out["pearson"] = float(_pearson_rows(x[None], fold(y)[None])[0])
-    out["spearman"] = float(_pearson_rows(_ranks(x[None]), _ranks(fold(y)[None]))[0])
+    out["pearson"], out["spearman"] = correlation(x, fold(y))
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
     bx = x[idx] + sx[idx] * rng.standard_normal((n_boot, n))

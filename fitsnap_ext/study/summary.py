@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from .deck import ModelSpec
-from .statistics import property_uncertainty
+from .statistics import correlation, property_uncertainty
 
 # properties shown in the report even without a reference
 SHOWN_PROPERTIES = ("lattice_constant_A", "a_A", "c_A", "bulk_modulus_GPa", "C11_GPa", "C12_GPa", "C13_GPa",
@@ -93,15 +92,14 @@ def property_keys(rows, refs):
     return [k for k, ref in refs.items() if ref.get("compare", True) and any(f"{k}_err" in r for r in rows)]
 
 
-def correlations(rows: list[dict], xkey: str, ykey: str):
-    """(n, Pearson r, Spearman ρ) of |y| against x over models with both finite."""
-    from scipy.stats import pearsonr, spearmanr
+def correlation_points(rows: list[dict], xkey: str, ykey: str) -> list[dict]:
+    """The rows whose `xkey` and `ykey` are both finite numbers."""
+    return [r for r in rows if all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k]) for k in (xkey, ykey))]
 
-    pts = [(r[xkey], abs(r[ykey])) for r in rows if isinstance(r.get(xkey), (int, float))
-           and isinstance(r.get(ykey), (int, float)) and math.isfinite(r[xkey]) and math.isfinite(r[ykey])]
-    if len(pts) < 3:
-        return len(pts), float("nan"), float("nan")
-    x, y = np.array(pts).T
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return len(pts), float("nan"), float("nan")
-    return len(pts), float(pearsonr(x, y)[0]), float(spearmanr(x, y)[0])
+
+def correlations(rows: list[dict], xkey: str, ykey: str):
+    """(n, Pearson r, Spearman ρ) of |y| against x over models with both finite (NaN below three models or for a
+    constant variable)."""
+    pts = correlation_points(rows, xkey, ykey)
+    pearson, spearman = correlation([r[xkey] for r in pts], [abs(r[ykey]) for r in pts])
+    return len(pts), pearson, spearman
