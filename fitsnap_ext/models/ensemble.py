@@ -81,7 +81,7 @@ def restore(member, snap: dict):
     member.nets_.load_state_dict(state["nets"])
     member.scale_ = (mu, sig)
     member._mu_t, member._sig_t = torch.from_numpy(mu), torch.from_numpy(sig)
-    member._set_head(np.asarray(state["head"][0], dtype=float), float(state["head"][1]))
+    member._set_head(*state["head"])
     member.history_, member.fingerprint_ = state["history"], state["fingerprint"]
     member.best_epoch_, member.train_seconds_ = snap["best_epoch"], snap["train_seconds"]
     return member

@@ -265,6 +265,7 @@ class PerAtomNetwork:
         return shift, float(rms_force) if rms_force > 1e-8 else 1.0
 
     def _set_head(self, shift, out_scale) -> None:
+        """The energy head as a learned attribute (numpy, float) and as the batches' tensors."""
         torch = _torch()
         self.energy_head_ = (np.asarray(shift, dtype=float), float(out_scale))
         self._head = (torch.from_numpy(self.energy_head_[0]), self.energy_head_[1])
