@@ -522,10 +522,11 @@ def test_references_under_two_ranks(tmp_path):
         "from fitsnap_ext.study.stages import _references\n"
         f"spec = read_study({str(REPO / 'input_files' / 'study_gan.in')!r}, [('STUDY', 'out', {str(tmp_path)!r})])\n"
         "refs, _ = _references(spec, MPI.COMM_WORLD)\n"
-        "print('rank', MPI.COMM_WORLD.rank, sorted(refs)[:2], round(refs['C44_GPa']['value'], 2))\n")
+        "rank = MPI.COMM_WORLD.rank\n"  # one file per rank (cwd: tmp_path): the ranks' stdout lines interleave
+        "open(f'rank{rank}.txt', 'w').write(f\"rank {rank} {sorted(refs)[:2]} {round(refs['C44_GPa']['value'], 2)}\")\n")
     mpirun = Path(sys.executable).with_name("mpirun")
     proc = subprocess.run([str(mpirun if mpirun.exists() else shutil.which("mpirun")), "-np", "2", sys.executable,
                            str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = sorted(l for l in proc.stdout.splitlines() if l.startswith("rank"))
+    lines = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
     assert lines == [f"rank {r} ['C11_GPa', 'C11_clamped_ion_GPa'] 87.78" for r in (0, 1)]
