@@ -76,7 +76,8 @@ def _network(raw: RawDeck) -> NetworkSettings:
         checkpoint=raw.get(s, "checkpoint", str, d.checkpoint),
         save_freq=raw.get(s, "save_freq", int, d.save_freq),
         ensemble_size=raw.get(s, "ensemble_size", int, d.ensemble_size),
-        ensemble_bootstrap=raw.get(s, "ensemble_bootstrap", bool, d.ensemble_bootstrap))
+        ensemble_bootstrap=raw.get(s, "ensemble_bootstrap", bool, d.ensemble_bootstrap),
+        ema_decay=raw.get(s, "ema_decay", float, d.ema_decay))
     for key in ("learning_rate", "num_epochs", "batch_size", "save_freq"):
         if getattr(out, key) <= 0:
             raise raw.error("must be > 0", s, key)
@@ -87,6 +88,8 @@ def _network(raw: RawDeck) -> NetworkSettings:
         if getattr(out, given) is not None and getattr(out, missing) is None:
             raise raw.error(f"{given} is given without {missing}: as in FitSNAP, both are given (global weights "
                             "overriding the group weights) or neither (the groups' eweight/fweight)", s, missing)
+    if not 0 <= out.ema_decay < 1:
+        raise raw.error(f"{out.ema_decay}: must be in [0, 1) (0: no moving average of the weights)", s, "ema_decay")
     if not 0 <= out.validation_fraction < 1:
         raise raw.error("must be in [0, 1)", s, "validation_fraction")
     if out.training_fraction is not None and not 0 < out.training_fraction <= 1:

@@ -210,7 +210,8 @@ def test_fitsnap_pytorch_keys(tmp_path):
     from fitsnap_ext.config import load_settings
     from fitsnap_ext.errors import DeckError
 
-    for key, value in (("multi_element_option", "3"), ("training_fraction", "0"), ("shuffle_flag", "maybe")):
+    for key, value in (("multi_element_option", "3"), ("training_fraction", "0"), ("shuffle_flag", "maybe"),
+                       ("ema_decay", "1")):
         with pytest.raises(DeckError) as excinfo:
             load_settings(DEMO, NN_KEYS + [("PYTORCH", key, value)])
         assert f"[PYTORCH] {key}" in str(excinfo.value)
@@ -306,3 +307,48 @@ def test_energy_head_reference_energies_and_folded_export(tmp_path):
             (w1, b1), (w2, b2) = net.layers_[e]
             by_layers += (w2 @ np.tanh(w1 @ ((b - mu[e]) / sig[e]) + b1) + b2).item()
         assert by_layers == pytest.approx(energy, abs=1e-12)
+
+
+def test_weight_average_is_the_warmed_up_moving_average():
+    """ema_decay d: the networks kept are the moving average of the trained weights, updated after every step with
+    decay min(d, (1 + n)/(10 + n)) (MACE's warm-up) from the initial weights, as it stood at the end of the best
+    validation epoch; the validation errors logged are the averaged networks'."""
+    import torch
+
+    from fitsnap_ext.models.network import PerAtomNetwork
+    from fitsnap_ext.parallel import world
+    from fitsnap_ext.peratom import ConfigData
+
+    class Recording(PerAtomNetwork):
+        def _update_average(self, state, params):
+            if state["steps"] == 0:
+                self.recorded.append([a.clone() for a in state["ema"]])
+            self.recorded.append([p.detach().clone() for p in params])
+            super()._update_average(state, params)
+
+    rng = np.random.default_rng(5)
+    configs = []
+    for k in range(14):
+        elements = rng.integers(0, 2, size=rng.integers(2, 6))
+        n = len(elements)
+        configs.append(ConfigData(k, "g", k >= 12, 1.0, 1.0, elements, rng.normal(size=(n, 4)),
+                                  np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros((0, 3, 4)),
+                                  float(rng.normal() * n), rng.normal(scale=0.4, size=(n, 3))))
+    net = Recording(hidden=(5,), num_epochs=8, n_elements=2, patience=0, batch_size=4, ema_decay=0.9,
+                    learning_rate=0.05)
+    net.recorded = []
+    net.fit(configs, validation={0, 1})
+    steps_per_epoch = 3  # 10 training configurations, batches of 4
+    assert len(net.recorded) == 1 + 8 * steps_per_epoch
+    average = net.recorded[0]
+    for n, weights in enumerate(net.recorded[1:1 + net.best_epoch_ * steps_per_epoch]):
+        decay = min(0.9, (1 + n) / (10 + n))
+        average = [decay * a + (1 - decay) * w for a, w in zip(average, weights)]
+    kept = [p.detach() for p in net.nets_.parameters()]
+    assert max(float((a - k).abs().max()) for a, k in zip(average, kept)) < 1e-14
+    trained = net.recorded[net.best_epoch_ * steps_per_epoch]
+    assert max(float((t - k).abs().max()) for t, k in zip(trained, kept)) > 1e-3  # not the trained weights
+    val = [c for c in configs if c.index in (0, 1)]
+    with torch.no_grad():
+        logged = net._errors("val", net._evaluate_set(val, world()))["val_loss"]
+    assert logged == pytest.approx(net.history_[net.best_epoch_ - 1]["val_loss"], rel=1e-12)

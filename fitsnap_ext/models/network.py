@@ -30,6 +30,7 @@ torch is imported inside functions only (importing this module does not import t
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import os
@@ -197,7 +198,8 @@ class PerAtomNetwork:
     def __init__(self, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300, batch_size=4,
                  energy_weight=None, force_weight=None, seed=0, patience=50, n_elements=1, checkpoint="",
                  save_freq=10, init_state="", lr_final_fraction=0.01, stress_weight=0.0,
-                 stress_mask=(1.0,) * 6, shuffle=True, multi_element_option=2, deck_error=None, bootstrap=False):
+                 stress_mask=(1.0,) * 6, shuffle=True, multi_element_option=2, deck_error=None, bootstrap=False,
+                 ema_decay=0.0):
         if activation not in ACTIVATIONS:
             raise FitsnapError(f"activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (the only ones "
                                "LAMMPS' mliap model nn implements; any other name would silently run as linear)")
@@ -224,6 +226,7 @@ class PerAtomNetwork:
         self.multi_element_option = multi_element_option
         self.deck_error = deck_error or no_deck
         self.bootstrap = bootstrap
+        self.ema_decay = ema_decay
 
     # ------------------------------------------------------------------ helpers
     def _scale(self, fit, nd, comm):
@@ -281,6 +284,8 @@ class PerAtomNetwork:
                "stress_components": repr(self.stress_mask), "seed": str(self.seed), "patience": str(self.patience),
                "shuffle_flag": str(int(self.shuffle)), "energy head": "least-squares E0 + RMS-force output scale",
                "training configurations": f"{len(fit_ids)} ({digest[:12]})"}
+        if self.ema_decay:
+            out["ema_decay"] = repr(self.ema_decay)
         out.update(provenance or {})
         return out
 
@@ -322,7 +327,7 @@ class PerAtomNetwork:
             self.nets_.load_state_dict(ck["nets"])
             opt.load_state_dict(ck["optimizer"])
             rng.bit_generator.state = ck["rng"]
-            state.update({k: ck[k] for k in state})
+            state.update({k: ck[k] for k in state if self.ema_decay or k not in ("steps", "ema")})
             mu, sig = np.asarray(ck["mu"], dtype=float), np.asarray(ck["sig"], dtype=float)
             head = (np.asarray(ck["head"][0], dtype=float), float(ck["head"][1]))
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
@@ -401,7 +406,7 @@ class PerAtomNetwork:
         opt = torch.optim.Adam(params, lr=self.learning_rate)
         rng = np.random.Generator(np.random.PCG64(self.seed))
         state = dict(epoch=0, best_loss=np.inf, best_epoch=-1, best_nets=None, bad_epochs=0, history=[],
-                     stopped=False)
+                     stopped=False, steps=0, ema=[p.detach().clone() for p in params] if self.ema_decay else None)
         if self.checkpoint and Path(self.checkpoint).exists():
             mu, sig, head = self._resume(self.fingerprint_, opt, rng, state, progress)
         self.scale_ = (mu, sig)
@@ -474,10 +479,12 @@ class PerAtomNetwork:
                 p.grad.copy_(flat[k:k + p.numel()].view_as(p))
                 k += p.numel()
             opt.step()
+            self._update_average(state, params)
             train += buf[nflat:]
         row = dict(epoch=epoch + 1, lr=lr, **self._errors("train", train))
         if n_val:
-            row.update(self._errors("val", self._evaluate_set(val, comm)))
+            with self._averaged(state, params):
+                row.update(self._errors("val", self._evaluate_set(val, comm)))
             score = row["val_loss"]
         else:
             row.update({k.replace("train_", "val_"): np.nan for k in list(row) if k.startswith("train_")})
@@ -486,8 +493,9 @@ class PerAtomNetwork:
         row["seconds"] = time.perf_counter() - t0
         state["history"].append(row)
         if score < state["best_loss"]:
-            state.update(best_loss=float(score), best_epoch=epoch + 1,
-                         best_nets=copy.deepcopy(self.nets_.state_dict()), bad_epochs=0)
+            with self._averaged(state, params):
+                state.update(best_loss=float(score), best_epoch=epoch + 1,
+                             best_nets=copy.deepcopy(self.nets_.state_dict()), bad_epochs=0)
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
@@ -501,6 +509,38 @@ class PerAtomNetwork:
                     f" | P MAE train {row['train_stress_mae']:.4g} val {row['val_stress_mae']:.4g} bar")
                  + f" | {row['seconds']:.2f} s"
                  + (f" | early stop (best epoch {state['best_epoch']})" if state["stopped"] else ""))
+
+    def _update_average(self, state, params) -> None:
+        """One step of the weights' exponential moving average (decay min(ema_decay, (1 + n)/(10 + n)) at step n,
+        as MACE and TensorFlow warm it up), when ema_decay is set."""
+        if not self.ema_decay:
+            return
+        torch = _torch()
+        n = state["steps"]
+        decay = min(self.ema_decay, (1 + n) / (10 + n))
+        with torch.no_grad():
+            for avg, p in zip(state["ema"], params):
+                avg.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        state["steps"] = n + 1
+
+    @contextlib.contextmanager
+    def _averaged(self, state, params):
+        """The averaged weights in the networks for the duration (validation, keeping the best epoch); the
+        trained weights back afterwards. Nothing changes without ema_decay."""
+        if not self.ema_decay:
+            yield
+            return
+        torch = _torch()
+        trained = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p, avg in zip(params, state["ema"]):
+                p.copy_(avg)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, t in zip(params, trained):
+                    p.copy_(t)
 
     # ------------------------------------------------------------------ use
     def predict(self, config):

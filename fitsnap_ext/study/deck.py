@@ -23,11 +23,12 @@ MODEL_KEY_SECTIONS = {
     "solver": "SOLVER", "alpha": "RIDGE",
     "layer_sizes": "PYTORCH", "activation": "PYTORCH", "num_epochs": "PYTORCH", "learning_rate": "PYTORCH",
     "batch_size": "PYTORCH", "energy_weight": "PYTORCH", "force_weight": "PYTORCH", "seed": "PYTORCH",
-    "patience": "PYTORCH", "validation_fraction": "PYTORCH", "stress_weight": "PYTORCH",
+    "patience": "PYTORCH", "validation_fraction": "PYTORCH", "stress_weight": "PYTORCH", "ema_decay": "PYTORCH",
 }
 QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_epochs", "out")
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
-              "md_temperature", "nn_epochs", "nn_patience", "nn_stress_weight", "nn_group_weights", "split_seed", "dataPath",
+              "md_temperature", "nn_epochs", "nn_patience", "nn_stress_weight", "nn_group_weights", "nn_ema_decay",
+              "split_seed", "dataPath",
               "structure", "property_settings",
               "property_quick", "nn_ensemble", "linear_samples") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
@@ -245,8 +246,8 @@ def _run_options(raw: RawDeck, quick: bool) -> dict:
 
 
 def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
-    """The [PYTORCH] keys every network rung gets: the study's nn_epochs, nn_stress_weight, nn_patience and the
-    command line's `-k PYTORCH key value` (a linear rung's deck has no [PYTORCH])."""
+    """The [PYTORCH] keys every network rung gets: the study's nn_epochs, nn_stress_weight, nn_patience,
+    nn_ema_decay and the command line's `-k PYTORCH key value` (a linear rung's deck has no [PYTORCH])."""
     s = "STUDY"
     nn_epochs = raw.get(s, "nn_epochs", int, None)
     if nn_epochs is not None and nn_epochs < 1:
@@ -257,6 +258,9 @@ def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
     nn_stress_weight = raw.get(s, "nn_stress_weight", float, None)
     if nn_stress_weight is not None and nn_stress_weight < 0:
         raise raw.error("must be >= 0", s, "nn_stress_weight")
+    nn_ema_decay = raw.get(s, "nn_ema_decay", float, None)
+    if nn_ema_decay is not None and not 0 <= nn_ema_decay < 1:
+        raise raw.error("must be in [0, 1) (0: no moving average of the weights)", s, "nn_ema_decay")
     defaults = []
     if nn_epochs:
         defaults.append(("PYTORCH", "num_epochs", str(nn_epochs)))
@@ -264,6 +268,8 @@ def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
         defaults.append(("PYTORCH", "stress_weight", repr(nn_stress_weight)))
     if nn_patience is not None:
         defaults.append(("PYTORCH", "patience", str(nn_patience)))
+    if nn_ema_decay:
+        defaults.append(("PYTORCH", "ema_decay", repr(nn_ema_decay)))
     return defaults + [("PYTORCH", key, value) for sec, key, value in overrides if sec.upper() == "PYTORCH"]
 
 
