@@ -28,6 +28,7 @@ MODEL_KEY_SECTIONS = {
 QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_epochs", "out")
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
               "md_temperature", "nn_epochs", "nn_patience", "nn_stress_weight", "nn_group_weights", "nn_ema_decay",
+              "nn_validation_fraction",
               "split_seed", "dataPath",
               "structure", "property_settings",
               "property_quick", "nn_ensemble", "linear_samples") + tuple("quick_" + k for k in QUICK_KEYS)
@@ -247,7 +248,7 @@ def _run_options(raw: RawDeck, quick: bool) -> dict:
 
 def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
     """The [PYTORCH] keys every network rung gets: the study's nn_epochs, nn_stress_weight, nn_patience,
-    nn_ema_decay and the command line's `-k PYTORCH key value` (a linear rung's deck has no [PYTORCH])."""
+    nn_ema_decay, nn_validation_fraction and the command line's `-k PYTORCH key value` (a linear rung's deck has no [PYTORCH])."""
     s = "STUDY"
     nn_epochs = raw.get(s, "nn_epochs", int, None)
     if nn_epochs is not None and nn_epochs < 1:
@@ -261,6 +262,10 @@ def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
     nn_ema_decay = raw.get(s, "nn_ema_decay", float, None)
     if nn_ema_decay is not None and not 0 <= nn_ema_decay < 1:
         raise raw.error("must be in [0, 1) (0: no moving average of the weights)", s, "nn_ema_decay")
+    nn_validation = raw.get(s, "nn_validation_fraction", float, None)
+    if nn_validation is not None and not 0 <= nn_validation < 1:
+        raise raw.error("must be in [0, 1) (0: no validation split, the last epochs' weights are kept)", s,
+                        "nn_validation_fraction")
     defaults = []
     if nn_epochs:
         defaults.append(("PYTORCH", "num_epochs", str(nn_epochs)))
@@ -270,6 +275,8 @@ def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
         defaults.append(("PYTORCH", "patience", str(nn_patience)))
     if nn_ema_decay:
         defaults.append(("PYTORCH", "ema_decay", repr(nn_ema_decay)))
+    if nn_validation is not None:
+        defaults.append(("PYTORCH", "validation_fraction", repr(nn_validation)))
     return defaults + [("PYTORCH", key, value) for sec, key, value in overrides if sec.upper() == "PYTORCH"]
 
 
