@@ -1,6 +1,6 @@
 """Does a deep ensemble buy accuracy on the Zuo Si data? Test-split errors over several seeds of the split.
 
-    python benchmarks/bench_zuo_ensemble.py [--seeds 7 11 13] [--epochs 100] [--models linear quadratic nn ens4 ens4_boot]
+    python benchmarks/bench_zuo_ensemble.py [--seeds 7 11 13] [--epochs 100] [--models linear quadratic nn ens4 ...]
         [--raw results.json] [--out results.md]
 
 Every fit is `python -m fitsnap_ext <deck>` in a fresh temporary folder (OMP_NUM_THREADS=1, one process, one after
@@ -10,6 +10,7 @@ the other), with `-k GROUPS random_seed <s>` choosing the split (the decks' 0.9/
   nn         input_files/in.si_nn        (55-32-32-1 tanh; [PYTORCH] seed 0)
   ens4       in.si_nn with ensemble_size 4 (members seed 0..3; the mean exported as one mliap network)
   ens4_boot  ens4 with ensemble_bootstrap 1
+  nn_noval, ens4_noval  nn, ens4 with validation_fraction 0 (every training configuration fitted, the last epochs kept)
 Every network gets `num_epochs = --epochs` (the same for all). Errors: the metrics .csv's *ALL / Test rows (energy
 MAE in eV/atom, force-component MAE/RMSE in eV/Å); times: wall and user+system CPU of the whole fit process
 (descriptors included), in s. `--raw` keeps every run (re-rendered with `--render-only`).
@@ -37,6 +38,8 @@ MODELS = {
     "nn": ("in.si_nn", []),
     "ens4": ("in.si_nn", [("PYTORCH", "ensemble_size", "4")]),
     "ens4_boot": ("in.si_nn", [("PYTORCH", "ensemble_size", "4"), ("PYTORCH", "ensemble_bootstrap", "1")]),
+    "nn_noval": ("in.si_nn", [("PYTORCH", "validation_fraction", "0")]),
+    "ens4_noval": ("in.si_nn", [("PYTORCH", "ensemble_size", "4"), ("PYTORCH", "validation_fraction", "0")]),
 }
 
 

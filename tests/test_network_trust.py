@@ -309,34 +309,63 @@ def test_energy_head_reference_energies_and_folded_export(tmp_path):
         assert by_layers == pytest.approx(energy, abs=1e-12)
 
 
+def _random_configs(n_configs=14, n_test=2):
+    """Small two-element ConfigData with random descriptors and labels (no gradients needed for these tests)."""
+    from fitsnap_ext.peratom import ConfigData
+
+    rng = np.random.default_rng(5)
+    configs = []
+    for k in range(n_configs):
+        elements = rng.integers(0, 2, size=rng.integers(2, 6))
+        n = len(elements)
+        configs.append(ConfigData(k, "g", k >= n_configs - n_test, 1.0, 1.0, elements, rng.normal(size=(n, 4)),
+                                  np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros((0, 3, 4)),
+                                  float(rng.normal() * n), rng.normal(scale=0.4, size=(n, 3))))
+    return configs
+
+
+def _recording_network(**params):
+    """A PerAtomNetwork that records the weights after every optimiser step (and the average's start)."""
+    from fitsnap_ext.models.network import PerAtomNetwork
+
+    class Recording(PerAtomNetwork):
+        def _update_average(self, state, params):
+            if state["steps"] == 0 and state["ema"] is not None:
+                self.recorded.append([a.clone() for a in state["ema"]])
+            self.recorded.append([p.detach().clone() for p in params])
+            super()._update_average(state, params)
+
+    net = Recording(**params)
+    net.recorded = []
+    return net
+
+
+def test_without_validation_the_lowest_training_loss_epoch_is_kept():
+    """validation = (): every training configuration is fitted (no early stopping) and the weights kept are
+    those at the end of the epoch with the lowest training loss (the studies' `nn_validation_fraction = 0`)."""
+    configs = _random_configs()
+    net = _recording_network(hidden=(5,), num_epochs=8, n_elements=2, patience=3, batch_size=4, learning_rate=0.05)
+    net.fit(configs, validation=())
+    steps_per_epoch = 3  # 12 training configurations, batches of 4
+    assert len(net.recorded) == 8 * steps_per_epoch and len(net.history_) == 8
+    losses = [row["train_loss"] for row in net.history_]
+    assert net.best_epoch_ == 1 + int(np.argmin(losses))
+    kept = [p.detach() for p in net.nets_.parameters()]
+    trained = net.recorded[net.best_epoch_ * steps_per_epoch - 1]
+    assert max(float((t - k).abs().max()) for t, k in zip(trained, kept)) == 0.0
+
+
 def test_weight_average_is_the_warmed_up_moving_average():
     """ema_decay d: the networks kept are the moving average of the trained weights, updated after every step with
     decay min(d, (1 + n)/(10 + n)) (MACE's warm-up) from the initial weights, as it stood at the end of the best
     validation epoch; the validation errors logged are the averaged networks'."""
     import torch
 
-    from fitsnap_ext.models.network import PerAtomNetwork
     from fitsnap_ext.parallel import world
-    from fitsnap_ext.peratom import ConfigData
 
-    class Recording(PerAtomNetwork):
-        def _update_average(self, state, params):
-            if state["steps"] == 0:
-                self.recorded.append([a.clone() for a in state["ema"]])
-            self.recorded.append([p.detach().clone() for p in params])
-            super()._update_average(state, params)
-
-    rng = np.random.default_rng(5)
-    configs = []
-    for k in range(14):
-        elements = rng.integers(0, 2, size=rng.integers(2, 6))
-        n = len(elements)
-        configs.append(ConfigData(k, "g", k >= 12, 1.0, 1.0, elements, rng.normal(size=(n, 4)),
-                                  np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros((0, 3, 4)),
-                                  float(rng.normal() * n), rng.normal(scale=0.4, size=(n, 3))))
-    net = Recording(hidden=(5,), num_epochs=8, n_elements=2, patience=0, batch_size=4, ema_decay=0.9,
-                    learning_rate=0.05)
-    net.recorded = []
+    configs = _random_configs()
+    net = _recording_network(hidden=(5,), num_epochs=8, n_elements=2, patience=0, batch_size=4, ema_decay=0.9,
+                             learning_rate=0.05)
     net.fit(configs, validation={0, 1})
     steps_per_epoch = 3  # 10 training configurations, batches of 4
     assert len(net.recorded) == 1 + 8 * steps_per_epoch
