@@ -1,0 +1,5 @@
+# Neural-network SNAP potential pot.member0 written by fitsnap_ext (units metal).
+# Atom types 1..1 are Si. Run LAMMPS from this file's folder.
+
+pair_style mliap model nn pot.member0.mliap.model descriptor sna pot.member0.mliap.descriptor
+pair_coeff * * Si
