@@ -127,12 +127,14 @@ def test_summary_row_sd_and_spread_from_members_and_engine():
 # ---------------------------------------------------------------- deck keys (fast)
 
 def test_member_keys_change_the_rung_decks_and_default_keys_do_not(tmp_path):
-    quick = [("STUDY", "quick", "1")]
-    spec = read_study(DECK, quick)
-    same = read_study(DECK, quick + [("STUDY", "nn_ensemble", "1"), ("STUDY", "linear_samples", "0")])
+    plain = tmp_path / "plain.in"  # no nn_ensemble / linear_samples (the Si, GaN and LGPS decks now set them)
+    plain.write_text(f"[STUDY]\nsystem = si\nbase_deck = {REPO / 'input_files' / 'in.demo'}\n"
+                     "ladder = linear:4 linear:6 quadratic:4 nn:8\n")
+    spec = read_study(plain)
+    same = read_study(plain, [("STUDY", "nn_ensemble", "1"), ("STUDY", "linear_samples", "0")])
     for a, b in zip(spec.models, same.models):
         assert fit_key(model_settings(spec, a)) == fit_key(model_settings(same, b)), a.name
-    uq = read_study(DECK, quick + [("STUDY", "nn_ensemble", "3"), ("STUDY", "linear_samples", "4")])
+    uq = read_study(plain, [("STUDY", "nn_ensemble", "3"), ("STUDY", "linear_samples", "4")])
     for m in uq.models:
         s = model_settings(uq, m)
         if m.kind == "nn":
