@@ -381,3 +381,29 @@ def test_weight_average_is_the_warmed_up_moving_average():
     with torch.no_grad():
         logged = net._errors("val", net._evaluate_set(val, world()))["val_loss"]
     assert logged == pytest.approx(net.history_[net.best_epoch_ - 1]["val_loss"], rel=1e-12)
+
+
+def test_weight_average_survives_a_restart(tmp_path):
+    """With ema_decay the checkpoint holds the average and its step count: a fit stopped after its epoch-2
+    checkpoint and rerun ends with the uninterrupted fit's weights, bit for bit."""
+    from fitsnap_ext.models.network import PerAtomNetwork
+
+    class Stopped(PerAtomNetwork):
+        def _epoch(self, state, *args):
+            if state["epoch"] == 2:
+                raise KeyboardInterrupt  # as a kill right after the epoch-2 checkpoint
+            super()._epoch(state, *args)
+
+    configs = _random_configs()
+    params = dict(hidden=(5,), num_epochs=5, n_elements=2, patience=0, batch_size=4, ema_decay=0.8,
+                  learning_rate=0.05, save_freq=2)
+    whole = PerAtomNetwork(**params, checkpoint=str(tmp_path / "a.pt")).fit(configs, validation={0, 1})
+    with pytest.raises(KeyboardInterrupt):
+        Stopped(**params, checkpoint=str(tmp_path / "b.pt")).fit(configs, validation={0, 1})
+    said = []
+    resumed = PerAtomNetwork(**params, checkpoint=str(tmp_path / "b.pt")).fit(configs, validation={0, 1},
+                                                                              progress=said.append)
+    assert any("resumed from checkpoint" in m and "at epoch 2" in m for m in said)
+    for a, b in zip(whole.nets_.parameters(), resumed.nets_.parameters()):
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+    assert resumed.best_epoch_ == whole.best_epoch_ and len(resumed.history_) == 5
