@@ -5,7 +5,7 @@ snap and mliap do not provide; the direct method needs only energies and forces.
 
 κ is computed from the whole production run (its average profile and total swapped energy); its standard error
 `thermal_conductivity_W_mK_sd` (and `thermal_gradient_K_A_sd`) comes from THERMAL_BLOCKS equal blocks of that run,
-κ recomputed on each block's average profile and swapped energy (statistics.standard_error).
+κ recomputed on each block's average profile and swapped energy (statistics.block_errors).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from fitsnap_ext.properties.md_runs import md_steps, read_blocks, read_last_block
 from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
-from fitsnap_ext.properties.statistics import standard_error
+from fitsnap_ext.properties.statistics import block_errors
 from fitsnap_ext.properties.systems import SystemPreset
 from fitsnap_ext.units import EV_PER_A2_PS_TO_W_PER_M2
 
@@ -82,9 +82,7 @@ def run_thermal(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Pa
     grad = gradient_from_profile(profile[:, 1], profile[:, 3], kv["lz_A"])
     kappa = kappa_W_mK(kv["energy_swapped_eV"], kv["area_A2"], kv["time_ps"], grad)
     blocks = block_values(out, kv["area_A2"], kv["lz_A"], kv["time_ps"] / THERMAL_BLOCKS)
-    return {"thermal_conductivity_W_mK": kappa,
-            "thermal_conductivity_W_mK_sd": standard_error([b["thermal_conductivity_W_mK"] for b in blocks]),
-            "thermal_temperature_K": system.thermal_T, "thermal_box_length_A": kv["lz_A"],
-            "thermal_gradient_K_A": grad,
-            "thermal_gradient_K_A_sd": standard_error([b["thermal_gradient_K_A"] for b in blocks]),
+    return {"thermal_conductivity_W_mK": kappa, "thermal_temperature_K": system.thermal_T,
+            "thermal_box_length_A": kv["lz_A"], "thermal_gradient_K_A": grad,
+            **block_errors(blocks, ("thermal_conductivity_W_mK", "thermal_gradient_K_A")),
             "thermal_method": "direct (Muller-Plathe), heat flow along z"}

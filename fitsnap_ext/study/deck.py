@@ -28,9 +28,7 @@ MODEL_KEY_SECTIONS = {
 QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_epochs", "out")
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
               "md_temperature", "nn_epochs", "nn_patience", "nn_stress_weight", "nn_group_weights", "nn_ema_decay",
-              "nn_validation_fraction",
-              "split_seed", "dataPath",
-              "structure", "property_settings",
+              "nn_validation_fraction", "split_seed", "dataPath", "structure", "property_settings",
               "property_quick", "nn_ensemble", "linear_samples") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
 # A network rung's loss weights unless the study deck gives [PYTORCH] energy_weight/force_weight (the values every
@@ -248,7 +246,8 @@ def _run_options(raw: RawDeck, quick: bool) -> dict:
 
 def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
     """The [PYTORCH] keys every network rung gets: the study's nn_epochs, nn_stress_weight, nn_patience,
-    nn_ema_decay, nn_validation_fraction and the command line's `-k PYTORCH key value` (a linear rung's deck has no [PYTORCH])."""
+    nn_ema_decay, nn_validation_fraction and the command line's `-k PYTORCH key value` (a linear rung's deck has
+    no [PYTORCH])."""
     s = "STUDY"
     nn_epochs = raw.get(s, "nn_epochs", int, None)
     if nn_epochs is not None and nn_epochs < 1:

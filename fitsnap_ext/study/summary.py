@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-
 from .deck import ModelSpec
 from .statistics import correlation, property_uncertainty
 
