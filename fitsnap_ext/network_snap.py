@@ -136,6 +136,7 @@ class NetworkSNAP(SnapEstimator):
 
     def fit_descriptors(self, settings: Settings, entries, data, comm, progress, timings=None):
         net = settings.network
+        self._compared_for = self._compared_items = None  # predictions of a previous fit
         with collective(comm, "fingerprinting the data"):
             prov = provenance(settings, entries, comm)
         if net.training_fraction is not None:  # FitSNAP's global split overrides the groups' train/test sizes
@@ -185,7 +186,14 @@ class NetworkSNAP(SnapEstimator):
         return self
 
     def error_sums(self, settings: Settings, entries, data) -> dict:
-        return error_sums(settings, data, self.network_)
+        return error_sums(self._compared(settings, data))
+
+    def _compared(self, settings: Settings, data) -> list:
+        """This rank's `compared_values`, predicted once per data set (the metrics and the parity dataframe
+        share them)."""
+        if self._compared_for is not data:
+            self._compared_for, self._compared_items = data, list(compared_values(settings, data, self.network_))
+        return self._compared_items
 
     def potential_files(self, stem: str) -> dict:
         """`stem.mliap.model/.mliap.descriptor/.mod`: the network, or an ensemble's mean as one network; an
@@ -211,7 +219,7 @@ class NetworkSNAP(SnapEstimator):
                  f"{stem}.loss.png": loss_png(self.history_, f"Fitting errors of {Path(stem).name} ({self.describe()}; deck "
                                                              f"{settings.deck.name})")}
         if settings.output.dump_dataframe:
-            frame = parity_frame(settings, data, self.network_, comm)
+            frame = parity_frame(self._compared(settings, data), comm)
             if comm.rank == 0:
                 files[settings.output.dataframe_file] = frame.to_pickle
         if settings.network.save_state_output:
@@ -429,11 +437,11 @@ def compared_values(settings: Settings, data, model):
             yield c, STRESS, np.asarray(c.stress), np.asarray(stress)
 
 
-def parity_frame(settings: Settings, data, model, comm):
+def parity_frame(items, comm):
     """Rank 0: the parity dataframe of every configuration (the linear fits' columns Groups, Configs, Testing,
-    Row_Type, truths, preds)."""
+    Row_Type, truths, preds) from every rank's `compared_values` `items`."""
     mine = [((c.group, str(c.index), bool(c.test)), KIND_NAMES[kind], truth, pred)
-            for c, kind, truth, pred in compared_values(settings, data, model)]
+            for c, kind, truth, pred in items]
     parts = comm.gather(mine, root=0)
     if comm.rank != 0:
         return None
@@ -449,9 +457,8 @@ def parity_frame(settings: Settings, data, model, comm):
                          "preds": np.concatenate([np.asarray(p, float) for _, _, _, p in items])})
 
 
-def error_sums(settings: Settings, data, model):
-    """This rank's metrics sums over `compared_values`."""
-    items = list(compared_values(settings, data, model))
+def error_sums(items):
+    """This rank's metrics sums over its `compared_values` `items`."""
     sizes = [len(truth) for _, _, truth, _ in items]
     cat = (lambda xs, dt: np.concatenate([np.asarray(x, dt) for x in xs]) if xs else np.zeros(0, dt))
     return residual_sums(cat([pred - truth for _, _, truth, pred in items], float),

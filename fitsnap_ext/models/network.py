@@ -482,22 +482,21 @@ class PerAtomNetwork:
             self._update_average(state, params)
             train += buf[nflat:]
         row = dict(epoch=epoch + 1, lr=lr, **self._errors("train", train))
-        if n_val:
-            with self._averaged(state, params):
+        with self._averaged(state, params):  # validated and kept: the averaged weights
+            if n_val:
                 row.update(self._errors("val", self._evaluate_set(val, comm)))
-            score = row["val_loss"]
-        else:
-            row.update({k.replace("train_", "val_"): np.nan for k in list(row) if k.startswith("train_")})
-            score = row["train_loss"]
+                score = row["val_loss"]
+            else:
+                row.update({k.replace("train_", "val_"): np.nan for k in list(row) if k.startswith("train_")})
+                score = row["train_loss"]
+            if score < state["best_loss"]:
+                state.update(best_loss=float(score), best_epoch=epoch + 1,
+                             best_nets=copy.deepcopy(self.nets_.state_dict()), bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
         row = {k: (float(v) if isinstance(v, np.generic) else v) for k, v in row.items()}
         row["seconds"] = time.perf_counter() - t0
         state["history"].append(row)
-        if score < state["best_loss"]:
-            with self._averaged(state, params):
-                state.update(best_loss=float(score), best_epoch=epoch + 1,
-                             best_nets=copy.deepcopy(self.nets_.state_dict()), bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
         if n_val and self.patience and state["bad_epochs"] >= self.patience:
             state["stopped"] = True
