@@ -77,11 +77,12 @@ def _network(raw: RawDeck) -> NetworkSettings:
         save_freq=raw.get(s, "save_freq", int, d.save_freq),
         ensemble_size=raw.get(s, "ensemble_size", int, d.ensemble_size),
         ensemble_bootstrap=raw.get(s, "ensemble_bootstrap", bool, d.ensemble_bootstrap),
-        ema_decay=raw.get(s, "ema_decay", float, d.ema_decay))
+        ema_decay=raw.get(s, "ema_decay", float, d.ema_decay),
+        weight_decay=raw.get(s, "weight_decay", float, d.weight_decay))
     for key in ("learning_rate", "num_epochs", "batch_size", "save_freq"):
         if getattr(out, key) <= 0:
             raise raw.error("must be > 0", s, key)
-    for key in ("energy_weight", "force_weight", "stress_weight"):
+    for key in ("energy_weight", "force_weight", "stress_weight", "weight_decay"):
         if getattr(out, key) is not None and getattr(out, key) < 0:
             raise raw.error("must be >= 0", s, key)
     for given, missing in (("energy_weight", "force_weight"), ("force_weight", "energy_weight")):

@@ -211,7 +211,7 @@ def test_fitsnap_pytorch_keys(tmp_path):
     from fitsnap_ext.errors import DeckError
 
     for key, value in (("multi_element_option", "3"), ("training_fraction", "0"), ("shuffle_flag", "maybe"),
-                       ("ema_decay", "1")):
+                       ("ema_decay", "1"), ("weight_decay", "-0.1")):
         with pytest.raises(DeckError) as excinfo:
             load_settings(DEMO, NN_KEYS + [("PYTORCH", key, value)])
         assert f"[PYTORCH] {key}" in str(excinfo.value)
@@ -381,6 +381,29 @@ def test_weight_average_is_the_warmed_up_moving_average():
     with torch.no_grad():
         logged = net._errors("val", net._evaluate_set(val, world()))["val_loss"]
     assert logged == pytest.approx(net.history_[net.best_epoch_ - 1]["val_loss"], rel=1e-12)
+
+
+def test_weight_decay_is_decoupled_and_follows_the_schedule():
+    """weight_decay λ (AdamW): every step multiplies each parameter by (1 − lr_t·λ) besides Adam's step, lr_t the
+    cosine schedule's rate of the epoch. With every loss weight off Adam's step is zero, so after epoch e the weights
+    are the initial ones times Π (1 − lr_t·λ)^steps — to round-off."""
+    configs = _random_configs()
+    params = dict(hidden=(5,), num_epochs=4, n_elements=2, patience=0, batch_size=4, learning_rate=0.05,
+                  weight_decay=2.0)
+    off = dict(validation=(), use_energy=False, use_force=False, use_stress=False)
+    net = _recording_network(**params)
+    net.fit(configs, **off)
+    steps_per_epoch = 3  # 12 training configurations, batches of 4
+    # the same seed with a vanishing rate keeps the initial weights
+    still = _recording_network(**dict(params, num_epochs=1, learning_rate=1e-300)).fit(configs, **off)
+    initial = [p.detach() for p in still.nets_.parameters()]
+    factor = 1.0
+    for epoch in range(4):
+        lr = 0.05 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * epoch / 3)))
+        factor *= (1 - lr * 2.0) ** steps_per_epoch
+        got = net.recorded[(epoch + 1) * steps_per_epoch - 1]
+        assert max(float((g - factor * w).abs().max()) for g, w in zip(got, initial)) < 1e-14
+    assert factor < 0.6  # the decay did shrink them
 
 
 def test_weight_average_survives_a_restart(tmp_path):

@@ -81,6 +81,8 @@ def test_property_settings_reach_the_engine(tmp_path):
      ":5: [STUDY] nn_patience: must be >= 0"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = nn:8\nnn_ema_decay = 1\n",
      ":5: [STUDY] nn_ema_decay: must be in [0, 1)"),
+    ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = nn:8\nnn_weight_decay = -1\n",
+     ":5: [STUDY] nn_weight_decay: must be >= 0"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = nn:8\nnn_validation_fraction = -0.1\n",
      ":5: [STUDY] nn_validation_fraction: must be in [0, 1)"),
     ("[STUDY]\nsystem = si\nbase_deck = DEMO\nladder = linear:6\nproperty_settings = liquid_prod_ps 5, melt_ps 3\n",
@@ -157,9 +159,11 @@ def test_gan_inline_deck(tmp_path):
     spec3 = read_study(REPO / "input_files" / "study_gan.in", [
         ("STUDY", "out", str(tmp_path / "gan")), ("STUDY", "dataPath", str(tmp_path)),
         ("ABINITIO", "volume_set", str(tmp_path / "volume.xyz")), ("STUDY", "nn_patience", "7"),
-        ("STUDY", "nn_ema_decay", "0.95"), ("STUDY", "nn_validation_fraction", "0.2")])
+        ("STUDY", "nn_ema_decay", "0.95"), ("STUDY", "nn_validation_fraction", "0.2"),
+        ("STUDY", "nn_weight_decay", "0.05")])
     network = model_settings(spec3, next(m for m in spec3.models if m.kind == "nn")).network
-    assert (network.patience, network.ema_decay, network.validation_fraction) == (7, 0.95, 0.2)
+    assert (network.patience, network.ema_decay, network.validation_fraction, network.weight_decay) == (
+        7, 0.95, 0.2, 0.05)
     # the extracted fitting deck keeps the study deck's line numbers
     study_lines = (REPO / "input_files" / "study_gan.in").read_text().splitlines()
     base_lines = spec.base_deck.read_text().splitlines()

@@ -193,13 +193,15 @@ class PerAtomNetwork:
     network per element, 1 = one network shared by all elements. `deck_error(message, section, key)` makes the
     errors about checkpoint / save_state_input files (a DeckError naming the deck when the fit pipeline passes
     Settings.error). bootstrap: train on a resample of the training configurations seeded by `seed` (ensembles).
+    weight_decay: AdamW's decoupled decay of every parameter (Loshchilov & Hutter 2019), p ← p − lr·weight_decay·p
+    per step; 0 trains with Adam as FitSNAP does.
     """
 
     def __init__(self, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300, batch_size=4,
                  energy_weight=None, force_weight=None, seed=0, patience=50, n_elements=1, checkpoint="",
                  save_freq=10, init_state="", lr_final_fraction=0.01, stress_weight=0.0,
                  stress_mask=(1.0,) * 6, shuffle=True, multi_element_option=2, deck_error=None, bootstrap=False,
-                 ema_decay=0.0):
+                 ema_decay=0.0, weight_decay=0.0):
         if activation not in ACTIVATIONS:
             raise FitsnapError(f"activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (the only ones "
                                "LAMMPS' mliap model nn implements; any other name would silently run as linear)")
@@ -227,6 +229,7 @@ class PerAtomNetwork:
         self.deck_error = deck_error or no_deck
         self.bootstrap = bootstrap
         self.ema_decay = ema_decay
+        self.weight_decay = weight_decay
 
     # ------------------------------------------------------------------ helpers
     def _scale(self, fit, nd, comm):
@@ -286,6 +289,8 @@ class PerAtomNetwork:
                "training configurations": f"{len(fit_ids)} ({digest[:12]})"}
         if self.ema_decay:
             out["ema_decay"] = repr(self.ema_decay)
+        if self.weight_decay:
+            out["weight_decay"] = repr(self.weight_decay)
         out.update(provenance or {})
         return out
 
@@ -403,7 +408,8 @@ class PerAtomNetwork:
                 for net in self.nets_:
                     net[-1].bias.zero_()
         params = list(self.nets_.parameters())
-        opt = torch.optim.Adam(params, lr=self.learning_rate)
+        opt = (torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay) if self.weight_decay
+               else torch.optim.Adam(params, lr=self.learning_rate))
         rng = np.random.Generator(np.random.PCG64(self.seed))
         state = dict(epoch=0, best_loss=np.inf, best_epoch=-1, best_nets=None, bad_epochs=0, history=[],
                      stopped=False, steps=0, ema=[p.detach().clone() for p in params] if self.ema_decay else None)

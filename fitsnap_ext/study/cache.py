@@ -21,7 +21,7 @@ STUDY_VERSION = 1
 KEYED_UNLESS_DEFAULT = {("calculator", "stress_components"): "all", ("network", "training_fraction"): None,
                         ("network", "shuffle_flag"): True, ("network", "multi_element_option"): 2,
                         ("network", "ensemble_size"): 1, ("network", "ensemble_bootstrap"): False,
-                        ("network", "ema_decay"): 0.0,
+                        ("network", "ema_decay"): 0.0, ("network", "weight_decay"): 0.0,
                         ("solver", "nsam"): 0, ("solver", "cov_nugget"): 0.0}
 
 

@@ -24,11 +24,12 @@ MODEL_KEY_SECTIONS = {
     "layer_sizes": "PYTORCH", "activation": "PYTORCH", "num_epochs": "PYTORCH", "learning_rate": "PYTORCH",
     "batch_size": "PYTORCH", "energy_weight": "PYTORCH", "force_weight": "PYTORCH", "seed": "PYTORCH",
     "patience": "PYTORCH", "validation_fraction": "PYTORCH", "stress_weight": "PYTORCH", "ema_decay": "PYTORCH",
+    "weight_decay": "PYTORCH",
 }
 QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_epochs", "out")
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
               "md_temperature", "nn_epochs", "nn_patience", "nn_stress_weight", "nn_group_weights", "nn_ema_decay",
-              "nn_validation_fraction", "split_seed", "dataPath", "structure", "property_settings",
+              "nn_weight_decay", "nn_validation_fraction", "split_seed", "dataPath", "structure", "property_settings",
               "property_quick", "nn_ensemble", "linear_samples") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
 # A network rung's loss weights unless the study deck gives [PYTORCH] energy_weight/force_weight (the values every
@@ -246,7 +247,7 @@ def _run_options(raw: RawDeck, quick: bool) -> dict:
 
 def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
     """The [PYTORCH] keys every network rung gets: the study's nn_epochs, nn_stress_weight, nn_patience,
-    nn_ema_decay, nn_validation_fraction and the command line's `-k PYTORCH key value` (a linear rung's deck has
+    nn_ema_decay, nn_weight_decay, nn_validation_fraction and the command line's `-k PYTORCH key value` (a linear rung's deck has
     no [PYTORCH])."""
     s = "STUDY"
     nn_epochs = raw.get(s, "nn_epochs", int, None)
@@ -261,6 +262,9 @@ def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
     nn_ema_decay = raw.get(s, "nn_ema_decay", float, None)
     if nn_ema_decay is not None and not 0 <= nn_ema_decay < 1:
         raise raw.error("must be in [0, 1) (0: no moving average of the weights)", s, "nn_ema_decay")
+    nn_weight_decay = raw.get(s, "nn_weight_decay", float, None)
+    if nn_weight_decay is not None and nn_weight_decay < 0:
+        raise raw.error("must be >= 0 (0: plain Adam)", s, "nn_weight_decay")
     nn_validation = raw.get(s, "nn_validation_fraction", float, None)
     if nn_validation is not None and not 0 <= nn_validation < 1:
         raise raw.error("must be in [0, 1) (0: no validation split, the last epochs' weights are kept)", s,
@@ -274,6 +278,8 @@ def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
         defaults.append(("PYTORCH", "patience", str(nn_patience)))
     if nn_ema_decay:
         defaults.append(("PYTORCH", "ema_decay", repr(nn_ema_decay)))
+    if nn_weight_decay:
+        defaults.append(("PYTORCH", "weight_decay", repr(nn_weight_decay)))
     if nn_validation is not None:
         defaults.append(("PYTORCH", "validation_fraction", repr(nn_validation)))
     return defaults + [("PYTORCH", key, value) for sec, key, value in overrides if sec.upper() == "PYTORCH"]
