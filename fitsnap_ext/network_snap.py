@@ -137,7 +137,7 @@ class NetworkSNAP(SnapEstimator):
 
     def fit_descriptors(self, settings: Settings, entries, data, comm, progress, timings=None):
         net = settings.network
-        self._compared_for = self._compared_items = None  # predictions of a previous fit
+        self._parity_rows = None  # a previous fit's
         with collective(comm, "fingerprinting the data"):
             prov = provenance(settings, entries, comm)
         if net.training_fraction is not None:  # FitSNAP's global split overrides the groups' train/test sizes
@@ -187,14 +187,12 @@ class NetworkSNAP(SnapEstimator):
         return self
 
     def error_sums(self, settings: Settings, entries, data) -> dict:
-        return error_sums(self._compared(settings, data))
-
-    def _compared(self, settings: Settings, data) -> list:
-        """This rank's `compared_values`, predicted once per data set (the metrics and the parity dataframe
-        share them)."""
-        if self._compared_for is not data:
-            self._compared_for, self._compared_items = data, list(compared_values(settings, data, self.network_))
-        return self._compared_items
+        """The metrics sums; with dump_dataframe the same predictions' parity rows are kept for `fit_files` (the
+        rows only: no reference to the configurations and their descriptors outlives the fit)."""
+        items = list(compared_values(settings, data, self.network_))
+        if settings.output.dump_dataframe:
+            self._parity_rows = parity_rows(items)
+        return error_sums(items)
 
     def potential_files(self, stem: str) -> dict:
         """`stem.mliap.model/.mliap.descriptor/.mod`: the network, or an ensemble's mean as one network; an
@@ -220,7 +218,7 @@ class NetworkSNAP(SnapEstimator):
                  f"{stem}.loss.png": loss_png(self.history_, f"Fitting errors of {Path(stem).name} ({self.describe()}; deck "
                                                              f"{settings.deck.name})")}
         if settings.output.dump_dataframe:
-            frame = parity_frame(self._compared(settings, data), comm)
+            frame = parity_frame(self._parity_rows, comm)  # kept by error_sums, which the pipeline runs first
             if comm.rank == 0:
                 files[settings.output.dataframe_file] = frame.to_pickle
         if settings.network.save_state_output:
@@ -438,11 +436,14 @@ def compared_values(settings: Settings, data, model):
             yield c, STRESS, np.asarray(c.stress), np.asarray(stress)
 
 
-def parity_frame(items, comm):
+def parity_rows(items) -> list:
+    """This rank's parity rows ((group, index, test), kind name, truth, prediction) of `compared_values` items."""
+    return [((c.group, str(c.index), bool(c.test)), KIND_NAMES[kind], truth, pred) for c, kind, truth, pred in items]
+
+
+def parity_frame(mine, comm):
     """Rank 0: the parity dataframe of every configuration (the linear fits' columns Groups, Configs, Testing,
-    Row_Type, truths, preds) from every rank's `compared_values` `items`."""
-    mine = [((c.group, str(c.index), bool(c.test)), KIND_NAMES[kind], truth, pred)
-            for c, kind, truth, pred in items]
+    Row_Type, truths, preds) from every rank's `parity_rows`."""
     parts = comm.gather(mine, root=0)
     if comm.rank != 0:
         return None

@@ -247,8 +247,8 @@ def _run_options(raw: RawDeck, quick: bool) -> dict:
 
 def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
     """The [PYTORCH] keys every network rung gets: the study's nn_epochs, nn_stress_weight, nn_patience,
-    nn_ema_decay, nn_weight_decay, nn_validation_fraction and the command line's `-k PYTORCH key value` (a linear rung's deck has
-    no [PYTORCH])."""
+    nn_ema_decay, nn_weight_decay, nn_validation_fraction and the command line's `-k PYTORCH key value` (a linear
+    rung's deck has no [PYTORCH])."""
     s = "STUDY"
     nn_epochs = raw.get(s, "nn_epochs", int, None)
     if nn_epochs is not None and nn_epochs < 1:
