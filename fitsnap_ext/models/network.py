@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FitsnapError, first_line
+from ..parallel import threads_per_rank, world
 from ..settings import ACTIVATIONS
 from ..units import BAR_TO_GPA, EV_PER_A3_TO_BAR
 from .checkpoint import ARCHITECTURE_KEYS, fingerprint_differences, load_trusted, no_deck, plain
@@ -49,6 +50,20 @@ def _torch():
     import torch
 
     return torch
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op threads set to `n` inside, restored after. Explicit, because the count torch finds
+    otherwise depends on what ran before in the process (a LAMMPS instance sets a shared OpenMP runtime's count to
+    1) and its default, one thread per core on every rank, oversubscribes a node under mpirun."""
+    torch = _torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def build_module(nd: int, hidden, activation: str, n_elements: int):
@@ -376,8 +391,6 @@ class PerAtomNetwork:
         """
         from mpi4py import MPI
 
-        from ..parallel import world
-
         torch = _torch()
         comm = comm or world()
         progress = progress or (lambda msg: None)
@@ -423,13 +436,14 @@ class PerAtomNetwork:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
         t_train = time.perf_counter()
-        while state["epoch"] < self.num_epochs and not state["stopped"]:
-            self._epoch(state, train_ids, mine, val, n_val, opt, rng, comm, progress)
-            if state["epoch"] % self.save_freq == 0 or state["stopped"] or state["epoch"] == self.num_epochs:
-                self._save_checkpoint(dict(state, fingerprint=self.fingerprint_, nets=self.nets_.state_dict(),
-                                           optimizer=opt.state_dict(), rng=rng.bit_generator.state, mu=mu, sig=sig,
-                                           head=self.energy_head_),
-                                      comm)
+        with torch_threads(threads_per_rank()):
+            while state["epoch"] < self.num_epochs and not state["stopped"]:
+                self._epoch(state, train_ids, mine, val, n_val, opt, rng, comm, progress)
+                if state["epoch"] % self.save_freq == 0 or state["stopped"] or state["epoch"] == self.num_epochs:
+                    self._save_checkpoint(dict(state, fingerprint=self.fingerprint_, nets=self.nets_.state_dict(),
+                                               optimizer=opt.state_dict(), rng=rng.bit_generator.state, mu=mu,
+                                               sig=sig, head=self.energy_head_),
+                                          comm)
         self.train_seconds_ = time.perf_counter() - t_train
         self.history_ = state["history"]
         self.best_epoch_ = state["best_epoch"]
