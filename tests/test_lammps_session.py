@@ -86,8 +86,7 @@ def test_threads_per_rank_follows_omp_num_threads(monkeypatch):
     """One torch thread per rank unless OMP_NUM_THREADS says otherwise (LAMMPS' rule); network training runs with
     it and gives the thread count back afterwards."""
     torch = pytest.importorskip("torch")
-    from fitsnap_ext.models.network import torch_threads
-    from fitsnap_ext.parallel import threads_per_rank
+    from fitsnap_ext.parallel import threads_per_rank, torch_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert threads_per_rank() == 1

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FitsnapError, first_line
-from ..parallel import threads_per_rank, world
+from ..parallel import threads_per_rank, torch_threads, world
 from ..settings import ACTIVATIONS
 from ..units import BAR_TO_GPA, EV_PER_A3_TO_BAR
 from .checkpoint import ARCHITECTURE_KEYS, fingerprint_differences, load_trusted, no_deck, plain
@@ -50,20 +50,6 @@ def _torch():
     import torch
 
     return torch
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """torch's intra-op threads set to `n` inside, restored after. Explicit, because the count torch finds
-    otherwise depends on what ran before in the process (a LAMMPS instance sets a shared OpenMP runtime's count to
-    1) and its default, one thread per core on every rank, oversubscribes a node under mpirun."""
-    torch = _torch()
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def build_module(nd: int, hidden, activation: str, n_elements: int):
