@@ -554,17 +554,19 @@ class PerAtomNetwork:
         return self.predict_many([config])[0]
 
     def predict_many(self, configs, chunk=16):
+        """`predict` of each configuration, on the training's thread count (the same round-off in any process)."""
         out = []
-        for k in range(0, len(configs), chunk):
-            part = configs[k:k + chunk]
-            batch = _Batch(part, self._mu_t, self._sig_t, self._head)  # weights do not enter predictions
-            energy, forces, stress = _evaluate(self.nets_, batch, create_graph=False)
-            energy, forces, stress = energy.detach().numpy(), forces.detach().numpy(), stress.detach().numpy()
-            stress_of = dict(zip(batch.stress_cfg.tolist(), stress))
-            start = 0
-            for j, (c, e) in enumerate(zip(part, energy)):
-                out.append((float(e), forces[start:start + c.natoms].copy(), stress_of.get(j)))
-                start += c.natoms
+        with torch_threads(threads_per_rank()):
+            for k in range(0, len(configs), chunk):
+                part = configs[k:k + chunk]
+                batch = _Batch(part, self._mu_t, self._sig_t, self._head)  # weights do not enter predictions
+                energy, forces, stress = _evaluate(self.nets_, batch, create_graph=False)
+                energy, forces, stress = energy.detach().numpy(), forces.detach().numpy(), stress.detach().numpy()
+                stress_of = dict(zip(batch.stress_cfg.tolist(), stress))
+                start = 0
+                for j, (c, e) in enumerate(zip(part, energy)):
+                    out.append((float(e), forces[start:start + c.natoms].copy(), stress_of.get(j)))
+                    start += c.natoms
         return out
 
     @property
