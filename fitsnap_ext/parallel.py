@@ -36,14 +36,15 @@ def threads_per_rank() -> int:
 
 
 @contextmanager
-def torch_threads(n: int):
-    """torch's intra-op threads set to `n` inside, restored after. Explicit, because the count torch finds
-    otherwise depends on what ran before in the process (a LAMMPS instance sets a shared OpenMP runtime's count to
-    1) and its default, one thread per core on every rank, oversubscribes a node under mpirun."""
+def torch_threads(n: int | None = None):
+    """torch's intra-op threads set to `n` (default `threads_per_rank()`) inside, restored after. Explicit,
+    because the count torch finds otherwise depends on what ran before in the process (a LAMMPS instance sets a
+    shared OpenMP runtime's count to 1) and its default, one thread per core on every rank, oversubscribes a node
+    under mpirun."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(threads_per_rank() if n is None else n)
     try:
         yield
     finally:

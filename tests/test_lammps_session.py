@@ -83,8 +83,8 @@ def test_torch_after_lammps_keeps_its_own_blas():
 
 
 def test_threads_per_rank_follows_omp_num_threads(monkeypatch):
-    """One torch thread per rank unless OMP_NUM_THREADS says otherwise (LAMMPS' rule); network training runs with
-    it and gives the thread count back afterwards."""
+    """One torch thread per rank unless OMP_NUM_THREADS says otherwise (LAMMPS' rule); torch_threads sets a count
+    (by default that one) and gives the previous count back afterwards."""
     torch = pytest.importorskip("torch")
     from fitsnap_ext.parallel import threads_per_rank, torch_threads
 
@@ -97,4 +97,7 @@ def test_threads_per_rank_follows_omp_num_threads(monkeypatch):
     before = torch.get_num_threads()
     with torch_threads(before + 1):
         assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+    with torch_threads():
+        assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FitsnapError, first_line
-from ..parallel import threads_per_rank, torch_threads, world
+from ..parallel import torch_threads, world
 from ..settings import ACTIVATIONS
 from ..units import BAR_TO_GPA, EV_PER_A3_TO_BAR
 from .checkpoint import ARCHITECTURE_KEYS, fingerprint_differences, load_trusted, no_deck, plain
@@ -422,7 +422,7 @@ class PerAtomNetwork:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
         t_train = time.perf_counter()
-        with torch_threads(threads_per_rank()):
+        with torch_threads():
             while state["epoch"] < self.num_epochs and not state["stopped"]:
                 self._epoch(state, train_ids, mine, val, n_val, opt, rng, comm, progress)
                 if state["epoch"] % self.save_freq == 0 or state["stopped"] or state["epoch"] == self.num_epochs:
@@ -556,7 +556,7 @@ class PerAtomNetwork:
     def predict_many(self, configs, chunk=16):
         """`predict` of each configuration, on the training's thread count (the same round-off in any process)."""
         out = []
-        with torch_threads(threads_per_rank()):
+        with torch_threads():
             for k in range(0, len(configs), chunk):
                 part = configs[k:k + chunk]
                 batch = _Batch(part, self._mu_t, self._sig_t, self._head)  # weights do not enter predictions
