@@ -78,31 +78,55 @@ def test_thermal_conductivity_si_quick(sw_mod, tmp_path):
     from fitsnap_ext.properties.thermal import THERMAL_BLOCKS, gradient_from_profile
 
     p = run_properties(sw_mod, "si", ["thermal"], quick=True, out=tmp_path / "props.json")
-    # a 65 Å box is far below the phonon mean free path: κ is size-limited (bulk SW Si is ~200+ W/mK); the quick
-    # 2x1x12 box gives 7.96 ± 0.63 (5.4 for 2x2x12 over 2+8+8 ps)
-    kappa, kappa_sd = p["thermal_conductivity_W_mK"], p["thermal_conductivity_W_mK_sd"]
-    assert 1.0 < kappa < 100.0
-    assert p["thermal_gradient_K_A"] > 0
-    assert np.isfinite(kappa_sd) and 0 < kappa_sd < kappa
+    # a 65 Å box is far below the phonon mean free path: κ is size-limited (bulk SW Si is ~200+ W/mK). Quick mode
+    # runs 3 velocity seeds: run 1 (seed 1729) gave 7.96 W/mK with a block error of 0.63, while single runs over 7
+    # seeds (1729 + 17k) spread 3.8–8.0 (sd 1.59): κ and its sd come from the independent runs
+    kappa, kappa_sd, per_run = (p["thermal_conductivity_W_mK"], p["thermal_conductivity_W_mK_sd"],
+                                p["thermal_conductivity_runs_W_mK"])
+    assert len(per_run) == 3 and len(set(per_run)) == 3
+    assert per_run[0] == pytest.approx(7.96, abs=0.01)
+    assert kappa == pytest.approx(np.mean(per_run), rel=1e-12)
+    assert kappa_sd == pytest.approx(np.std(per_run, ddof=1) / np.sqrt(3), rel=1e-12)
+    assert 1.0 < kappa < 100.0 and 0 < kappa_sd < kappa
     assert 0 < p["thermal_gradient_K_A_sd"] < p["thermal_gradient_K_A"]
-    # the blocks are the whole run cut in THERMAL_BLOCKS: the count-weighted mean of the block profiles is LAMMPS'
-    # whole-run profile (slab counts fluctuate, atomic planes sit on slab boundaries) and the blocks' swapped
-    # energies add up to the whole run's; κ from these totals, with the flux in W/m² written out
-    # (1 eV/(Å² ps) = 1.602176634e-19 J / (1e-20 m² 1e-12 s)), is the returned κ
+    # each run's blocks are its whole run cut in THERMAL_BLOCKS: the count-weighted mean of the block profiles is
+    # LAMMPS' whole-run profile (slab counts fluctuate, atomic planes sit on slab boundaries) and the blocks'
+    # swapped energies add up to the whole run's; κ from these totals, with the flux in W/m² written out
+    # (1 eV/(Å² ps) = 1.602176634e-19 J / (1e-20 m² 1e-12 s)), is that run's κ
     files = tmp_path / "props_files" / "thermal"
-    blocks, full = read_blocks(files / "profile_blocks.txt", 3), read_last_block(files / "profile.txt", 3)
-    counts, temps = np.array([b[:, 2] for b in blocks]), np.array([b[:, 3] for b in blocks])
-    assert len(blocks) == THERMAL_BLOCKS and counts.sum(axis=1) == pytest.approx([192] * THERMAL_BLOCKS)
-    mean_profile = (counts * temps).sum(axis=0) / counts.sum(axis=0)
-    np.testing.assert_allclose(mean_profile, full[:, 3], rtol=1e-10)
-    eswap = np.loadtxt(files / "thermal_blocks.txt", comments="#")           # step, energy swapped so far
-    assert list(eswap[:, 0]) == [0, 200, 400, 600, 800, 1000]
-    kv = read_keyvals(files / "thermal.txt")
-    energy = np.diff(eswap[:, 1]).sum()
-    assert energy == pytest.approx(kv["energy_swapped_eV"], abs=1e-8)
-    flux = energy / (2 * kv["area_A2"] * kv["time_ps"]) * 1.602176634e-19 / (1e-20 * 1e-12)
-    grad = gradient_from_profile(full[:, 1], mean_profile, kv["lz_A"])
-    assert flux / (grad * 1e10) == pytest.approx(kappa, rel=1e-8)
+    for k, kappa_k in enumerate(per_run, start=1):
+        blocks = read_blocks(files / f"profile_blocks_run{k}.txt", 3)
+        full = read_last_block(files / f"profile_run{k}.txt", 3)
+        counts, temps = np.array([b[:, 2] for b in blocks]), np.array([b[:, 3] for b in blocks])
+        assert len(blocks) == THERMAL_BLOCKS and counts.sum(axis=1) == pytest.approx([192] * THERMAL_BLOCKS)
+        mean_profile = (counts * temps).sum(axis=0) / counts.sum(axis=0)
+        np.testing.assert_allclose(mean_profile, full[:, 3], rtol=1e-10)
+        eswap = np.loadtxt(files / f"thermal_blocks_run{k}.txt", comments="#")     # step, energy swapped so far
+        assert list(eswap[:, 0]) == [0, 200, 400, 600, 800, 1000]
+        kv = read_keyvals(files / f"thermal_run{k}.txt")
+        energy = np.diff(eswap[:, 1]).sum()
+        assert energy == pytest.approx(kv["energy_swapped_eV"], abs=1e-8)
+        flux = energy / (2 * kv["area_A2"] * kv["time_ps"]) * 1.602176634e-19 / (1e-20 * 1e-12)
+        grad = gradient_from_profile(full[:, 1], mean_profile, kv["lz_A"])
+        assert flux / (grad * 1e10) == pytest.approx(kappa_k, rel=1e-8)
+
+
+def test_thermal_single_run_block_errors(sw_mod, tmp_path):
+    """One run (`thermal_runs = 1`, full mode's default): κ is that run's, its sd the blocks' standard error."""
+    from fitsnap_ext.properties import run_properties
+    from fitsnap_ext.properties.runner import read_keyvals
+    from fitsnap_ext.properties.systems import get_preset, with_run_settings
+    from fitsnap_ext.properties.thermal import THERMAL_BLOCKS, block_values
+
+    si = with_run_settings(get_preset("si"), {"thermal_runs": "1"})
+    p = run_properties(sw_mod, si, ["thermal"], quick=True, out=tmp_path / "props.json")
+    assert p["thermal_conductivity_runs_W_mK"] == [pytest.approx(7.96, abs=0.01)]
+    files = tmp_path / "props_files" / "thermal"
+    kv = read_keyvals(files / "thermal_run1.txt")
+    blocks = block_values(files, "run1", kv["area_A2"], kv["lz_A"], kv["time_ps"] / THERMAL_BLOCKS)
+    kappas = [b["thermal_conductivity_W_mK"] for b in blocks]
+    assert p["thermal_conductivity_W_mK_sd"] == pytest.approx(np.std(kappas, ddof=1) / np.sqrt(THERMAL_BLOCKS))
+    assert p["thermal_conductivity_W_mK_sd"] == pytest.approx(0.63, abs=0.01)
 
 
 def test_lgps_diffusion_quick_with_toy_potential(tmp_path):

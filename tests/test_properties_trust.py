@@ -90,8 +90,9 @@ def test_planned_atom_steps_and_speed_parsing(tmp_path):
     runs = {r.run_name: r for r in planned_runs(get_preset("si"), True, ["eos", "liquid", "melting", "thermal"], 2, 8)}
     assert (runs["liquid"].natoms, runs["liquid"].steps) == (64, 5000)           # 2x2x2 cubic, 1.5+1.5+2 ps
     assert (runs["melt"].natoms, runs["melt"].steps) == (128, 4500)              # 2x2x4, 1 + 1 + 0.5 + 2 ps
-    assert (runs["thermal"].natoms, runs["thermal"].steps) == (192, 2500)        # 2x1x12, 0.5 + 1 + 1 ps
-    assert sum(r.atom_steps for r in runs.values() if r.md) == 1_376_000
+    assert (runs["thermal_run3"].natoms, runs["thermal_run3"].steps) == (192, 2500)   # 2x1x12, 0.5 + 1 + 1 ps
+    assert "thermal_run4" not in runs                                            # 3 velocity seeds
+    assert sum(r.atom_steps for r in runs.values() if r.md) == 1_376_000 + 2 * 480_000
     lgps = planned_runs(get_preset("lgps"), True, ["eos", "diffusion"], 50, 50)
     assert [r.run_name for r in lgps][1:3] == ["diffusion_T600_run1", "diffusion_T600_run2"]
     assert len(lgps) == 1 + 4 * 2 and lgps[1].steps == 5500                      # 1 + 10 ps at 2 fs

@@ -50,9 +50,9 @@ def planned_runs(system: SystemPreset, quick: bool, wanted: list[str], n_unit: i
         prep, nph = md_steps(m.timestep_ps, m.melt_prep_ps, m.melt_nph_ps)
         runs.append(PlannedRun("melting", "melt", n_md * prod(m.melt_supercell), 2 * prep + round(prep / 2) + nph))
     if "thermal" in wanted:
-        runs.append(PlannedRun("thermal", "thermal", n_md * prod(m.thermal_supercell),
-                               sum(md_steps(m.timestep_ps, m.thermal_equil_ps, m.thermal_steady_ps,
-                                            m.thermal_prod_ps))))
+        steps = sum(md_steps(m.timestep_ps, m.thermal_equil_ps, m.thermal_steady_ps, m.thermal_prod_ps))
+        runs += [PlannedRun("thermal", f"thermal_run{run + 1}", n_md * prod(m.thermal_supercell), steps)
+                 for run in range(m.thermal_runs)]
     if "diffusion" in wanted:
         steps = sum(md_steps(m.timestep_ps, m.diffusion_equil_ps, m.diffusion_prod_ps))
         runs += [PlannedRun("diffusion", f"diffusion_T{temp:g}_run{run + 1}", n_md * prod(m.diffusion_supercell), steps)

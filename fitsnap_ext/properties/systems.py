@@ -40,6 +40,7 @@ class ModeSettings:
     thermal_steady_ps: float = 20.0
     thermal_prod_ps: float = 20.0
     thermal_swap_steps: int = 50
+    thermal_runs: int = 1               # independent runs (velocity seeds): κ's mean and standard error
     # diffusion
     diffusion_supercell: tuple[int, int, int] = (1, 1, 1)
     diffusion_equil_ps: float = 5.0
@@ -143,14 +144,15 @@ def _presets() -> dict[str, SystemPreset]:
         liquid_T=1750.0, melt_T_guess=1700.0, thermal_T=300.0,
         # liquid Si: 6.4 by neutron diffraction (Waseda); 5-7 for SW and DFT; an amorphous network has 4
         liquid_coordination=(4.0, 8.0),
-        # quick: 1.38 M MD atom-steps (~85 s of one core for a 2J=6 SNAP): a 64-atom liquid (the size of the
-        # first ab initio liquid-Si runs), a 128-atom coexistence box, a thermal box of the earlier quick length
-        # (12 cells, 65 Å) on a 2x1 cross-section; converged numbers come from full mode (docs/properties.md)
+        # quick: 2.34 M MD atom-steps: a 64-atom liquid (the size of the first ab initio liquid-Si runs), a
+        # 128-atom coexistence box, a thermal box of the earlier quick length (12 cells, 65 Å) on a 2x1
+        # cross-section, run with 3 velocity seeds (one run's blocks under-state κ's spread 2.5-fold); converged
+        # numbers come from full mode (docs/properties.md)
         quick=ModeSettings(elastic_supercell=(2, 2, 2), phonon_supercell=(4, 4, 4), md_supercell=(2, 2, 2),
                            liquid_melt_ps=1.5, liquid_equil_ps=1.5, liquid_prod_ps=2.0,
                            melt_supercell=(2, 2, 4), melt_prep_ps=1.0, melt_nph_ps=2.0,
                            thermal_supercell=(2, 1, 12), thermal_equil_ps=0.5, thermal_steady_ps=1.0,
-                           thermal_prod_ps=1.0),
+                           thermal_prod_ps=1.0, thermal_runs=3),
         full=ModeSettings(elastic_supercell=(3, 3, 3), phonon_supercell=(5, 5, 5), md_supercell=(5, 5, 5),
                           liquid_melt_ps=10.0, liquid_equil_ps=20.0, liquid_prod_ps=50.0,
                           melt_supercell=(5, 5, 12), melt_prep_ps=10.0, melt_nph_ps=300.0,
@@ -163,7 +165,7 @@ def _presets() -> dict[str, SystemPreset]:
         properties=("eos", "elastic", "phonons", "thermal"), thermal_T=300.0,
         quick=ModeSettings(elastic_supercell=(3, 3, 2), phonon_supercell=(4, 4, 3),
                            thermal_supercell=(3, 2, 12), thermal_equil_ps=2.0, thermal_steady_ps=8.0,
-                           thermal_prod_ps=8.0),
+                           thermal_prod_ps=8.0, thermal_runs=3),
         full=ModeSettings(elastic_supercell=(4, 4, 3), phonon_supercell=(6, 6, 4),
                           thermal_supercell=(6, 4, 40), thermal_equil_ps=20.0, thermal_steady_ps=200.0,
                           thermal_prod_ps=500.0),

@@ -3,9 +3,11 @@
 LAMMPS' Green–Kubo heat flux for many-body potentials needs centroid per-atom virials, which sw, tersoff,
 snap and mliap do not provide; the direct method needs only energies and forces.
 
-κ is computed from the whole production run (its average profile and total swapped energy); its standard error
-`thermal_conductivity_W_mK_sd` (and `thermal_gradient_K_A_sd`) comes from THERMAL_BLOCKS equal blocks of that run,
-κ recomputed on each block's average profile and swapped energy (statistics.block_errors).
+Each of the mode's `thermal_runs` independent runs (velocity seeds) gives κ from its whole production run (its
+average profile and total swapped energy); κ is their mean. Its standard error `thermal_conductivity_W_mK_sd` (and
+`thermal_gradient_K_A_sd`) is std(ddof=1)/√runs over the runs, as for diffusion; a single run falls back on
+THERMAL_BLOCKS equal blocks of it, κ recomputed on each block's average profile and swapped energy — pieces of one
+run, which leave out the run-to-run spread where blocks are shorter than the profile's relaxation (quick mode).
 """
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ import numpy as np
 
 from fitsnap_ext.properties.md_runs import md_steps, read_blocks, read_last_block
 from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
-from fitsnap_ext.properties.statistics import block_errors
+from fitsnap_ext.properties.statistics import block_errors, standard_error
 from fitsnap_ext.properties.systems import SystemPreset
 from fitsnap_ext.units import EV_PER_A2_PS_TO_W_PER_M2
 
 
-THERMAL_BLOCKS = 5      # production blocks for the standard errors (in.thermal's nblocks)
+THERMAL_BLOCKS = 5      # production blocks for a single run's standard errors (in.thermal's nblocks)
+THERMAL_SEED = 1729     # velocity seed of the first run (in.thermal's default); run k adds 17 k
 PROFILE_EVERY = 10      # in.thermal's fix ave/chunk Nevery (steps)
 
 
@@ -50,11 +53,11 @@ def production_steps(steps: int, swap_steps: int, nblocks: int = THERMAL_BLOCKS)
     return max(steps - steps % multiple, multiple)
 
 
-def block_values(out: Path, area_A2: float, lz_A: float, block_ps: float) -> list[dict]:
-    """Per production block: |dT/dz| of its average profile and κ from it and the energy swapped in it
-    (in.thermal's profile_blocks.txt and thermal_blocks.txt)."""
-    profiles = read_blocks(out / "profile_blocks.txt", header_words=3)          # chunk z count T
-    eswap = np.loadtxt(out / "thermal_blocks.txt", comments="#", ndmin=2)        # step eswap, from step 0
+def block_values(out: Path, tag: str, area_A2: float, lz_A: float, block_ps: float) -> list[dict]:
+    """Per production block of run `tag`: |dT/dz| of its average profile and κ from it and the energy swapped in
+    it (in.thermal's profile_blocks_<tag>.txt and thermal_blocks_<tag>.txt)."""
+    profiles = read_blocks(out / f"profile_blocks_{tag}.txt", header_words=3)          # chunk z count T
+    eswap = np.loadtxt(out / f"thermal_blocks_{tag}.txt", comments="#", ndmin=2)        # step eswap, from step 0
     energies = np.diff(eswap[:, 1])
     if len(energies) != len(profiles):
         raise ValueError(f"in.thermal wrote {len(profiles)} block profiles but {len(energies)} block energies")
@@ -67,22 +70,35 @@ def block_values(out: Path, area_A2: float, lz_A: float, block_ps: float) -> lis
 
 
 def run_thermal(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Path, quick: bool) -> dict:
-    """κ (W/mK) along z of the MD box at system.thermal_T, from the swapped energy and the T gradient of the
-    whole production run; standard errors from THERMAL_BLOCKS blocks of it."""
+    """κ (W/mK) along z of the MD box at system.thermal_T: the mean over the mode's independent runs of κ from
+    each run's swapped energy and T gradient; standard errors over the runs (one run: over its blocks)."""
     mode = system.mode(quick)
     nx, ny, nz = mode.thermal_supercell
     equil, steady, prod = md_steps(mode.timestep_ps, mode.thermal_equil_ps, mode.thermal_steady_ps,
                                    mode.thermal_prod_ps)
     prod = production_steps(prod, mode.thermal_swap_steps)
-    runner.run("thermal", "thermal", data=md_data, out=out, nx=nx, ny=ny, nz=nz, T=system.thermal_T,
-               dt=mode.timestep_ps, equil=equil, steady=steady, prod=prod, swap=mode.thermal_swap_steps,
-               nblocks=THERMAL_BLOCKS)
-    kv = read_keyvals(out / "thermal.txt")
-    profile = read_last_block(out / "profile.txt", header_words=3)  # fix ave/chunk: chunk z count T
-    grad = gradient_from_profile(profile[:, 1], profile[:, 3], kv["lz_A"])
-    kappa = kappa_W_mK(kv["energy_swapped_eV"], kv["area_A2"], kv["time_ps"], grad)
-    blocks = block_values(out, kv["area_A2"], kv["lz_A"], kv["time_ps"] / THERMAL_BLOCKS)
-    return {"thermal_conductivity_W_mK": kappa, "thermal_temperature_K": system.thermal_T,
-            "thermal_box_length_A": kv["lz_A"], "thermal_gradient_K_A": grad,
-            **block_errors(blocks, ("thermal_conductivity_W_mK", "thermal_gradient_K_A")),
+    runs = []
+    for k in range(mode.thermal_runs):
+        tag = f"run{k + 1}"
+        runner.run("thermal", f"thermal_{tag}", data=md_data, out=out, nx=nx, ny=ny, nz=nz, T=system.thermal_T,
+                   dt=mode.timestep_ps, equil=equil, steady=steady, prod=prod, swap=mode.thermal_swap_steps,
+                   nblocks=THERMAL_BLOCKS, seed=THERMAL_SEED + 17 * k, tag=tag)
+        kv = read_keyvals(out / f"thermal_{tag}.txt")
+        profile = read_last_block(out / f"profile_{tag}.txt", header_words=3)  # fix ave/chunk: chunk z count T
+        grad = gradient_from_profile(profile[:, 1], profile[:, 3], kv["lz_A"])
+        runs.append({"thermal_conductivity_W_mK": kappa_W_mK(kv["energy_swapped_eV"], kv["area_A2"], kv["time_ps"],
+                                                              grad),
+                     "thermal_gradient_K_A": grad, "lz_A": kv["lz_A"], "area_A2": kv["area_A2"],
+                     "time_ps": kv["time_ps"], "tag": tag})
+    keys = ("thermal_conductivity_W_mK", "thermal_gradient_K_A")
+    if len(runs) > 1:
+        errors = {f"{key}_sd": standard_error([r[key] for r in runs]) for key in keys}
+    else:
+        r = runs[0]
+        errors = block_errors(block_values(out, r["tag"], r["area_A2"], r["lz_A"], r["time_ps"] / THERMAL_BLOCKS),
+                              keys)
+    return {"thermal_conductivity_W_mK": float(np.mean([r[keys[0]] for r in runs])),
+            "thermal_temperature_K": system.thermal_T, "thermal_box_length_A": runs[0]["lz_A"],
+            "thermal_gradient_K_A": float(np.mean([r[keys[1]] for r in runs])), **errors,
+            "thermal_conductivity_runs_W_mK": [r[keys[0]] for r in runs],
             "thermal_method": "direct (Muller-Plathe), heat flow along z"}

@@ -1,0 +1,154 @@
+"""Do the LGPS study's networks beat linear SNAP on test energies, or was one split lucky or unlucky?
+
+    python benchmarks/bench_lgps_splits.py [--seeds 42 1 2 3 4 5] [--models linear_2J8 nn_64x64 ...]
+        [--raw runs.json] [--also other.json ...] [--render-only] [--out results.md]
+
+Every model of input_files/study_lgps.in is fitted exactly as the study fits it (`study.model_settings`: the
+study's base deck, its network recipe — 3-member ensembles, 1000 epochs, weight decay, relative group weights),
+once per split seed (`[STUDY] split_seed`: the base deck's 0.8/0.2 per group, shuffled by that seed; 42 is the
+base deck's own seed, i.e. the committed study's split). Only the fits run (no properties, no MD), one after the
+other in this process, on OMP_NUM_THREADS torch threads (default 1). Per fit the test split's per-configuration
+energy residuals (meV/atom) and force |residual| sums are kept, so two models on the same split are compared
+configuration by configuration (paired bootstrap over test configurations). Energies in meV/atom, forces in eV/Å
+(LAMMPS metal units).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY = REPO / "input_files" / "study_lgps.in"
+BOOT = 2000
+
+
+def test_residuals(parity: Path) -> dict:
+    """Per test configuration of a parity.df: energy residual (meV/atom), Σ|force residual| and its count."""
+    import pandas as pd
+
+    df = pd.read_pickle(parity)
+    df = df[df["Testing"].astype(bool)]
+    names = df["Configs"].astype(str).str.rsplit("/", n=1).str[-1]  # the file name and line, not its folder
+    df = df.assign(config=df["Groups"].astype(str) + "/" + names,
+                   r=df["preds"].astype(float) - df["truths"].astype(float))
+    energy = df[df["Row_Type"] == "Energy"].set_index("config")["r"] * 1e3
+    force = df[df["Row_Type"] == "Force"].groupby("config")["r"]
+    return {"configs": energy.index.tolist(), "e_res": energy.tolist(),
+            "f_abs": [float(force.get_group(c).abs().sum()) for c in energy.index],
+            "f_n": [int(force.get_group(c).size) for c in energy.index]}
+
+
+def run_one(seed: int, name: str) -> dict:
+    """Fit one study model on one split seed → its test residuals and fit wall time."""
+    from fitsnap_ext import api
+    from fitsnap_ext.study import read_study
+    from fitsnap_ext.study.deck import model_settings
+
+    with tempfile.TemporaryDirectory(prefix="lgps_split_") as tmp:
+        spec = read_study(STUDY, [("STUDY", "split_seed", str(seed)), ("STUDY", "out", str(Path(tmp) / "study"))])
+        model = next(m for m in spec.models if m.name == name)
+        t0 = time.perf_counter()
+        api.fit(model_settings(spec, model), out_dir=Path(tmp) / "fit", overwrite=True)
+        wall = time.perf_counter() - t0
+        return {"seed": seed, "model": name, "kind": model.kind, "wall_s": wall,
+                **test_residuals(Path(tmp) / "fit" / "parity.df")}
+
+
+def e_mae(run: dict) -> float:
+    return float(np.mean(np.abs(run["e_res"])))
+
+
+def f_mae(run: dict) -> float:
+    return float(np.sum(run["f_abs"]) / np.sum(run["f_n"]))
+
+
+def paired_difference(pairs: list[tuple[dict, dict]], seed: int = 0) -> tuple[float, float, float, float]:
+    """(Δ E MAE, its sd, Δ F MAE, its sd) of model A − model B pooled over every split's test configurations:
+    each split's MAE difference, averaged over splits; the sd from a bootstrap that redraws each split's test
+    configurations (the same draw for both models: paired)."""
+    rng = np.random.default_rng(seed)
+    de, df, de_boot, df_boot = [], [], np.zeros(BOOT), np.zeros(BOOT)
+    for a, b in pairs:
+        assert a["configs"] == b["configs"], "the two models' test configurations differ"
+        ea, eb = np.abs(a["e_res"]), np.abs(b["e_res"])
+        fa, fb, n = np.asarray(a["f_abs"]), np.asarray(b["f_abs"]), np.asarray(a["f_n"], float)
+        de.append(ea.mean() - eb.mean())
+        df.append((fa.sum() - fb.sum()) / n.sum())
+        w = rng.multinomial(len(ea), np.full(len(ea), 1 / len(ea)), size=BOOT).astype(float)
+        de_boot += (w @ (ea - eb)) / len(ea)
+        df_boot += (w @ (fa - fb)) / (w @ n)
+    k = len(pairs)
+    return float(np.mean(de)), float(np.std(de_boot / k, ddof=1)), float(np.mean(df)), float(np.std(df_boot / k,
+                                                                                                     ddof=1))
+
+
+def render(runs: list[dict]) -> str:
+    """Markdown: test E / F MAE per model and split, mean ± sd over splits, each model against linear 2J=8."""
+    seeds = sorted({r["seed"] for r in runs}, key=lambda s: (s != 42, s))
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    by = {(r["seed"], r["model"]): r for r in runs}
+    head = "| model | " + " | ".join(f"split {s}" for s in seeds) + " | mean ± sd over splits |"
+    rule = "|:--|" + "--:|" * (len(seeds) + 1)
+    lines = ["Test energy MAE (meV/atom; LAMMPS metal units), each split's 21 test configurations:", "", head, rule]
+    for key, fmt, fn in (("E", "{:.2f}", e_mae), ("F", "{:.3f}", f_mae)):
+        if key == "F":
+            lines += ["", "Test force MAE (eV/Å; LAMMPS metal units), per force component:", "", head, rule]
+        for m in models:
+            vals = [fn(by[(s, m)]) if (s, m) in by else None for s in seeds]
+            got = [v for v in vals if v is not None]
+            summary = (fmt.format(np.mean(got)) + (" ± " + fmt.format(np.std(got, ddof=1)) if len(got) > 1 else ""))
+            lines.append(f"| {m} | " + " | ".join("–" if v is None else fmt.format(v) for v in vals)
+                         + f" | {summary} |")
+    lines += ["", "Against linear_2J8 on the same splits (model − linear_2J8, mean over the splits both were fitted "
+              "on; sd: paired bootstrap over test configurations; negative = better than linear 2J=8):", "",
+              "| model | splits | Δ E MAE (meV/atom) | Δ F MAE (eV/Å) | splits with lower E MAE |",
+              "|:--|--:|--:|--:|--:|"]
+    for m in models:
+        pairs = [(by[(s, m)], by[(s, "linear_2J8")]) for s in seeds if (s, m) in by and (s, "linear_2J8") in by]
+        if m == "linear_2J8" or not pairs:
+            continue
+        de, de_sd, df, df_sd = paired_difference(pairs)
+        wins = sum(e_mae(a) <= e_mae(b) for a, b in pairs)
+        lines.append(f"| {m} | {len(pairs)} | {de:+.2f} ± {de_sd:.2f} | {df:+.4f} ± {df_sd:.4f} | {wins} of "
+                     f"{len(pairs)} |")
+    walls = {m: np.mean([r["wall_s"] for r in runs if r["model"] == m]) for m in models}
+    lines += ["", "Fit wall time (s, mean over splits): " + ", ".join(f"{m} {w:.0f}" for m, w in walls.items())]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4, 5])
+    parser.add_argument("--models", nargs="+", default=["linear_2J4", "linear_2J6", "linear_2J8", "quadratic_2J4",
+                                                        "quadratic_2J6", "nn_16", "nn_32x32", "nn_64x64"])
+    parser.add_argument("--raw", type=Path, help="JSON file of every run (appended to; runs already there are kept)")
+    parser.add_argument("--also", type=Path, nargs="*", default=[],
+                        help="more runs' JSON files (another process's --raw) to render with these")
+    parser.add_argument("--render-only", action="store_true", help="only render --raw (and --also)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    runs = json.loads(args.raw.read_text()) if args.raw and args.raw.exists() else []
+    if not args.render_only:
+        for seed in args.seeds:
+            for name in args.models:
+                if any(r["seed"] == seed and r["model"] == name for r in runs):
+                    continue
+                run = run_one(seed, name)
+                print(f"split {seed} {name}: test E MAE {e_mae(run):.2f} meV/atom, F MAE {f_mae(run):.4f} eV/Å, "
+                      f"fit {run['wall_s']:.0f} s", flush=True)
+                runs.append(run)
+                if args.raw:
+                    args.raw.write_text(json.dumps(runs))
+    text = render(runs + [r for path in args.also for r in json.loads(path.read_text())])
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
