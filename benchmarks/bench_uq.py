@@ -1,8 +1,11 @@
-"""What the ANL posterior costs and how well its σ is calibrated, beside FitSNAP's own ANL algorithm.
+"""What the ANL posterior and the configuration bootstrap cost and how well their σ is calibrated, beside FitSNAP's
+own ANL algorithm.
 
-    python benchmarks/bench_uq.py [--deck input_files/in.si] [--out benchmarks/results/bench_uq.md]
+    python benchmarks/bench_uq.py [--deck input_files/in.si] [-k SECTION KEY VALUE ...] [--nboot 100]
+        [--out benchmarks/results/bench_uq.md]
 
-Fits the deck (one rank) with SVD and with ANL (the same descriptors), timing the solve; then runs FitSNAP's ANL
+Fits the deck (one rank) with SVD, ANL and BOOTSTRAP (`--nboot` fits to resampled training configurations; the
+same descriptors), timing the solve; then runs FitSNAP's ANL
 formula (fitsnap3lib/solvers/anl.py: pinv(AwᵀAw + nugget·I) on the full weighted matrix) on the very same rows —
 the peer's algorithm, since fitsnap3 itself does not run on this LAMMPS — and compares time, peak extra memory of
 the solve, the posterior and the calibration table on the test split (energy eV/atom, force eV/Å, metal units).
@@ -44,18 +47,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deck", default=str(REPO / "input_files" / "in.si"))
     parser.add_argument("--nugget", type=float, default=0.0)
+    parser.add_argument("--nboot", type=int, default=100)
+    parser.add_argument("-k", dest="keys", nargs=3, action="append", default=[], metavar=("SECTION", "KEY", "VALUE"),
+                        help="override a deck key, as on the command line (e.g. -k BISPECTRUM twojmax 8)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_uq.md"))
     args = parser.parse_args()
     comm, quiet = world(), (lambda message: None)
-    settings = load_settings(args.deck, [("SOLVER", "solver", "ANL"), ("SOLVER", "cov_nugget", repr(args.nugget))])
+    settings = load_settings(args.deck, [tuple(k) for k in args.keys] + [("SOLVER", "solver", "ANL"),
+                                                                          ("SOLVER", "cov_nugget", repr(args.nugget))])
     timings: dict = {}
     svd = LinearSNAP.from_settings(settings)
     svd.solver = "SVD"
     entries, _, rows = read_and_compute(settings, comm, quiet, svd.descriptors, timings)
     solve = {}
-    for name in ("SVD", "ANL"):
+    for name in ("SVD", "ANL", "BOOTSTRAP"):
         model = LinearSNAP.from_settings(settings)
-        model.solver = name
+        model.solver, model.nboot = name, args.nboot
         tracemalloc.start()
         t = time.perf_counter()
         model.fit_descriptors(model.apply_params(settings), entries, rows, comm, quiet)
@@ -69,9 +76,10 @@ def main() -> None:
     mean, cov, sigma2 = fitsnap_anl(aw, bw, args.nugget)
     peer = (time.perf_counter() - t, tracemalloc.get_traced_memory()[1] / 2**20)
     tracemalloc.stop()
-    ours = solve["ANL"][2]
+    ours, boot = solve["ANL"][2], solve["BOOTSTRAP"][2]
     table = []
-    for who, coef, covariance in (("fitsnap_ext", ours.coef_, ours.covariance_), ("FitSNAP ANL", mean, cov)):
+    for who, coef, covariance in (("fitsnap_ext ANL", ours.coef_, ours.covariance_), ("FitSNAP ANL", mean, cov),
+                                  (f"fitsnap_ext BOOTSTRAP ({args.nboot})", boot.coef_, boot.covariance_)):
         for quantity, kind in (("Energy", 0), ("Force", 1)):
             sel_test, sel_train = (m & (rows.kind == kind) & (rows.w > 0) for m in (test, train))
             e_test, e_train = (rows.a[s] @ coef - rows.b[s] for s in (sel_test, sel_train))
@@ -80,11 +88,13 @@ def main() -> None:
             table += [dict(calibration.calibration_row(quantity, e_test, s_test, f), quantity=f"{who}: {quantity}")
                       for f in (1.0, scale)]
     out = io.StringIO()
-    out.write(f"# ANL uncertainty: cost and calibration ({Path(args.deck).name}, {rows.a.shape[0]} rows × "
+    out.write(f"# Linear-model uncertainty (ANL, bootstrap): cost and calibration ({Path(args.deck).name}, {rows.a.shape[0]} rows × "
               f"{rows.a.shape[1]} columns, {int(train.sum())} training rows, 1 rank)\n\n")
     out.write("| solve | wall s | peak extra memory MiB |\n|:--|--:|--:|\n")
     out.write(f"| fitsnap_ext SVD (TSQR) | {solve['SVD'][0]:.3f} | {solve['SVD'][1]:.1f} |\n")
     out.write(f"| fitsnap_ext ANL (TSQR + posterior from R) | {solve['ANL'][0]:.3f} | {solve['ANL'][1]:.1f} |\n")
+    out.write(f"| fitsnap_ext BOOTSTRAP (SVD + {args.nboot} TSQR fits to resampled configurations) | "
+              f"{solve['BOOTSTRAP'][0]:.3f} | {solve['BOOTSTRAP'][1]:.1f} |\n")
     out.write(f"| FitSNAP ANL formula (full weighted matrix, rows on one rank) | {peer[0]:.3f} | {peer[1]:.1f} |\n\n")
     out.write("Both hold all rows for the error tables; the peak counts only what the solve adds. TSQR folds the rows "
               "chunk by chunk (20k rows) and needs only the R factors of the other ranks, O(n²), where the full-matrix "

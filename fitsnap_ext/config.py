@@ -39,7 +39,7 @@ def _properties(raw: RawDeck, deck: Path) -> PropertiesSettings | None:
 
 KNOWN_SECTIONS = ("BISPECTRUM", "CALCULATOR", "ESHIFT", "SOLVER", "RIDGE", "SCRAPER", "PATH", "OUTFILE",
                   "REFERENCE", "GROUPS", "EXTRAS", "MEMORY", "PROPERTIES", "PYTORCH")
-SOLVERS = ("SVD", "RIDGE", "ANL", "PYTORCH")
+SOLVERS = ("SVD", "RIDGE", "ANL", "BOOTSTRAP", "PYTORCH")
 
 
 def _network(raw: RawDeck) -> NetworkSettings:
@@ -363,13 +363,20 @@ def _solver(raw: RawDeck, calculator: CalculatorSettings) -> tuple[SolverSetting
     if not 0 < rcond < 1:
         raise raw.error("must be in (0, 1) (singular values below rcond * max are dropped)", s, "rcond")
     nsam, nugget = raw.get(s, "nsam", int, 0), raw.get(s, "cov_nugget", float, 0.0)
-    for key, value in (("nsam", nsam), ("cov_nugget", nugget)):
+    nboot = raw.get(s, "nboot", int, SolverSettings.nboot)
+    for key, value, solvers in (("nsam", nsam, ("ANL", "BOOTSTRAP")), ("cov_nugget", nugget, ("ANL",)),
+                                ("nboot", nboot, ("BOOTSTRAP",))):
         if value < 0:
             raise raw.error("must be >= 0", s, key)
-        if value and solver_name != "ANL":
-            raise raw.error("is an ANL key (solver = ANL): the other solvers give no posterior", s, key)
+        if raw.has(s, key) and value and solver_name not in solvers:
+            raise raw.error(f"is a key of solver = {' or '.join(solvers)}: the other solvers give no coefficient "
+                            f"uncertainty", s, key)
+    if solver_name == "BOOTSTRAP" and nboot < 2:
+        raise raw.error("must be >= 2 (the covariance is the replicates' spread)", s, "nboot")
+    if solver_name == "BOOTSTRAP" and nsam > nboot:
+        raise raw.error(f"must be <= nboot ({nboot}): the coefficient sets are bootstrap replicates", s, "nsam")
     solver = SolverSettings(solver_name, alpha, rcond, raw.get(s, "compute_testerrs", bool, True),
-                            raw.get(s, "detailed_errors", bool, True), nsam, nugget)
+                            raw.get(s, "detailed_errors", bool, True), nsam, nugget, nboot)
     return solver, network
 
 

@@ -15,46 +15,49 @@ from .metrics import residual_sums
 from .models.linear import LinearSolver, column_groups
 from .parallel import collective, map_entries
 
+UQ_SOLVERS = ("ANL", "BOOTSTRAP")  # the solvers that give a covariance, a predictive σ and coefficient sets
 TOTAL_ENERGY_EV_PER_ATOM = 20.0  # |E/atom| above this is a total energy (GTH/plane-wave codes), not a cohesive one
 
 
 class LinearSNAP(SnapEstimator):
     """E = Σ_i β·B_i (+ a constant per element, + ½ βᵀ(B_i⊗B_i) with quadraticflag) fitted by weighted least
-    squares: `solver` SVD (FitSNAP's `rcond` cutoff), RIDGE (`alpha`) or ANL (FitSNAP's Bayesian solve with
-    `cov_nugget`: the posterior mean, its covariance and `nsam` coefficient sets drawn from it). Learned: `coef_`
-    (one per column, per element: constant then components), `rank_`, `n_free_`, `singular_values_`,
-    `settings_`; with ANL also `covariance_`, `sigma2_` (the data's noise variance, weighted units) and
-    `samples_` (nsam × ncoef)."""
+    squares: `solver` SVD (FitSNAP's `rcond` cutoff), RIDGE (`alpha`), ANL (FitSNAP's Bayesian solve with
+    `cov_nugget`: the posterior mean, its covariance and `nsam` coefficient sets drawn from it) or BOOTSTRAP (the
+    SVD fit; `nboot` SVD fits to resamples of the training configurations give the covariance, and the first
+    `nsam` of them are the coefficient sets). Learned: `coef_` (one per column, per element: constant then
+    components), `rank_`, `n_free_`, `singular_values_`, `settings_`; with ANL or BOOTSTRAP also `covariance_` and
+    `samples_` (nsam × ncoef), with ANL `sigma2_` (the data's noise variance, weighted units)."""
 
     kind = "linear"
     calibration_scaled_on = "the training rows (the fit's own residuals: no validation split)"
 
     def __init__(self, settings=None, solver: str = "SVD", alpha: float = 1e-6, rcond: float = 1e-13,
-                 nsam: int = 0, cov_nugget: float = 0.0, seed: int = 0):
+                 nsam: int = 0, cov_nugget: float = 0.0, nboot: int = 100, seed: int = 0):
         self.settings = settings
         self.solver = solver
         self.alpha = alpha
         self.rcond = rcond
         self.nsam = nsam
         self.cov_nugget = cov_nugget
+        self.nboot = nboot
         self.seed = seed
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LinearSNAP":
         s = settings.solver
-        return cls(settings, s.solver, s.alpha, s.rcond, s.nsam, s.cov_nugget)
+        return cls(settings, s.solver, s.alpha, s.rcond, s.nsam, s.cov_nugget, s.nboot)
 
     def apply_params(self, settings: Settings) -> Settings:
         if settings.network is not None:
             raise FitsnapError("the deck describes a network ([SOLVER] solver = PYTORCH): use NetworkSNAP")
-        if self.solver not in ("SVD", "RIDGE", "ANL"):
-            raise FitsnapError(f"solver {self.solver!r}: LinearSNAP solves SVD, RIDGE or ANL")
+        if self.solver not in ("SVD", "RIDGE") + UQ_SOLVERS:
+            raise FitsnapError(f"solver {self.solver!r}: LinearSNAP solves SVD, RIDGE, ANL or BOOTSTRAP")
         return with_solver(settings, solver=self.solver, alpha=self.alpha, rcond=self.rcond, nsam=self.nsam,
-                           cov_nugget=self.cov_nugget)
+                           cov_nugget=self.cov_nugget, nboot=self.nboot)
 
     @property
     def has_std(self) -> bool:
-        return self.solver == "ANL"
+        return self.solver in UQ_SOLVERS
 
     def describe(self) -> str:
         bs = self.settings_.bispectrum
@@ -80,12 +83,12 @@ class LinearSNAP(SnapEstimator):
             if comm.allreduce(int((~test).sum())) == 0:
                 raise FitsnapError("no training rows: every configuration is in the test split")
             solver = LinearSolver(self.solver, self.alpha, self.rcond, groups=column_groups(bs),
-                                  nugget=self.cov_nugget)
+                                  nugget=self.cov_nugget, nboot=self.nboot, seed=self.seed)
             solver.fit(rows, comm, train_mask=~test)  # chemflag's identical columns get one coefficient
         self.coef_, self.rank_, self.n_free_ = solver.coef_, solver.rank_, solver.n_free_
         self.singular_values_ = solver.singular_values_
         self.settings_ = settings
-        if self.solver == "ANL":
+        if self.solver in UQ_SOLVERS:
             self._posterior(solver, progress)
         tied = f" ({len(self.coef_)} with chemflag's tied copies)" if self.n_free_ < len(self.coef_) else ""
         sv = self.singular_values_
@@ -97,28 +100,32 @@ class LinearSNAP(SnapEstimator):
         return self
 
     def _posterior(self, solver: LinearSolver, progress) -> None:
-        """ANL's covariance and the coefficient sets drawn from it (in the tied space, so every draw is tied)."""
+        """The coefficients' covariance and `nsam` coefficient sets: ANL's drawn from its posterior, BOOTSTRAP's
+        the first replicates (in the tied space, so every set is tied)."""
         from .models.posterior import sample_coefficients
 
-        self.covariance_, self.sigma2_ = solver.covariance_, solver.sigma2_
-        draws = sample_coefficients(solver.free_coef_, solver.reduced_covariance_, self.nsam,
-                                    self.seed) if self.nsam else None
-        self.samples_ = np.zeros((0, len(self.coef_))) if draws is None else (
-            draws if solver.ties is None else solver.ties.expand(draws))
-        progress(f"ANL posterior: noise σ̂ = {np.sqrt(self.sigma2_):.4g} (weighted units); coefficient σ from "
-                 f"{np.sqrt(np.diag(self.covariance_)).min():.3g} to {np.sqrt(np.diag(self.covariance_)).max():.3g}; "
-                 f"{self.nsam} sampled coefficient sets")
+        self.covariance_ = solver.covariance_
+        if self.solver == "ANL":
+            self.sigma2_ = solver.sigma2_
+            draws = sample_coefficients(solver.free_coef_, solver.reduced_covariance_, self.nsam, self.seed)
+            what = f"ANL posterior: noise σ̂ = {np.sqrt(self.sigma2_):.4g} (weighted units)"
+        else:
+            draws = solver.replicates_[:self.nsam]
+            what = f"bootstrap: {self.nboot} fits to resampled training configurations"
+        self.samples_ = draws if solver.ties is None else solver.ties.expand(draws)
+        sd = np.sqrt(np.diag(self.covariance_))
+        progress(f"{what}; coefficient σ from {sd.min():.3g} to {sd.max():.3g}; {self.nsam} coefficient sets")
 
     def error_sums(self, settings: Settings, entries, rows: Rows) -> dict:
         return residual_sums(rows.a @ self.coef_ - rows.b, rows.kind, _per_row(entries, rows, "group"),
                              _row_split(entries, rows))
 
     def potential_files(self, stem: str) -> dict:
-        """The potential (.snapcoeff/.snapparam/.mod); with ANL also `stem.covariance.npy` and each sampled
+        """The potential (.snapcoeff/.snapparam/.mod); with ANL or BOOTSTRAP also `stem.covariance.npy` and each
         coefficient set as a deployable potential `stem.sample<k>.*`."""
         bs, reference = self.settings_.bispectrum, self.settings_.reference
         files = snap_files(stem, self.coef_, bs, reference)
-        if self.solver == "ANL":
+        if self.solver in UQ_SOLVERS:
             cov = self.covariance_
             files[f"{stem}.covariance.npy"] = lambda p: np.save(open(p, "wb"), cov)
             for k, coef in enumerate(self.samples_):
@@ -142,9 +149,9 @@ class LinearSNAP(SnapEstimator):
         return self.warning_
 
     def calibration(self, settings: Settings, entries, rows: Rows, comm) -> list[dict] | None:
-        """ANL: how well σ = sqrt(aᵀΣa) covers the test errors (energy per atom, force components), raw and with
-        one scale fitted on the training rows (collective; rank 0's list, None elsewhere or without ANL)."""
-        if self.solver != "ANL":
+        """ANL, BOOTSTRAP: how well σ = sqrt(aᵀΣa) covers the test errors (energy per atom, force components), raw
+        and with one scale fitted on the training rows (collective; rank 0's list, None elsewhere or without σ)."""
+        if self.solver not in UQ_SOLVERS:
             return None
         from . import calibration
         from .models.posterior import predictive_std
@@ -170,8 +177,8 @@ class LinearSNAP(SnapEstimator):
         return table
 
     def predict_frames(self, settings: Settings, frames, return_std: bool = False):
-        if return_std and self.solver != "ANL":
-            raise FitsnapError(f"solver {self.solver} gives no predictive σ: fit with solver = ANL")
+        if return_std and self.solver not in UQ_SOLVERS:
+            raise FitsnapError(f"solver {self.solver} gives no predictive σ: fit with solver = ANL or BOOTSTRAP")
         settings = prediction_settings(settings, frames)
         calc = SnapCalculator(settings)
         try:

@@ -146,8 +146,9 @@ class SolverSettings:
     rcond: float = 1e-13      # singular values below rcond*max are dropped (FitSNAP's lstsq cutoff)
     compute_testerrs: bool = True
     detailed_errors: bool = True
-    nsam: int = 0             # ANL: coefficient sets drawn from the posterior, written as deployable potentials
+    nsam: int = 0             # ANL, BOOTSTRAP: coefficient sets (posterior draws, replicates) written as potentials
     cov_nugget: float = 0.0   # ANL: added to the diagonal of AᵀWA before inverting (FitSNAP's key)
+    nboot: int = 100          # BOOTSTRAP: fits to resampled training configurations
 
 
 @dataclass(frozen=True)
@@ -306,14 +307,14 @@ def output_files(settings: Settings) -> list[tuple[str, tuple[str, str]]]:
     suffixes = (".mliap.model", ".mliap.descriptor", ".mod", ".loss.csv", ".loss.png") if net else \
         (".snapcoeff", ".snapparam", ".mod")
     files = [(f"{out.potential}{suffix}", pot) for suffix in suffixes]
-    if settings.solver.solver == "ANL":
+    if settings.solver.solver in ("ANL", "BOOTSTRAP"):
         files.append((f"{out.potential}.covariance.npy", ("SOLVER", "solver")))
         files += [(f"{out.potential}.sample{k}{suffix}", ("SOLVER", "nsam")) for k in range(settings.solver.nsam)
                   for suffix in suffixes]
     if net is not None and net.ensemble_size > 1:  # the members one by one, and the calibration of their spread
         files += [(f"{out.potential}.member{k}{suffix}", ("PYTORCH", "ensemble_size"))
                   for k in range(net.ensemble_size) for suffix in (".mliap.model", ".mliap.descriptor", ".mod")]
-    if settings.solver.solver == "ANL" or net is not None and net.ensemble_size > 1:  # models with a predictive σ
+    if settings.solver.solver in ("ANL", "BOOTSTRAP") or net is not None and net.ensemble_size > 1:  # models with a predictive σ
         files.append((calibration_csv(out.metrics), ("OUTFILE", "metrics")))
     files += [(out.metrics, ("OUTFILE", "metrics")), (str(Path(out.metrics).with_suffix(".csv")), ("OUTFILE", "metrics"))]
     for flag, name, key in ((out.dump_descriptors, out.descriptors_file, "descriptors"),

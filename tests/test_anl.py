@@ -117,7 +117,7 @@ def test_calibration_table_is_calibration_py_on_the_test_rows(anl_fit):
 
 
 def test_anl_keys_are_validated():
-    with pytest.raises(DeckError, match=r"\[SOLVER\] nsam: is an ANL key"):
+    with pytest.raises(DeckError, match=r"\[SOLVER\] nsam: is a key of solver = ANL or BOOTSTRAP"):
         fx.load_deck(DEMO, [("SOLVER", "nsam", "3")])
     with pytest.raises(DeckError, match=r"\[SOLVER\] cov_nugget: must be >= 0"):
         fx.load_deck(DEMO, [("SOLVER", "solver", "ANL"), ("SOLVER", "cov_nugget", "-1")])

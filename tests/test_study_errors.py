@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO, run_cli
 from fitsnap_ext.errors import DeckError
 from fitsnap_ext.study import ModelSpec, fit_key, model_settings, read_study, summary_row
+from fitsnap_ext.study.deck import member_potentials
 from fitsnap_ext.study.report import resolved_differences
 from fitsnap_ext.study.statistics import (bootstrap_errors, correlation_ci, pair_tests, property_uncertainty,
                                           z_score)
@@ -146,9 +147,15 @@ def test_member_keys_change_the_rung_decks_and_default_keys_do_not(tmp_path):
             assert fit_key(s) == fit_key(model_settings(spec, m))
             continue
         assert fit_key(s) != fit_key(model_settings(spec, m))
+    boot = read_study(plain, [("STUDY", "linear_samples", "4"), ("STUDY", "linear_uq", "bootstrap")])
+    for m in boot.models:  # the bootstrap's mean is the SVD fit: quadratic rungs get coefficient sets too
+        s = model_settings(boot, m)
+        want = ("PYTORCH", 0) if m.kind == "nn" else ("BOOTSTRAP", 4)
+        assert (s.solver.solver, s.solver.nsam) == want, m.name
+        assert member_potentials(boot, m) == ([] if m.kind == "nn" else [f"pot.sample{k}" for k in range(4)])
     deck = tmp_path / "study.in"
     for key, value, message in (("nn_ensemble", "0", "must be >= 1"), ("linear_samples", "-1", "must be >= 0"),
-                                ("nn_ensemble", "two", "")):
+                                ("nn_ensemble", "two", ""), ("linear_uq", "mcmc", "one of anl, bootstrap")):
         deck.write_text(f"[STUDY]\nsystem = si\nbase_deck = {REPO / 'input_files' / 'in.demo'}\nladder = linear:4\n"
                         f"{key} = {value}\n")
         with pytest.raises(DeckError, match=rf"study.in:5: \[STUDY\] {key}: .*{message}") as err:

@@ -58,19 +58,22 @@ class TiedColumns:
 class LinearSolver:
     """Weighted least squares over ranks: `fit(rows, comm)` then `predict(a)`; learned `coef_` (one per A column).
 
-    SVD (FitSNAP's cutoff `rcond`), RIDGE (`alpha`) or ANL (FitSNAP's Bayesian solve: the mean of the posterior
+    SVD (FitSNAP's cutoff `rcond`), RIDGE (`alpha`), ANL (FitSNAP's Bayesian solve: the mean of the posterior
     with `nugget` on the diagonal, and its covariance `covariance_` with the noise variance `sigma2_`, from the
-    R factor alone — models.posterior). `groups` (a label per column, e.g. `column_groups(bs)`) ties identical
-    columns; None fits them freely."""
+    R factor alone — models.posterior) or BOOTSTRAP (the SVD fit, and `nboot` SVD fits to resamples of the training
+    configurations drawn with replacement, seeded: their coefficients `replicates_` and covariance `covariance_`).
+    `groups` (a label per column, e.g. `column_groups(bs)`) ties identical columns; None fits them freely."""
 
     def __init__(self, solver: str = "SVD", alpha: float = 0.0, rcond: float = 1e-13, groups=None,
-                 nugget: float = 0.0):
-        if solver not in ("SVD", "RIDGE", "ANL"):
+                 nugget: float = 0.0, nboot: int = 0, seed: int = 0):
+        if solver not in ("SVD", "RIDGE", "ANL", "BOOTSTRAP"):
             raise ValueError(f"unknown solver {solver!r}")
         self.solver = solver
         self.alpha = alpha
         self.rcond = rcond
         self.nugget = nugget
+        self.nboot = nboot
+        self.seed = seed
         ties = TiedColumns(np.asarray(groups)) if groups is not None else None
         self.ties = ties if ties is not None and ties.n_free < len(groups) else None
 
@@ -78,6 +81,32 @@ class LinearSolver:
         """Fit on this rank's `rows` (a descriptors.Rows) and every other rank's; `train_mask` selects rows."""
         comm = comm or world()
         mask = np.ones(len(rows.b), bool) if train_mask is None else train_mask
+        r, coef, rank, sing = self._solve(rows, mask, comm)
+        ncols = r.shape[1] - 1
+        if self.solver == "ANL":
+            from .posterior import anl_posterior
+
+            coef, cov, self.sigma2_ = anl_posterior(r, comm.allreduce(int(mask.sum())), self.nugget)
+            self._set_covariance(cov)
+        if self.solver == "BOOTSTRAP":
+            self.replicates_ = self._bootstrap(rows, mask, comm)
+            self._set_covariance(np.atleast_2d(np.cov(self.replicates_, rowvar=False)))
+        self.free_coef_ = coef  # one per tied group (the same as coef_ without ties)
+        self.coef_ = coef if self.ties is None else self.ties.expand(coef)
+        self.n_free_ = ncols
+        self.rank_ = int(rank)
+        self.singular_values_ = sing
+        self.residual_norm_ = abs(r[ncols, ncols]) if len(r) > ncols else 0.0
+        return self
+
+    def _set_covariance(self, cov: np.ndarray) -> None:
+        """The coefficients' covariance in the tied basis (`reduced_covariance_`) and on the full columns."""
+        self.reduced_covariance_ = cov
+        self.covariance_ = cov if self.ties is None else self.ties.expand_covariance(cov)
+
+    def _solve(self, rows, mask, comm, row_scale=None):
+        """(R of [w·A | w·b] over the masked rows of every rank, coefficients, rank, singular values); each row's
+        weight times `row_scale` where given (a bootstrap replicate's √multiplicity)."""
         ncols = rows.a.shape[1] if self.ties is None else self.ties.n_free
 
         def weighted_blocks(size=CHUNK_ROWS):  # [w·A | w·b] a chunk at a time: one chunk's copies in memory
@@ -86,7 +115,7 @@ class LinearSolver:
                 keep = mask[part]
                 a = rows.a[part][keep]
                 a = a if self.ties is None else self.ties.reduce(a)
-                w = rows.w[part][keep]
+                w = rows.w[part][keep] * (1.0 if row_scale is None else row_scale[part][keep])
                 yield np.hstack([w[:, None] * a, (w * rows.b[part][keep])[:, None]])
 
         r = tsqr_r(weighted_blocks(), ncols + 1, comm, chunk_rows=CHUNK_ROWS)
@@ -95,19 +124,22 @@ class LinearSolver:
             r_a = np.vstack([r_a, np.sqrt(self.alpha) * np.eye(ncols)])
             qtb = np.concatenate([qtb, np.zeros(ncols)])
         coef, _, rank, sing = np.linalg.lstsq(r_a, qtb, rcond=self.rcond)  # LAPACK gelsd, as FitSNAP's
-        if self.solver == "ANL":
-            from .posterior import anl_posterior
+        return r, coef, rank, sing
 
-            coef, cov, self.sigma2_ = anl_posterior(r, comm.allreduce(int(mask.sum())), self.nugget)
-            self.covariance_ = cov if self.ties is None else self.ties.expand_covariance(cov)
-            self.reduced_covariance_ = cov
-        self.free_coef_ = coef  # one per tied group (the same as coef_ without ties)
-        self.coef_ = coef if self.ties is None else self.ties.expand(coef)
-        self.n_free_ = ncols
-        self.rank_ = int(rank)
-        self.singular_values_ = sing
-        self.residual_norm_ = abs(r[ncols, ncols]) if len(r) > ncols else 0.0
-        return self
+    def _bootstrap(self, rows, mask, comm) -> np.ndarray:
+        """`nboot` SVD fits (nboot × free coefficients), each to as many training configurations as there are,
+        drawn with replacement (a configuration drawn m times has its rows' weights times √m). The draws depend
+        only on the seed and the configurations' global indices: the same on any number of ranks."""
+        configs = np.unique(np.concatenate(comm.allgather(np.unique(rows.entry[mask]))))
+        position = np.searchsorted(configs, rows.entry[mask])
+        rng = np.random.default_rng(self.seed)
+        replicates = []
+        for _ in range(self.nboot):
+            counts = rng.multinomial(len(configs), np.full(len(configs), 1.0 / len(configs)))
+            multiplicity = np.zeros(len(rows.b))
+            multiplicity[mask] = counts[position]
+            replicates.append(self._solve(rows, mask & (multiplicity > 0), comm, np.sqrt(multiplicity))[1])
+        return np.array(replicates)
 
     def predict(self, a: np.ndarray) -> np.ndarray:
         return a @ self.coef_

@@ -30,7 +30,7 @@ QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_ep
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
               "md_temperature", "nn_epochs", "nn_patience", "nn_stress_weight", "nn_group_weights", "nn_ema_decay",
               "nn_weight_decay", "nn_validation_fraction", "split_seed", "dataPath", "structure", "property_settings",
-              "property_quick", "nn_ensemble", "linear_samples") + tuple("quick_" + k for k in QUICK_KEYS)
+              "property_quick", "nn_ensemble", "linear_samples", "linear_uq") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
 # A network rung's loss weights unless the study deck gives [PYTORCH] energy_weight/force_weight (the values every
 # committed network rung was trained with)
@@ -68,7 +68,8 @@ class StudySpec:
     liquid_set: Path | None = None
     solid_md_set: Path | None = None
     nn_ensemble: int = 1        # every network rung an ensemble of K members (their spread: the error bars)
-    linear_samples: int = 0     # every linear rung fitted by ANL with K posterior coefficient sets
+    linear_samples: int = 0     # every linear rung fitted with K coefficient sets (ANL draws or bootstrap fits)
+    linear_uq: str = "anl"      # anl: linear rungs by ANL; bootstrap: linear and quadratic rungs by BOOTSTRAP
 
 
 def ladder_models(ladder: list[str], raw: RawDeck, nn_defaults=()) -> list[ModelSpec]:
@@ -286,8 +287,8 @@ def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
 
 
 def _members(raw: RawDeck) -> dict:
-    """[STUDY] nn_ensemble (K >= 1 networks per network rung) and linear_samples (K >= 0 posterior coefficient
-    sets per linear rung): the members whose properties give the error bars."""
+    """[STUDY] nn_ensemble (K >= 1 networks per network rung), linear_samples (K >= 0 coefficient sets per linear
+    rung) and linear_uq (where the sets come from): the members whose properties give the error bars."""
     nn_ensemble = raw.get("STUDY", "nn_ensemble", int, 1)
     if nn_ensemble < 1:
         raise raw.error("must be >= 1 (networks per network rung; 1: no ensemble)", "STUDY", "nn_ensemble")
@@ -295,19 +296,30 @@ def _members(raw: RawDeck) -> dict:
     if linear_samples < 0:
         raise raw.error("must be >= 0 (posterior coefficient sets per linear rung; 0: none)", "STUDY",
                         "linear_samples")
-    return {"nn_ensemble": nn_ensemble, "linear_samples": linear_samples}
+    linear_uq = raw.get("STUDY", "linear_uq", str, "anl").lower()
+    if linear_uq not in ("anl", "bootstrap"):
+        raise raw.error(f"{linear_uq!r}: one of anl, bootstrap", "STUDY", "linear_uq")
+    return {"nn_ensemble": nn_ensemble, "linear_samples": linear_samples, "linear_uq": linear_uq}
+
+
+def _has_samples(spec: StudySpec, model: ModelSpec) -> bool:
+    """Whether a rung is fitted with coefficient sets: linear rungs with linear_samples, quadratic ones too when
+    they come from the bootstrap (whose mean is the rung's own SVD fit)."""
+    kinds = ("linear", "quadratic") if spec.linear_uq == "bootstrap" else ("linear",)
+    return spec.linear_samples > 0 and model.kind in kinds
 
 
 def member_overrides(spec: StudySpec, model: ModelSpec) -> list[tuple[str, str, str]]:
     """The fitting-deck keys that make a rung's members: `[PYTORCH] ensemble_size` for a network rung,
-    `[SOLVER] solver = ANL` and `nsam` for a linear one; none at the defaults (whose fit keys are those of a study
-    without the keys). Quadratic rungs keep their solver: ANL's mean is FitSNAP's pinv(AᵀWA)·AᵀWb (eigenvalue
-    cutoff 1e-15), which keeps the near-null directions an SVD with the deck's rcond cuts — on GaN quadratic 2J=6
-    (992 unknowns, 80 frames) it gave a test force MAE of 3.37 eV/Å against 0.138 for the SVD solution."""
+    `[SOLVER] solver = ANL` (or BOOTSTRAP) and `nsam` for a linear one; none at the defaults (whose fit keys are
+    those of a study without the keys). With ANL quadratic rungs keep their solver: ANL's mean is FitSNAP's
+    pinv(AᵀWA)·AᵀWb (eigenvalue cutoff 1e-15), which keeps the near-null directions an SVD with the deck's rcond
+    cuts — on GaN quadratic 2J=6 (992 unknowns, 80 frames) it gave a test force MAE of 3.37 eV/Å against 0.138 for
+    the SVD solution. BOOTSTRAP's mean is the SVD solution: quadratic rungs get their sets too."""
     if model.kind == "nn" and spec.nn_ensemble > 1:
         return [("PYTORCH", "ensemble_size", str(spec.nn_ensemble))]
-    if model.kind == "linear" and spec.linear_samples > 0:
-        return [("SOLVER", "solver", "ANL"), ("SOLVER", "nsam", str(spec.linear_samples))]
+    if _has_samples(spec, model):
+        return [("SOLVER", "solver", spec.linear_uq.upper()), ("SOLVER", "nsam", str(spec.linear_samples))]
     return []
 
 
@@ -315,7 +327,7 @@ def member_potentials(spec: StudySpec, model: ModelSpec) -> list[str]:
     """Stems of the member potentials a rung's fit exports (`pot.member<k>`, `pot.sample<k>`; none without)."""
     if model.kind == "nn" and spec.nn_ensemble > 1:
         return [f"pot.member{k}" for k in range(spec.nn_ensemble)]
-    if model.kind == "linear":
+    if _has_samples(spec, model):
         return [f"pot.sample{k}" for k in range(spec.linear_samples)]
     return []
 
