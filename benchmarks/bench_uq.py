@@ -88,8 +88,11 @@ def main() -> None:
             table += [dict(calibration.calibration_row(quantity, e_test, s_test, f), quantity=f"{who}: {quantity}")
                       for f in (1.0, scale)]
     out = io.StringIO()
-    out.write(f"# Linear-model uncertainty (ANL, bootstrap): cost and calibration ({Path(args.deck).name}, {rows.a.shape[0]} rows × "
-              f"{rows.a.shape[1]} columns, {int(train.sum())} training rows, 1 rank)\n\n")
+    out.write(f"# Linear-model uncertainty (ANL, bootstrap): cost and calibration ({Path(args.deck).name}, "
+              f"{rows.a.shape[0]} rows × {rows.a.shape[1]} columns, {int(train.sum())} training rows, 1 rank)\n\n")
+    if args.keys:
+        out.write("Deck keys overridden: " + ", ".join(f"[{sec}] {key} = {value}" for sec, key, value in args.keys)
+                  + "\n\n")
     out.write("| solve | wall s | peak extra memory MiB |\n|:--|--:|--:|\n")
     out.write(f"| fitsnap_ext SVD (TSQR) | {solve['SVD'][0]:.3f} | {solve['SVD'][1]:.1f} |\n")
     out.write(f"| fitsnap_ext ANL (TSQR + posterior from R) | {solve['ANL'][0]:.3f} | {solve['ANL'][1]:.1f} |\n")
