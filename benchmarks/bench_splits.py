@@ -1,12 +1,12 @@
-"""Do the LGPS study's networks beat linear SNAP on test energies, or was one split lucky or unlucky?
+"""Do a study's networks beat linear SNAP on test errors, or was its one split lucky or unlucky?
 
-    python benchmarks/bench_lgps_splits.py [--seeds 42 1 2 3 4 5] [--models linear_2J8 nn_64x64 ...]
-        [--raw runs.json] [--also other.json ...] [--render-only] [--out results.md]
+    python benchmarks/bench_splits.py [--study input_files/study_lgps.in] [--seeds 42 1 2 3 4 5]
+        [--models linear_2J8 nn_64x64 ...] [--raw runs.json] [--also other.json ...] [--render-only] [--out results.md]
 
-Every model of input_files/study_lgps.in is fitted exactly as the study fits it (`study.model_settings`: the
-study's base deck, its network recipe — 3-member ensembles, 1000 epochs, weight decay, relative group weights),
-once per split seed (`[STUDY] split_seed`: the base deck's 0.8/0.2 per group, shuffled by that seed; 42 is the
-base deck's own seed, i.e. the committed study's split). Only the fits run (no properties, no MD), one after the
+Every model of the study deck is fitted exactly as the study fits it (`study.model_settings`: the study's base
+deck, its network recipe — e.g. LGPS: 3-member ensembles, 1000 epochs, weight decay, relative group weights),
+once per split seed (`[STUDY] split_seed`: the base deck's per-group train/test fractions, shuffled by that seed;
+42 is the LGPS and GaN base decks' own seed, i.e. the committed studies' split). Only the fits run (no properties, no MD), one after the
 other in this process, on OMP_NUM_THREADS torch threads (default 1). Per fit the test split's per-configuration
 energy residuals (meV/atom) and force |residual| sums are kept, so two models on the same split are compared
 configuration by configuration (paired bootstrap over test configurations). Energies in meV/atom, forces in eV/Å
@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-STUDY = REPO / "input_files" / "study_lgps.in"
 BOOT = 2000
 
 
@@ -43,20 +42,29 @@ def test_residuals(parity: Path) -> dict:
             "f_n": [int(force.get_group(c).size) for c in energy.index]}
 
 
-def run_one(seed: int, name: str) -> dict:
+def run_one(study: Path, seed: int, name: str) -> dict:
     """Fit one study model on one split seed → its test residuals and fit wall time."""
     from fitsnap_ext import api
     from fitsnap_ext.study import read_study
     from fitsnap_ext.study.deck import model_settings
 
     with tempfile.TemporaryDirectory(prefix="lgps_split_") as tmp:
-        spec = read_study(STUDY, [("STUDY", "split_seed", str(seed)), ("STUDY", "out", str(Path(tmp) / "study"))])
+        spec = read_study(study, [("STUDY", "split_seed", str(seed)), ("STUDY", "out", str(Path(tmp) / "study"))])
         model = next(m for m in spec.models if m.name == name)
         t0 = time.perf_counter()
         api.fit(model_settings(spec, model), out_dir=Path(tmp) / "fit", overwrite=True)
         wall = time.perf_counter() - t0
         return {"seed": seed, "model": name, "kind": model.kind, "wall_s": wall,
                 **test_residuals(Path(tmp) / "fit" / "parity.df")}
+
+
+def ladder(study: Path) -> list[str]:
+    """The names of the study's ladder rungs (not its [MODEL_*] sections)."""
+    from fitsnap_ext.study import read_study
+
+    with tempfile.TemporaryDirectory(prefix="splits_") as tmp:
+        spec = read_study(study, [("STUDY", "out", str(Path(tmp) / "study"))])
+    return [m.name for m in spec.models if not m.line]
 
 
 def e_mae(run: dict) -> float:
@@ -100,7 +108,9 @@ def render(runs: list[dict]) -> str:
     by = {(r["seed"], r["model"]): r for r in runs}
     head = "| model | " + " | ".join(f"split {s}" for s in seeds) + " | mean ± sd over splits |"
     rule = "|:--|" + "--:|" * (len(seeds) + 1)
-    lines = ["Test energy MAE (meV/atom; LAMMPS metal units), each split's 21 test configurations:", "", head, rule]
+    n_test = len(runs[0]["configs"])
+    lines = [f"Test energy MAE (meV/atom; LAMMPS metal units), each split's {n_test} test configurations:", "",
+             head, rule]
     for key, fmt, fn in (("E", "{:.2f}", e_mae), ("F", "{:.3f}", f_mae)):
         if key == "F":
             lines += ["", "Test force MAE (eV/Å; LAMMPS metal units), per force component:", "", head, rule]
@@ -130,9 +140,9 @@ def render(runs: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--study", type=Path, default=REPO / "input_files" / "study_lgps.in")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4, 5])
-    parser.add_argument("--models", nargs="+", default=["linear_2J4", "linear_2J6", "linear_2J8", "quadratic_2J4",
-                                                        "quadratic_2J6", "nn_16", "nn_32x32", "nn_64x64"])
+    parser.add_argument("--models", nargs="+", help="the study's rungs (default: its whole ladder)")
     parser.add_argument("--raw", type=Path, help="JSON file of every run (appended to; runs already there are kept)")
     parser.add_argument("--also", type=Path, nargs="*", default=[],
                         help="more runs' JSON files (another process's --raw) to render with these")
@@ -142,10 +152,10 @@ def main() -> None:
     runs = json.loads(args.raw.read_text()) if args.raw and args.raw.exists() else []
     if not args.render_only:
         for seed in args.seeds:
-            for name in args.models:
+            for name in args.models or ladder(args.study):
                 if any(r["seed"] == seed and r["model"] == name for r in runs):
                     continue
-                run = run_one(seed, name)
+                run = run_one(args.study, seed, name)
                 print(f"split {seed} {name}: test E MAE {e_mae(run):.2f} meV/atom, F MAE {f_mae(run):.4f} eV/Å, "
                       f"fit {run['wall_s']:.0f} s", flush=True)
                 runs.append(run)
