@@ -40,7 +40,7 @@ def main() -> None:
     from fitsnap_ext import calibration
     from fitsnap_ext.config import load_settings
     from fitsnap_ext.linear_snap import LinearSNAP, _row_split
-    from fitsnap_ext.models.posterior import predictive_std
+    from fitsnap_ext.models.posterior import covariance_factor, predictive_std
     from fitsnap_ext.parallel import world
     from fitsnap_ext.workload import read_and_compute
 
@@ -83,7 +83,8 @@ def main() -> None:
         for quantity, kind in (("Energy", 0), ("Force", 1)):
             sel_test, sel_train = (m & (rows.kind == kind) & (rows.w > 0) for m in (test, train))
             e_test, e_train = (rows.a[s] @ coef - rows.b[s] for s in (sel_test, sel_train))
-            s_test, s_train = (predictive_std(rows.a[s], covariance) for s in (sel_test, sel_train))
+            factor = covariance_factor(covariance)
+            s_test, s_train = (predictive_std(rows.a[s], factor) for s in (sel_test, sel_train))
             scale = calibration.fit_scale(e_train, s_train)
             table += [dict(calibration.calibration_row(quantity, e_test, s_test, f), quantity=f"{who}: {quantity}")
                       for f in (1.0, scale)]

@@ -115,18 +115,19 @@ class SnapCalculator:
             design = design.reshape(len(counts), -1)
         return design, snap[:, -1], placed
 
-    def predict(self, entry: Entry, coef: np.ndarray, cov: np.ndarray | None = None):
+    def predict(self, entry: Entry, coef: np.ndarray, cov_factor: np.ndarray | None = None):
         """(energy eV, forces (N, 3) eV/Å, stress Voigt bar or None, energy σ eV, per-atom force σ (N,) eV/Å) of the
         linear model `coef` plus the reference, in the frame's own orientation (the stress only for a frame
-        periodic in all three directions); the σ's (from the coefficients' covariance `cov`) are None without it."""
+        periodic in all three directions); the σ's (from F, FFᵀ = the coefficients' covariance) are None
+        without it."""
         design, reference, placed = self.model_rows(entry)
         y = design @ coef + reference
         energy_std = force_std = None
-        if cov is not None:
+        if cov_factor is not None:
             from .models.posterior import predictive_std
 
             n = entry.frame.natoms
-            std = predictive_std(design[:1 + 3 * n], cov)
+            std = predictive_std(design[:1 + 3 * n], cov_factor)
             energy_std, force_std = float(std[0]), np.sqrt((std[1:] ** 2).reshape(n, 3).sum(axis=1))
         n, rot = entry.frame.natoms, placed.rotation
         forces = y[1:1 + 3 * n].reshape(n, 3) @ rot

@@ -104,7 +104,7 @@ class LinearSNAP(SnapEstimator):
         the first replicates (in the tied space, so every set is tied)."""
         from .models.posterior import sample_coefficients
 
-        self.covariance_ = solver.covariance_
+        self.covariance_, self.covariance_factor_ = solver.covariance_, solver.covariance_factor_
         if self.solver == "ANL":
             self.sigma2_ = solver.sigma2_
             draws = sample_coefficients(solver.free_coef_, solver.reduced_covariance_, self.nsam, self.seed)
@@ -150,7 +150,9 @@ class LinearSNAP(SnapEstimator):
 
     def calibration(self, settings: Settings, entries, rows: Rows, comm) -> list[dict] | None:
         """ANL, BOOTSTRAP: how well σ = sqrt(aᵀΣa) covers the test errors (energy per atom, force components), raw
-        and with one scale fitted on the training rows (collective; rank 0's list, None elsewhere or without σ)."""
+        and with one scale fitted on the training rows (collective; rank 0's list, None elsewhere or without σ).
+        Rows with σ = 0 (all-zero design rows, e.g. forces fixed by a crystal's symmetry) have no σ to calibrate
+        and are left out."""
         if self.solver not in UQ_SOLVERS:
             return None
         from . import calibration
@@ -161,8 +163,9 @@ class LinearSNAP(SnapEstimator):
         for quantity, kind in (("Energy", ENERGY), ("Force", FORCE)):
             for split, mask in (("test", test), ("train", ~test)):
                 sel = (rows.kind == kind) & mask & (rows.w > 0)
-                errors = rows.a[sel] @ self.coef_ - rows.b[sel]
-                parts[quantity, split] = (errors, predictive_std(rows.a[sel], self.covariance_))
+                sigma = predictive_std(rows.a[sel], self.covariance_factor_)
+                keep = sigma > 0  # a zero design row: its prediction does not depend on the coefficients
+                parts[quantity, split] = ((rows.a[sel] @ self.coef_ - rows.b[sel])[keep], sigma[keep])
         gathered = comm.gather(parts, root=0)
         if comm.rank != 0:
             return None
@@ -183,7 +186,7 @@ class LinearSNAP(SnapEstimator):
         calc = SnapCalculator(settings)
         try:
             for entry in unlabelled_entries(settings, frames):
-                yield calc.predict(entry, self.coef_, self.covariance_ if return_std else None)
+                yield calc.predict(entry, self.coef_, self.covariance_factor_ if return_std else None)
         finally:
             calc.close()
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from fitsnap_ext.errors import DataError
-from fitsnap_ext.models.posterior import anl_posterior, predictive_std, sample_coefficients
+from fitsnap_ext.models.posterior import (anl_factor, anl_posterior, covariance_factor, predictive_std,
+                                          sample_coefficients)
 from fitsnap_ext.parallel import tsqr_r, world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,11 +161,30 @@ def test_sigma_recovers_known_noise():
 
 
 def test_predictive_std_equals_the_quadratic_form():
+    """σ from ANL's factor (and from any covariance's eigen-factor) is sqrt(aᵀΣa) on well-conditioned rows."""
     a, b, w = random_system(3, m=8)
-    _, cov, _ = anl_posterior(r_factor(a, b, w), len(b), 0.0)
+    r = r_factor(a, b, w)
+    _, cov, sigma2 = anl_posterior(r, len(b), 0.0)
+    factor = anl_factor(r, sigma2)
+    np.testing.assert_allclose(factor @ factor.T, cov, rtol=1e-10, atol=1e-14 * np.abs(cov).max())
     rows = np.random.default_rng(0).normal(size=(1000, 8))
     want = np.sqrt(np.diag(rows @ cov @ rows.T))
-    np.testing.assert_allclose(predictive_std(rows, cov, chunk_rows=77), want, rtol=1e-12)
+    np.testing.assert_allclose(predictive_std(rows, factor, chunk_rows=77), want, rtol=1e-10)
+    np.testing.assert_allclose(predictive_std(rows, covariance_factor(cov)), want, rtol=1e-10)
+
+
+def test_predictive_std_from_a_factor_survives_large_rows():
+    """Rows of norm 1e5 (quadratic SNAP's energy rows) under a low-rank covariance (a bootstrap's replicates,
+    fewer than the coefficients): ‖aF‖ equals the spread of a·x over the replicates to 1e-10; aᵀΣa from Σ itself
+    loses it to cancellation (no assertion on that: it depends on the BLAS)."""
+    rng = np.random.default_rng(5)
+    n, k = 300, 40
+    replicates = rng.normal(size=n) + 1e-6 * rng.normal(size=(k, n))
+    deviations = replicates - replicates.mean(axis=0)
+    factor = deviations.T / np.sqrt(k - 1)
+    rows = 1e5 * (1 + rng.random(size=(20, n)))
+    want = np.std(rows @ replicates.T, axis=1, ddof=1)
+    np.testing.assert_allclose(predictive_std(rows, factor), want, rtol=1e-6)
 
 
 def test_too_few_rows_is_a_data_error():

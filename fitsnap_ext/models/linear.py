@@ -61,7 +61,8 @@ class LinearSolver:
     SVD (FitSNAP's cutoff `rcond`), RIDGE (`alpha`), ANL (FitSNAP's Bayesian solve: the mean of the posterior
     with `nugget` on the diagonal, and its covariance `covariance_` with the noise variance `sigma2_`, from the
     R factor alone — models.posterior) or BOOTSTRAP (the SVD fit, and `nboot` SVD fits to resamples of the training
-    configurations drawn with replacement, seeded: their coefficients `replicates_` and covariance `covariance_`).
+    configurations drawn with replacement, seeded: their coefficients `replicates_` and covariance `covariance_`);
+    both with `covariance_factor_` F, FFᵀ = covariance_.
     `groups` (a label per column, e.g. `column_groups(bs)`) ties identical columns; None fits them freely."""
 
     def __init__(self, solver: str = "SVD", alpha: float = 0.0, rcond: float = 1e-13, groups=None,
@@ -86,11 +87,15 @@ class LinearSolver:
         if self.solver == "ANL":
             from .posterior import anl_posterior
 
+            from .posterior import anl_factor
+
             coef, cov, self.sigma2_ = anl_posterior(r, comm.allreduce(int(mask.sum())), self.nugget)
-            self._set_covariance(cov)
+            self._set_covariance(cov, anl_factor(r, self.sigma2_, self.nugget))
         if self.solver == "BOOTSTRAP":
             self.replicates_ = self._bootstrap(rows, mask, comm)
-            self._set_covariance(np.atleast_2d(np.cov(self.replicates_, rowvar=False)))
+            deviations = self.replicates_ - self.replicates_.mean(axis=0)
+            self._set_covariance(np.atleast_2d(np.cov(self.replicates_, rowvar=False)),
+                                 deviations.T / np.sqrt(len(deviations) - 1))
         self.free_coef_ = coef  # one per tied group (the same as coef_ without ties)
         self.coef_ = coef if self.ties is None else self.ties.expand(coef)
         self.n_free_ = ncols
@@ -99,10 +104,12 @@ class LinearSolver:
         self.residual_norm_ = abs(r[ncols, ncols]) if len(r) > ncols else 0.0
         return self
 
-    def _set_covariance(self, cov: np.ndarray) -> None:
-        """The coefficients' covariance in the tied basis (`reduced_covariance_`) and on the full columns."""
+    def _set_covariance(self, cov: np.ndarray, factor: np.ndarray) -> None:
+        """The coefficients' covariance in the tied basis (`reduced_covariance_`) and on the full columns
+        (`covariance_`), and a factor F of it, FFᵀ = covariance_ (`covariance_factor_`, for σ: posterior)."""
         self.reduced_covariance_ = cov
         self.covariance_ = cov if self.ties is None else self.ties.expand_covariance(cov)
+        self.covariance_factor_ = factor if self.ties is None else self.ties.expand(factor.T).T
 
     def _solve(self, rows, mask, comm, row_scale=None):
         """(R of [w·A | w·b] over the masked rows of every rank, coefficients, rank, singular values); each row's
