@@ -14,7 +14,7 @@ from conftest import REPO, run_cli
 from fitsnap_ext.errors import DeckError
 from fitsnap_ext.study import ModelSpec, fit_key, model_settings, read_study, summary_row
 from fitsnap_ext.study.deck import member_potentials
-from fitsnap_ext.study.report import resolved_differences
+from fitsnap_ext.study.report import failure_lines, resolved_differences
 from fitsnap_ext.study.statistics import (bootstrap_errors, correlation_ci, pair_tests, property_uncertainty,
                                           z_score)
 
@@ -120,7 +120,9 @@ def test_summary_row_sd_and_spread_from_members_and_engine():
     assert row["bulk_modulus_GPa_sd"] == row["bulk_modulus_GPa_spread"] == pytest.approx(np.std([99, 103], ddof=1))
     assert "C44_GPa_sd" not in row and "C44_GPa_spread" not in row      # one member value, no engine error
     assert row["lattice_constant_A_sd"] == 0.001 and "lattice_constant_A_spread" not in row
-    assert row["n_members"] == 2
+    assert row["n_members"] == 2 and row["members_failed"] == "1 of 3: member2 (LAMMPS blew up)"
+    assert failure_lines([row]) == ["- nn_8: members failed, 1 of 3: member2 (LAMMPS blew up) — its sds are over "
+                                    "the other members only"]
     plain = summary_row(model, {k: v for k, v in fit.items() if k != "uncertainty"}, props, None, refs, "ok")
     assert not any(k.endswith("_spread") for k in plain) and "C11_GPa_sd" in plain and "C44_GPa_sd" not in plain
 

@@ -95,10 +95,13 @@ def answer_text(rows: list[dict], refs: dict) -> list[str]:
 
 
 def failure_lines(rows: list[dict]) -> list[str]:
-    """Markdown bullets: why a fitted model has no property row (its crystal flew apart), or which of its
-    properties failed while the others were computed."""
+    """Markdown bullets: why a fitted model has no property row (its crystal flew apart), which of its
+    properties failed while the others were computed, and which members (ensemble networks, coefficient sets)
+    failed — its error bars are then over the others only."""
     lines = [f"- {r['model']}: {r['status']}" for r in rows if r["status"] != "ok" and "n_params" in r]
-    return lines + [f"- {r['model']}: computed the others; failed: {r['notes']}" for r in rows if r.get("notes")]
+    lines += [f"- {r['model']}: computed the others; failed: {r['notes']}" for r in rows if r.get("notes")]
+    return lines + [f"- {r['model']}: members failed, {r['members_failed']} — its sds are over the other members "
+                    f"only" for r in rows if r.get("members_failed")]
 
 
 def _figures(out: Path, spec, rows, results, refs, ref_curves) -> list[tuple[str, str]]:

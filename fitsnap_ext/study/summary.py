@@ -78,6 +78,9 @@ def _property_sds(row: dict, props: dict, members: dict | None) -> None:
     member_props = [m["props"] for m in (members or {}).get("members", []) if m.get("props")]
     if members:
         row["n_members"] = len(member_props)
+        failed = [f"{m['name']} ({m.get('error', 'no properties')})" for m in members["members"] if not m.get("props")]
+        if failed:  # a member that loses the crystal says the rung's spread is not bounded by the others'
+            row["members_failed"] = f"{len(failed)} of {len(members['members'])}: " + "; ".join(failed)
     for key in [k for k, v in row.items() if k in props and isinstance(v, (int, float))
                 and not isinstance(v, bool) and not k.endswith("_sd")]:
         u = property_uncertainty([m.get(key) for m in member_props], props.get(f"{key}_sd"))
