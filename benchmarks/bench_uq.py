@@ -78,13 +78,15 @@ def main() -> None:
     tracemalloc.stop()
     ours, boot = solve["ANL"][2], solve["BOOTSTRAP"][2]
     table = []
-    for who, coef, covariance in (("fitsnap_ext ANL", ours.coef_, ours.covariance_), ("FitSNAP ANL", mean, cov),
-                                  (f"fitsnap_ext BOOTSTRAP ({args.nboot})", boot.coef_, boot.covariance_)):
+    for who, coef, factor in (("fitsnap_ext ANL", ours.coef_, ours.covariance_factor_),
+                              ("FitSNAP ANL", mean, covariance_factor(cov)),
+                              (f"fitsnap_ext BOOTSTRAP ({args.nboot})", boot.coef_, boot.covariance_factor_)):
+        sigma = predictive_std(rows.a, factor)  # rows with σ at round-off (symmetry-fixed forces) are left out
         for quantity, kind in (("Energy", 0), ("Force", 1)):
-            sel_test, sel_train = (m & (rows.kind == kind) & (rows.w > 0) for m in (test, train))
+            sel_test, sel_train = (m & (rows.kind == kind) & (rows.w > 0) & (sigma > calibration.SIGMA_FLOOR)
+                                   for m in (test, train))
             e_test, e_train = (rows.a[s] @ coef - rows.b[s] for s in (sel_test, sel_train))
-            factor = covariance_factor(covariance)
-            s_test, s_train = (predictive_std(rows.a[s], factor) for s in (sel_test, sel_train))
+            s_test, s_train = sigma[sel_test], sigma[sel_train]
             scale = calibration.fit_scale(e_train, s_train)
             table += [dict(calibration.calibration_row(quantity, e_test, s_test, f), quantity=f"{who}: {quantity}")
                       for f in (1.0, scale)]

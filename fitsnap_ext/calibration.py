@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 NUM_BINS = 100
+SIGMA_FLOOR = 1e-10  # eV/atom, eV/Å: a point whose σ is round-off (a force fixed by symmetry) has none to calibrate
 UNITS = {"Energy": "eV/atom", "Force": "eV/Å"}
 COLUMNS = ("quantity", "unit", "count", "rmse", "rms_sigma", "within_1sigma", "within_2sigma",
            "miscalibration_area", "nll", "scale")

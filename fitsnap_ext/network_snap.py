@@ -277,12 +277,11 @@ class NetworkSNAP(SnapEstimator):
         return rows or None
 
 
-SIGMA_FLOOR = 1e-10  # eV/atom, eV/Å: points whose members agree to round-off (forces zero by symmetry) are left out
-
-
 def calibration_points(settings: Settings, ensemble: NetworkEnsemble, configs) -> dict:
     """{"Energy": (errors, σ) per atom, "Force": (errors, σ) per component} of the ensemble mean over `configs`
-    (σ: the members' sample std; points with σ ≤ SIGMA_FLOOR left out)."""
+    (σ: the members' sample std; points with σ ≤ calibration.SIGMA_FLOOR left out)."""
+    from .calibration import SIGMA_FLOOR
+
     points = {q: ([], []) for q, on in (("Energy", settings.calculator.energy), ("Force", settings.calculator.force))
               if on}
     for c, (e_k, f_k, _) in zip(configs, ensemble.member_predictions(configs)):

@@ -105,8 +105,12 @@ def test_calibration_table_is_calibration_py_on_the_test_rows(anl_fit):
     for quantity in ("Energy", "Force"):
         sel = test & (kind == quantity) & (w > 0)
         errors, sigma = a[sel] @ coef - b[sel], np.sqrt(np.einsum("ij,jk,ik->i", a[sel], cov, a[sel]))
+        # left out: rows whose σ is round-off — design rows zero to round-off (the ideal crystals' forces)
+        fixed = sigma <= calibration.SIGMA_FLOOR
+        assert np.abs(a[sel][fixed]).max(initial=0.0) < 1e-9 * np.abs(a[sel]).max()
+        errors, sigma = errors[~fixed], sigma[~fixed]
         raw = table[(table.quantity == quantity) & (table.scale == 1.0)].iloc[0]
-        assert raw["count"] == sel.sum()
+        assert raw["count"] == len(errors) > 0.9 * sel.sum()
         assert raw["within_1sigma"] == pytest.approx(calibration.coverage(errors, sigma, 1.0), abs=1e-12)
         assert raw["nll"] == pytest.approx(calibration.gaussian_nll(errors, sigma), rel=1e-6)
         scaled = table[(table.quantity == quantity) & (table.scale != 1.0)].iloc[0]
