@@ -83,8 +83,9 @@ def main() -> None:
                               (f"fitsnap_ext BOOTSTRAP ({args.nboot})", boot.coef_, boot.covariance_factor_)):
         sigma = predictive_std(rows.a, factor)  # rows with σ at round-off (symmetry-fixed forces) are left out
         for quantity, kind in (("Energy", 0), ("Force", 1)):
-            sel_test, sel_train = (m & (rows.kind == kind) & (rows.w > 0) & (sigma > calibration.SIGMA_FLOOR)
-                                   for m in (test, train))
+            sel_test, sel_train = (m & (rows.kind == kind) & (rows.w > 0) for m in (test, train))
+            sel_test, sel_train = (np.flatnonzero(s)[calibration.informative(sigma[s], rows.a[s])]
+                                   for s in (sel_test, sel_train))
             e_test, e_train = (rows.a[s] @ coef - rows.b[s] for s in (sel_test, sel_train))
             s_test, s_train = sigma[sel_test], sigma[sel_train]
             scale = calibration.fit_scale(e_train, s_train)

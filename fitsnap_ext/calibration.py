@@ -17,6 +17,7 @@ import numpy as np
 
 NUM_BINS = 100
 SIGMA_FLOOR = 1e-10  # eV/atom, eV/Å: a point whose σ is round-off (a force fixed by symmetry) has none to calibrate
+ROW_ROUNDOFF = 1e-8  # a design row this small against the median row is zero to round-off
 UNITS = {"Energy": "eV/atom", "Force": "eV/Å"}
 COLUMNS = ("quantity", "unit", "count", "rmse", "rms_sigma", "within_1sigma", "within_2sigma",
            "miscalibration_area", "nll", "scale")
@@ -28,6 +29,18 @@ def _check(errors, sigma) -> tuple[np.ndarray, np.ndarray]:
     if len(e) == 0 or not np.all(s > 0) or not np.all(np.isfinite(e)):
         raise ValueError("calibration needs at least one finite error and σ > 0 for every point")
     return e, s
+
+
+def informative(sigma, design=None) -> np.ndarray:
+    """The points whose σ can be calibrated: σ above SIGMA_FLOOR and, for a linear model's `design` rows, a row
+    not zero to round-off (largest |entry| above 1e-8 of the median row's) — a force fixed by a crystal's
+    symmetry is predicted exactly whatever the coefficients, with a σ of round-off, and its error is the label's
+    noise: kept, such points dominate the NLL and the fitted scale (GaN linear 2J=8: scale 4·10⁴)."""
+    keep = np.asarray(sigma, dtype=float) > SIGMA_FLOOR
+    if design is not None and len(design):
+        size = np.abs(np.asarray(design, dtype=float)).max(axis=1)
+        keep &= size > ROW_ROUNDOFF * np.median(size)
+    return keep
 
 
 def coverage(errors, sigma, k: float = 1.0) -> float:

@@ -151,8 +151,8 @@ class LinearSNAP(SnapEstimator):
     def calibration(self, settings: Settings, entries, rows: Rows, comm) -> list[dict] | None:
         """ANL, BOOTSTRAP: how well σ = sqrt(aᵀΣa) covers the test errors (energy per atom, force components), raw
         and with one scale fitted on the training rows (collective; rank 0's list, None elsewhere or without σ).
-        Rows with σ ≤ calibration.SIGMA_FLOOR (design rows zero to round-off: forces fixed by a crystal's symmetry)
-        have no σ to calibrate and are left out, as for ensembles."""
+        Rows whose prediction does not depend on the coefficients (design rows zero to round-off: forces fixed
+        by a crystal's symmetry) have no σ to calibrate and are left out (calibration.informative)."""
         if self.solver not in UQ_SOLVERS:
             return None
         from . import calibration
@@ -164,7 +164,7 @@ class LinearSNAP(SnapEstimator):
             for split, mask in (("test", test), ("train", ~test)):
                 sel = (rows.kind == kind) & mask & (rows.w > 0)
                 sigma = predictive_std(rows.a[sel], self.covariance_factor_)
-                keep = sigma > calibration.SIGMA_FLOOR  # a (numerically) zero design row: a force fixed by symmetry
+                keep = calibration.informative(sigma, rows.a[sel])
                 parts[quantity, split] = ((rows.a[sel] @ self.coef_ - rows.b[sel])[keep], sigma[keep])
         gathered = comm.gather(parts, root=0)
         if comm.rank != 0:

@@ -106,7 +106,7 @@ def test_calibration_table_is_calibration_py_on_the_test_rows(anl_fit):
         sel = test & (kind == quantity) & (w > 0)
         errors, sigma = a[sel] @ coef - b[sel], np.sqrt(np.einsum("ij,jk,ik->i", a[sel], cov, a[sel]))
         # left out: rows whose σ is round-off — design rows zero to round-off (the ideal crystals' forces)
-        fixed = sigma <= calibration.SIGMA_FLOOR
+        fixed = ~calibration.informative(sigma, a[sel])
         assert np.abs(a[sel][fixed]).max(initial=0.0) < 1e-9 * np.abs(a[sel]).max()
         errors, sigma = errors[~fixed], sigma[~fixed]
         raw = table[(table.quantity == quantity) & (table.scale == 1.0)].iloc[0]
