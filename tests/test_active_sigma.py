@@ -47,7 +47,8 @@ def test_sample_spread_is_the_posterior_sigma(tmp_path):
         got = force_sigma(test, [str(out / f"Si_pot.sample{k}.mod") for k in range(nsam)], ["Si"])
         if check == "exact":
             empirical = copy.deepcopy(model)
-            empirical.covariance_ = np.cov(model.samples_, rowvar=False, ddof=1)
+            deviations = model.samples_ - model.samples_.mean(axis=0)   # the samples' own covariance (ddof 1)
+            empirical.covariance_factor_ = deviations.T / np.sqrt(nsam - 1)
             *_, want = empirical.predict(test, return_std=True)
             for w, h in zip(want, got):
                 assert np.abs(h - w).max() < 1e-8
