@@ -131,7 +131,7 @@ def test_estimator_contract(tmp_path):
     settings = fx.load_deck(DEMO)
     model = fx.LinearSNAP(settings, solver="RIDGE", alpha=1e-3)
     assert model.get_params() == {"settings": settings, "solver": "RIDGE", "alpha": 1e-3, "rcond": 1e-13, "nsam": 0,
-                                  "cov_nugget": 0.0, "seed": 0}
+                                  "cov_nugget": 0.0, "nboot": 100, "seed": 0}
     assert not [k for k in vars(model) if k.endswith("_")]
     clone = type(model)(**model.get_params()).set_params(alpha=1e-2)
     assert clone.alpha == 1e-2 and model.alpha == 1e-3
