@@ -58,7 +58,7 @@ def test_tersoff_gan_grid_gives_lammps_clamped_ion_cell():
     from fitsnap_ext.lammps_session import LammpsSession, lammps_module, potentials_dir
 
     lammps_module()
-    pot = [f"pair_style tersoff", f"pair_coeff * * {potentials_dir() / 'GaN.tersoff'} Ga N"]
+    pot = ["pair_style tersoff", f"pair_coeff * * {potentials_dir() / 'GaN.tersoff'} Ga N"]
     base = load_structure("gan_wurtzite", lattice=3.19)
     n = base.natoms
     la, lc = np.linalg.norm(base.cell[0]), np.linalg.norm(base.cell[2])
