@@ -85,9 +85,7 @@ class LinearSolver:
         r, coef, rank, sing = self._solve(rows, mask, comm)
         ncols = r.shape[1] - 1
         if self.solver == "ANL":
-            from .posterior import anl_posterior
-
-            from .posterior import anl_factor
+            from .posterior import anl_factor, anl_posterior
 
             coef, cov, self.sigma2_ = anl_posterior(r, comm.allreduce(int(mask.sum())), self.nugget)
             self._set_covariance(cov, anl_factor(r, self.sigma2_, self.nugget))
