@@ -6,8 +6,9 @@
 Every model of the study deck is fitted exactly as the study fits it (`study.model_settings`: the study's base
 deck, its network recipe — e.g. LGPS: 3-member ensembles, 1000 epochs, weight decay, relative group weights),
 once per split seed (`[STUDY] split_seed`: the base deck's per-group train/test fractions, shuffled by that seed;
-42 is the LGPS and GaN base decks' own seed, i.e. the committed studies' split). Only the fits run (no properties, no MD), one after the
-other in this process, on OMP_NUM_THREADS torch threads (default 1). Per fit the test split's per-configuration
+42 is the LGPS and GaN base decks' own seed, i.e. the committed studies' split). Only the fits run (no properties,
+no MD; the wall time includes the descriptors), one after the other in this process, on OMP_NUM_THREADS torch
+threads (default 1). Per fit the test split's per-configuration
 energy residuals (meV/atom) and force |residual| sums are kept, so two models on the same split are compared
 configuration by configuration (paired bootstrap over test configurations). Energies in meV/atom, forces in eV/Å
 (LAMMPS metal units).
@@ -26,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 BOOT = 2000
 
 
-def test_residuals(parity: Path) -> dict:
+def split_residuals(parity: Path) -> dict:
     """Per test configuration of a parity.df: energy residual (meV/atom), Σ|force residual| and its count."""
     import pandas as pd
 
@@ -48,14 +49,14 @@ def run_one(study: Path, seed: int, name: str) -> dict:
     from fitsnap_ext.study import read_study
     from fitsnap_ext.study.deck import model_settings
 
-    with tempfile.TemporaryDirectory(prefix="lgps_split_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="split_") as tmp:
         spec = read_study(study, [("STUDY", "split_seed", str(seed)), ("STUDY", "out", str(Path(tmp) / "study"))])
         model = next(m for m in spec.models if m.name == name)
         t0 = time.perf_counter()
         api.fit(model_settings(spec, model), out_dir=Path(tmp) / "fit", overwrite=True)
         wall = time.perf_counter() - t0
         return {"seed": seed, "model": name, "kind": model.kind, "wall_s": wall,
-                **test_residuals(Path(tmp) / "fit" / "parity.df")}
+                **split_residuals(Path(tmp) / "fit" / "parity.df")}
 
 
 def ladder(study: Path) -> list[str]:
@@ -121,8 +122,8 @@ def render(runs: list[dict]) -> str:
             lines.append(f"| {m} | " + " | ".join("–" if v is None else fmt.format(v) for v in vals)
                          + f" | {summary} |")
     lines += ["", "Against linear_2J8 on the same splits (model − linear_2J8, mean over the splits both were fitted "
-              "on; ± sd: paired bootstrap over test configurations; se: std/√splits of the per-split differences; negative = "
-              "better than linear 2J=8):", "",
+              "on; ± sd: paired bootstrap over test configurations; se: std/√splits of the per-split differences; "
+              "negative = better than linear 2J=8):", "",
               "| model | splits | Δ E MAE (meV/atom) | split-to-split se | Δ F MAE (eV/Å) | split-to-split se |"
               " splits with lower E MAE |", "|:--|--:|--:|--:|--:|--:|--:|"]
     for m in models:

@@ -76,7 +76,7 @@ def test_two_ranks_same_replicates(boot_fit, tmp_path):
 
 def test_bootstrap_recovers_the_covariance_of_configuration_correlated_noise():
     """y = Xβ + u_c + ε: u_c shared by the 5 rows of configuration c (sd 1), ε per row (sd 0.2), rows of a
-    configuration alike. The exact covariance of the least-squares β̂ is (XᵀX)⁻¹ XᵀΩX (XᵀX)⁻¹ with Ω block-diagonal;
+    configuration alike. The exact covariance of the least-squares β̂ is (XᵀX)⁻¹ XᵀΩX (XᵀX)⁻¹, Ω block-diagonal;
     the bootstrap over configurations estimates it from one data set, ANL's σ̂²(XᵀX)⁻¹ (rows independent) falls
     short by about the configuration size."""
     from fitsnap_ext.descriptors import Rows
@@ -93,7 +93,7 @@ def test_bootstrap_recovers_the_covariance_of_configuration_correlated_noise():
     anl = LinearSolver("ANL").fit(rows)
     xtx_inv = np.linalg.inv(x.T @ x)
     omega_x = sum(np.outer(s, s) for s in (x[entry == c].sum(axis=0) for c in range(n_configs))) \
-        + 0.2 ** 2 * x.T @ x                                            # XᵀΩX: Ω = 1 within a configuration + 0.04 I
+        + 0.2 ** 2 * x.T @ x                                   # XᵀΩX: Ω = 1 within a configuration + 0.04 I
     exact = xtx_inv @ omega_x @ xtx_inv
     ratio = np.diag(boot.covariance_) / np.diag(exact)
     assert np.all((ratio > 0.8) & (ratio < 1.25)), ratio
