@@ -279,8 +279,8 @@ class NetworkSNAP(SnapEstimator):
 
 def calibration_points(settings: Settings, ensemble: NetworkEnsemble, configs) -> dict:
     """{"Energy": (errors, σ) per atom, "Force": (errors, σ) per component} of the ensemble mean over `configs`
-    (σ: the members' sample std; points with σ ≤ calibration.SIGMA_FLOOR left out)."""
-    from .calibration import SIGMA_FLOOR
+    (σ: the members' sample std; points whose σ is round-off left out: calibration.informative)."""
+    from .calibration import informative
 
     points = {q: ([], []) for q, on in (("Energy", settings.calculator.energy), ("Force", settings.calculator.force))
               if on}
@@ -294,7 +294,7 @@ def calibration_points(settings: Settings, ensemble: NetworkEnsemble, configs) -
     out = {}
     for q, (err, sig) in points.items():
         err, sig = (np.concatenate(x) if x else np.zeros(0) for x in (err, sig))
-        keep = sig > SIGMA_FLOOR
+        keep = informative(sig)
         out[q] = (err[keep], sig[keep])
     return out
 

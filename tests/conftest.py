@@ -95,6 +95,16 @@ def run_generate(deck, env_extra=None, args=(), mpi=0, kill_after=0) -> subproce
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
 
 
+# command-line keys that make a linear fit dump FitSNAP's A, b, w and its dataframe (Descriptors.npy, ...)
+DUMP_KEYS = [arg for key in ("dump_descriptors", "dump_truth", "dump_weights", "dump_dataframe")
+             for arg in ("-k", "EXTRAS", key, "1")]
+
+
+def read_dumped_rows(folder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A, b, w) a fit run with DUMP_KEYS wrote into `folder`."""
+    return tuple(np.load(Path(folder) / name) for name in ("Descriptors.npy", "Truth-Ref.npy", "Weights.npy"))
+
+
 def read_snapcoeff(path) -> np.ndarray:
     """All coefficient values of a .snapcoeff file (every element, constant first)."""
     values = []

@@ -7,27 +7,25 @@ import pandas as pd
 import pytest
 
 import fitsnap_ext as fx
-from conftest import REPO, read_snapcoeff, run_cli
+from conftest import DUMP_KEYS, REPO, read_dumped_rows, read_snapcoeff, run_cli
 from fitsnap_ext import calibration
 from fitsnap_ext.errors import DeckError, FitsnapError
 
 DEMO = REPO / "input_files" / "in.demo"
 KEYS = ["-k", "SOLVER", "solver", "ANL", "-k", "SOLVER", "nsam", "4", "-k", "SOLVER", "cov_nugget", "1e-6",
         "-k", "PROPERTIES", "properties", "eos"]
-DUMPS = [arg for key in ("dump_descriptors", "dump_truth", "dump_weights", "dump_dataframe")
-         for arg in ("-k", "EXTRAS", key, "1")]
 
 
 @pytest.fixture(scope="module")
 def anl_fit(tmp_path_factory):
     work = tmp_path_factory.mktemp("anl")
-    run_cli([DEMO, *KEYS, *DUMPS], work, timeout=300)
+    run_cli([DEMO, *KEYS, *DUMP_KEYS], work, timeout=300)
     return work
 
 
 def test_posterior_equals_fitsnaps_formula(anl_fit):
     """FitSNAP's anl.py on the same rows: pinv(AwᵀAw + nugget·I), mean = P·Awᵀbw, σ̂² = |r|²/(npt − nbas − 2)."""
-    a, b, w = (np.load(anl_fit / name) for name in ("Descriptors.npy", "Truth-Ref.npy", "Weights.npy"))
+    a, b, w = read_dumped_rows(anl_fit)
     train = ~pd.read_pickle(anl_fit / "FitSNAP.df")["Testing"].to_numpy(bool)
     aw, bw = w[train, None] * a[train], w[train] * b[train]
     p = np.linalg.pinv(aw.T @ aw + 1e-6 * np.eye(a.shape[1]))
@@ -96,7 +94,7 @@ def test_predict_std_is_the_quadratic_form():
 
 
 def test_calibration_table_is_calibration_py_on_the_test_rows(anl_fit):
-    a, b, w = (np.load(anl_fit / name) for name in ("Descriptors.npy", "Truth-Ref.npy", "Weights.npy"))
+    a, b, w = read_dumped_rows(anl_fit)
     df = pd.read_pickle(anl_fit / "FitSNAP.df")
     coef = read_snapcoeff(anl_fit / "Si_demo_pot.snapcoeff")
     cov = np.load(anl_fit / "Si_demo_pot.covariance.npy")

@@ -9,28 +9,26 @@ import pandas as pd
 import pytest
 
 import fitsnap_ext as fx
-from conftest import REPO, read_snapcoeff, run_cli
+from conftest import DUMP_KEYS, REPO, read_dumped_rows, read_snapcoeff, run_cli
 from fitsnap_ext.errors import DeckError
 
 DEMO = REPO / "input_files" / "in.demo"
 NBOOT, NSAM = 12, 3
 KEYS = ["-k", "SOLVER", "solver", "BOOTSTRAP", "-k", "SOLVER", "nboot", str(NBOOT), "-k", "SOLVER", "nsam",
         str(NSAM), "-k", "PROPERTIES", "properties", "eos"]
-DUMPS = [arg for key in ("dump_descriptors", "dump_truth", "dump_weights", "dump_dataframe")
-         for arg in ("-k", "EXTRAS", key, "1")]
 
 
 @pytest.fixture(scope="module")
 def boot_fit(tmp_path_factory):
     work = tmp_path_factory.mktemp("boot")
-    run_cli([DEMO, *KEYS, *DUMPS], work, timeout=300)
+    run_cli([DEMO, *KEYS, *DUMP_KEYS], work, timeout=300)
     return work
 
 
 def numpy_replicates(folder, nboot: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(SVD fit, nboot replicates) by numpy's lstsq on the dumped rows: configurations in deck order, the training
     ones drawn with replacement by default_rng(seed).multinomial, a row's weight times √(times drawn)."""
-    a, b, w = (np.load(folder / name) for name in ("Descriptors.npy", "Truth-Ref.npy", "Weights.npy"))
+    a, b, w = read_dumped_rows(folder)
     df = pd.read_pickle(folder / "FitSNAP.df")
     config = pd.factorize(df["Groups"].astype(str) + "/" + df["Configs"].astype(str))[0]
     train = ~df["Testing"].to_numpy(bool)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from fitsnap_ext.errors import DataError
-from fitsnap_ext.models.posterior import (anl_factor, anl_posterior, covariance_factor, predictive_std,
-                                          sample_coefficients)
+from fitsnap_ext.models.posterior import anl_posterior, covariance_factor, predictive_std, sample_coefficients
 from fitsnap_ext.parallel import tsqr_r, world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +113,7 @@ def test_two_ranks_equal_serial(tmp_path):
         mine = np.array_split(np.arange(len(b)), comm.size)[comm.rank]
         aug = np.hstack([w[mine, None] * a[mine], (w[mine] * b[mine])[:, None]])
         r = tsqr_r([aug[:300], aug[300:]], aug.shape[1], comm, chunk_rows=250)
-        mean, cov, sigma2 = anl_posterior(r, len(b), 0.1)
+        mean, cov, sigma2, _ = anl_posterior(r, len(b), 0.1)
         if comm.rank == 0:
             np.savez({str(tmp_path / 'out.npz')!r}, mean=mean, cov=cov, sigma2=sigma2)
     """))
@@ -131,7 +130,7 @@ def test_two_ranks_equal_serial(tmp_path):
 def test_samples_spread_as_the_covariance():
     """Sample covariance of N draws vs cov: each entry's standard error is sqrt((Σii Σjj + Σij²)/N)."""
     a, b, w = random_system(1, m=6)
-    mean, cov, _ = anl_posterior(r_factor(a, b, w), len(b), 0.0)
+    mean, cov, _, _ = anl_posterior(r_factor(a, b, w), len(b), 0.0)
     nsam = 20000
     draws = sample_coefficients(mean, cov, nsam, seed=3)
     assert draws.shape == (nsam, 6)
@@ -146,7 +145,7 @@ def test_singular_covariance_samples_stay_in_its_span():
     """A duplicated column: pinv cuts one direction, so every draw keeps x4 − x5 at the mean's value."""
     a, b, w = random_system(2, m=6)
     a[:, 5] = a[:, 4]
-    mean, cov, _ = anl_posterior(r_factor(a, b, w), len(b), 0.0)
+    mean, cov, _, _ = anl_posterior(r_factor(a, b, w), len(b), 0.0)
     draws = sample_coefficients(mean, cov, 500, seed=1)
     assert np.abs((draws[:, 4] - draws[:, 5]) - (mean[4] - mean[5])).max() < 1e-8 * np.abs(draws).max()
     assert np.std(draws[:, 4]) > 0
@@ -156,7 +155,7 @@ def test_sigma_recovers_known_noise():
     """Unit weights, noise σ = 0.05: σ̂² is unbiased; σ̂ has relative sd sqrt(1/(2(N−n−2))) ≈ 0.8 %, N = 8000."""
     sigma = 0.05
     a, b, _ = random_system(7, n=8000, m=20, noise=sigma)
-    _, _, sigma2 = anl_posterior(r_factor(a, b, np.ones(len(b))), len(b), 0.0)
+    _, _, sigma2, _ = anl_posterior(r_factor(a, b, np.ones(len(b))), len(b), 0.0)
     assert np.sqrt(sigma2) == pytest.approx(sigma, rel=4 * np.sqrt(1 / (2 * (8000 - 22))))  # 4 sd: 3.2 %
 
 
@@ -164,8 +163,7 @@ def test_predictive_std_equals_the_quadratic_form():
     """σ from ANL's factor (and from any covariance's eigen-factor) is sqrt(aᵀΣa) on well-conditioned rows."""
     a, b, w = random_system(3, m=8)
     r = r_factor(a, b, w)
-    _, cov, sigma2 = anl_posterior(r, len(b), 0.0)
-    factor = anl_factor(r, sigma2)
+    _, cov, _, factor = anl_posterior(r, len(b), 0.0)
     np.testing.assert_allclose(factor @ factor.T, cov, rtol=1e-10, atol=1e-14 * np.abs(cov).max())
     rows = np.random.default_rng(0).normal(size=(1000, 8))
     want = np.sqrt(np.diag(rows @ cov @ rows.T))

@@ -85,15 +85,14 @@ class LinearSolver:
         r, coef, rank, sing = self._solve(rows, mask, comm)
         ncols = r.shape[1] - 1
         if self.solver == "ANL":
-            from .posterior import anl_factor, anl_posterior
+            from .posterior import anl_posterior
 
-            coef, cov, self.sigma2_ = anl_posterior(r, comm.allreduce(int(mask.sum())), self.nugget)
-            self._set_covariance(cov, anl_factor(r, self.sigma2_, self.nugget))
+            coef, cov, self.sigma2_, factor = anl_posterior(r, comm.allreduce(int(mask.sum())), self.nugget)
+            self._set_covariance(cov, factor)
         if self.solver == "BOOTSTRAP":
             self.replicates_ = self._bootstrap(rows, mask, comm)
-            deviations = self.replicates_ - self.replicates_.mean(axis=0)
-            self._set_covariance(np.atleast_2d(np.cov(self.replicates_, rowvar=False)),
-                                 deviations.T / np.sqrt(len(deviations) - 1))
+            factor = (self.replicates_ - self.replicates_.mean(axis=0)).T / np.sqrt(self.nboot - 1)
+            self._set_covariance(factor @ factor.T, factor)  # the replicates' covariance (ddof 1)
         self.free_coef_ = coef  # one per tied group (the same as coef_ without ties)
         self.coef_ = coef if self.ties is None else self.ties.expand(coef)
         self.n_free_ = ncols

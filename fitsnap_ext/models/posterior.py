@@ -19,8 +19,10 @@ from ..errors import DataError
 PINV_RCOND = 1e-15  # numpy.linalg.pinv's default, which FitSNAP's ANL uses
 
 
-def anl_posterior(r: np.ndarray, n_rows: int, nugget: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
-    """(mean, cov, σ̂²) of FitSNAP's ANL from the R factor of [w·A | w·b] over `n_rows` training rows.
+def anl_posterior(r: np.ndarray, n_rows: int, nugget: float = 0.0) \
+        -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """(mean, cov, σ̂², F) of FitSNAP's ANL from the R factor of [w·A | w·b] over `n_rows` training rows; F is a
+    factor of cov from the same SVD, FFᵀ = cov (n × kept directions; for σ: `predictive_std`).
 
     `n_rows` is FitSNAP's npt: every training row, zero-weight rows included. Raises DataError when
     n_rows ≤ n + 2 (σ̂² undefined)."""
@@ -42,7 +44,7 @@ def anl_posterior(r: np.ndarray, n_rows: int, nugget: float = 0.0) -> tuple[np.n
     mean = vt.T @ (inv * s * (u.T @ c))
     res = c - r_a @ mean
     sigma2 = float(res @ res + r[n, n] ** 2) / dof
-    return mean, sigma2 * unit_cov, sigma2
+    return mean, sigma2 * unit_cov, sigma2, np.sqrt(sigma2 * inv[keep]) * vt.T[:, keep]
 
 
 def sample_coefficients(mean: np.ndarray, cov: np.ndarray, nsam: int, seed: int = 0) -> np.ndarray:
@@ -51,15 +53,6 @@ def sample_coefficients(mean: np.ndarray, cov: np.ndarray, nsam: int, seed: int 
     cov may be singular (pinv-cut directions): eigenvalues below zero from round-off count as zero."""
     z = np.random.default_rng(seed).standard_normal((nsam, len(mean)))
     return np.asarray(mean, dtype=float) + z @ covariance_factor(cov).T
-
-
-def anl_factor(r: np.ndarray, sigma2: float, nugget: float = 0.0) -> np.ndarray:
-    """F with FFᵀ = ANL's covariance σ̂²·pinv(R_AᵀR_A + nugget·I) (n × kept directions), from the SVD of R_A."""
-    n = r.shape[0] - 1
-    _, s, vt = np.linalg.svd(np.asarray(r, dtype=float)[:n, :n])
-    m = s * s + nugget
-    keep = m > PINV_RCOND * m.max()
-    return np.sqrt(sigma2) * vt.T[:, keep] / np.sqrt(m[keep])
 
 
 def covariance_factor(cov: np.ndarray) -> np.ndarray:

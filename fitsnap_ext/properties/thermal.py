@@ -18,7 +18,7 @@ import numpy as np
 
 from fitsnap_ext.properties.md_runs import md_steps, read_blocks, read_last_block
 from fitsnap_ext.properties.runner import DeckRunner, read_keyvals
-from fitsnap_ext.properties.statistics import block_errors, standard_error
+from fitsnap_ext.properties.statistics import block_errors
 from fitsnap_ext.properties.systems import SystemPreset
 from fitsnap_ext.units import EV_PER_A2_PS_TO_W_PER_M2
 
@@ -86,17 +86,13 @@ def run_thermal(runner: DeckRunner, system: SystemPreset, md_data: Path, out: Pa
         kv = read_keyvals(out / f"thermal_{tag}.txt")
         profile = read_last_block(out / f"profile_{tag}.txt", header_words=3)  # fix ave/chunk: chunk z count T
         grad = gradient_from_profile(profile[:, 1], profile[:, 3], kv["lz_A"])
-        runs.append({"thermal_conductivity_W_mK": kappa_W_mK(kv["energy_swapped_eV"], kv["area_A2"], kv["time_ps"],
-                                                              grad),
-                     "thermal_gradient_K_A": grad, "lz_A": kv["lz_A"], "area_A2": kv["area_A2"],
-                     "time_ps": kv["time_ps"], "tag": tag})
+        runs.append({**kv, "tag": tag, "thermal_gradient_K_A": grad, "thermal_conductivity_W_mK":
+                     kappa_W_mK(kv["energy_swapped_eV"], kv["area_A2"], kv["time_ps"], grad)})
     keys = ("thermal_conductivity_W_mK", "thermal_gradient_K_A")
-    if len(runs) > 1:
-        errors = {f"{key}_sd": standard_error([r[key] for r in runs]) for key in keys}
-    else:
-        r = runs[0]
-        errors = block_errors(block_values(out, r["tag"], r["area_A2"], r["lz_A"], r["time_ps"] / THERMAL_BLOCKS),
-                              keys)
+    r = runs[0]
+    pieces = runs if len(runs) > 1 else block_values(out, r["tag"], r["area_A2"], r["lz_A"],
+                                                     r["time_ps"] / THERMAL_BLOCKS)
+    errors = block_errors(pieces, keys)  # independent runs, or one run's blocks
     return {"thermal_conductivity_W_mK": float(np.mean([r[keys[0]] for r in runs])),
             "thermal_temperature_K": system.thermal_T, "thermal_box_length_A": runs[0]["lz_A"],
             "thermal_gradient_K_A": float(np.mean([r[keys[1]] for r in runs])), **errors,
