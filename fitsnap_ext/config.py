@@ -78,7 +78,8 @@ def _network(raw: RawDeck) -> NetworkSettings:
         ensemble_size=raw.get(s, "ensemble_size", int, d.ensemble_size),
         ensemble_bootstrap=raw.get(s, "ensemble_bootstrap", bool, d.ensemble_bootstrap),
         ema_decay=raw.get(s, "ema_decay", float, d.ema_decay),
-        weight_decay=raw.get(s, "weight_decay", float, d.weight_decay))
+        weight_decay=raw.get(s, "weight_decay", float, d.weight_decay),
+        linear_baseline=raw.get(s, "linear_baseline", bool, d.linear_baseline))
     for key in ("learning_rate", "num_epochs", "batch_size", "save_freq"):
         if getattr(out, key) <= 0:
             raise raw.error("must be > 0", s, key)

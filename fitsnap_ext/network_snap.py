@@ -56,7 +56,7 @@ class NetworkSNAP(SnapEstimator):
                  batch_size=4, energy_weight=None, force_weight=None, stress_weight=0.0, seed=0,
                  validation_fraction=0.1, training_fraction=None, shuffle_flag=True, multi_element_option=2,
                  patience=50, save_state_output="", save_state_input="", checkpoint="", save_freq=10,
-                 ensemble_size=1, ensemble_bootstrap=False, ema_decay=0.0, weight_decay=0.0):
+                 ensemble_size=1, ensemble_bootstrap=False, ema_decay=0.0, weight_decay=0.0, linear_baseline=False):
         self.settings = settings
         self.hidden = hidden
         self.activation = activation
@@ -80,6 +80,7 @@ class NetworkSNAP(SnapEstimator):
         self.ensemble_bootstrap = ensemble_bootstrap
         self.ema_decay = ema_decay
         self.weight_decay = weight_decay
+        self.linear_baseline = linear_baseline
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "NetworkSNAP":
@@ -321,7 +322,8 @@ def trainer_from_settings(settings: Settings, member: int = 0):
         n_elements=settings.bispectrum.numtypes, checkpoint=checkpoint, save_freq=net.save_freq,
         init_state=net.save_state_input, stress_mask=settings.calculator.stress_mask, shuffle=net.shuffle_flag,
         multi_element_option=net.multi_element_option, deck_error=settings.error,
-        bootstrap=net.ensemble_bootstrap, ema_decay=net.ema_decay, weight_decay=net.weight_decay)
+        bootstrap=net.ensemble_bootstrap, ema_decay=net.ema_decay, weight_decay=net.weight_decay,
+        linear_baseline=net.linear_baseline)
 
 
 def choose_validation(entries_meta: list[tuple[int, bool]], fraction: float, seed: int) -> set[int]:

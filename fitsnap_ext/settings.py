@@ -242,6 +242,7 @@ class NetworkSettings:
     ensemble_bootstrap: bool = False     # members also train on a seeded bootstrap resample of the configurations
     ema_decay: float = 0.0               # exponential moving average of the weights per step (MACE: 0.99); 0: off
     weight_decay: float = 0.0            # AdamW's decoupled weight decay (per unit learning rate); 0: plain Adam
+    linear_baseline: bool = False        # Δ-learning: the networks fit what linear SNAP (fitted first) leaves
 
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")

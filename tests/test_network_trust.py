@@ -161,6 +161,12 @@ def test_state_of_another_architecture_refused(checkpointed, tmp_path):
                      tmp_path / "w")
     assert "was made with layer_sizes 30 4 1, this deck has 30 6 1" in _one_line_deck_error(excinfo,
                                                                                             "save_state_input")
+    # weights trained without a linear baseline mean something else on top of one (and the other way round)
+    with pytest.raises(FitsnapError) as excinfo:
+        _network_fit(TINY + [("PYTORCH", "linear_baseline", "1"), ("PYTORCH", "save_state_input", state)],
+                     tmp_path / "w1")
+    assert "was made with linear_baseline (none), this deck has 1" in _one_line_deck_error(excinfo,
+                                                                                          "save_state_input")
     # other hyper-parameters may differ for initial weights: more epochs start from the saved network
     result = _network_fit(TINY + [("PYTORCH", "num_epochs", "3"), ("PYTORCH", "save_state_input", state)],
                           tmp_path / "w2")
@@ -187,7 +193,7 @@ def test_fitsnap_weight_semantics():
     f2 = np.array([(configs[0].forces ** 2).mean(), (configs[1].forces ** 2).mean()])
     on = (1.0, 1.0, 0.0, (1.0,) * 6)
     for weights, (we, wf) in ((None, ([100.0, 7.0], [1.0, 2.0])), ((10.0, 0.5), ([10.0, 10.0], [0.5, 0.5]))):
-        batch = _Batch(configs, mu, sig, (torch.zeros(1, dtype=torch.float64), 1.0), weights)
+        batch = _Batch(configs, mu, sig, (torch.zeros(1, dtype=torch.float64), 1.0, None), weights)
         terms, _ = _loss_terms(batch, energy, forces, torch.zeros((0, 6), dtype=torch.float64), on)
         assert np.allclose(terms.numpy(), np.array(we) * de2 + np.array(wf) * f2, rtol=1e-14)
     with pytest.raises(FitsnapError):
@@ -296,7 +302,8 @@ def test_energy_head_reference_energies_and_folded_export(tmp_path):
                                   np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros((0, 3, 4)),
                                   float(np.bincount(elements, minlength=2) @ e0), rng.normal(scale=0.4, size=(n, 3))))
     net = PerAtomNetwork(hidden=(5,), num_epochs=2, n_elements=2, patience=0).fit(configs, validation=())
-    shift, scale = net.energy_head_
+    shift, scale, linear = net.energy_head_
+    assert linear is None
     assert np.allclose(shift, e0, atol=1e-12)
     train_forces = np.concatenate([c.forces for c in configs if not c.test])
     assert scale == pytest.approx(np.sqrt((train_forces ** 2).mean()), rel=1e-12)

@@ -68,4 +68,4 @@ def fingerprint_differences(made: dict, now: dict, keys=None) -> list[str]:
             for k in keys if made.get(k) != now.get(k)]
 
 
-ARCHITECTURE_KEYS = ("layer_sizes", "activation", "types", "multi_element_option")
+ARCHITECTURE_KEYS = ("layer_sizes", "activation", "types", "multi_element_option", "linear_baseline")

@@ -43,6 +43,7 @@ from ..errors import FitsnapError, first_line
 from ..parallel import torch_threads, world
 from ..settings import ACTIVATIONS
 from ..units import BAR_TO_GPA, EV_PER_A3_TO_BAR
+from .head import fold_linear, linear_head, reference_energy_head
 from .checkpoint import ARCHITECTURE_KEYS, fingerprint_differences, load_trusted, no_deck, plain
 
 
@@ -71,7 +72,8 @@ class _Batch:
     """Configurations concatenated into flat tensors (pair indices offset to the batch's atoms)."""
 
     def __init__(self, configs, mu, sig, head, weights=None):
-        """`head`: (per-element reference energies (eV/atom), output scale (eV)) — E_i = E0_e + s · NN_e;
+        """`head`: (per-element reference energies (eV/atom), output scale (eV), linear SNAP coefficients on raw B
+        (n_elements, ndesc) or None) — E_i = E0_e + β_e·B_i + s · NN_e;
         `weights`: (energy_weight, force_weight) overriding every configuration's group weights, or None."""
         torch = _torch()
         counts = [c.natoms for c in configs]
@@ -84,6 +86,8 @@ class _Batch:
         self.inv_sig = 1.0 / sig[self.elements]
         self.shift = head[0][self.elements]
         self.out_scale = head[1]
+        self.lin_beta = None if head[2] is None else head[2][self.elements]   # dE/dB_i of the linear part
+        self.lin_energy = None if head[2] is None else (b * self.lin_beta).sum(1)
         self.pi = torch.from_numpy(np.concatenate([c.pair_i.astype(np.int64) + o for c, o in zip(configs, offsets)]))
         self.pj = torch.from_numpy(np.concatenate([c.pair_j.astype(np.int64) + o for c, o in zip(configs, offsets)]))
         self.dgrad = [c.dgrad for c in configs]   # not concatenated: contracted config by config
@@ -155,6 +159,9 @@ def _evaluate(nets, batch: _Batch, create_graph: bool):
         e_atom = batch.shift + batch.out_scale * e_atom
         (beta_n,) = torch.autograd.grad(e_atom.sum(), bn, create_graph=create_graph)
     beta = beta_n * batch.inv_sig                                        # dE/dB_i
+    if batch.lin_beta is not None:
+        e_atom = e_atom + batch.lin_energy
+        beta = beta + batch.lin_beta
     contrib = _pair_contract(beta[batch.pi], batch.dgrad)                # (P, 3)
     forces = torch.zeros((len(bn), 3), dtype=torch.float64).index_add(0, batch.pj, contrib)
     energy = torch.zeros(batch.ncfg, dtype=torch.float64).index_add(0, batch.atom_cfg, e_atom)
@@ -195,14 +202,15 @@ class PerAtomNetwork:
     errors about checkpoint / save_state_input files (a DeckError naming the deck when the fit pipeline passes
     Settings.error). bootstrap: train on a resample of the training configurations seeded by `seed` (ensembles).
     weight_decay: AdamW's decoupled decay of every parameter (Loshchilov & Hutter 2019), p ← p − lr·weight_decay·p
-    per step; 0 trains with Adam as FitSNAP does.
+    per step; 0 trains with Adam as FitSNAP does. linear_baseline: the networks learn what linear SNAP on the same
+    descriptors leaves (models.head: fitted to this loss first, held fixed, exported inside the network).
     """
 
     def __init__(self, hidden=(32, 32), activation="tanh", learning_rate=5e-3, num_epochs=300, batch_size=4,
                  energy_weight=None, force_weight=None, seed=0, patience=50, n_elements=1, checkpoint="",
                  save_freq=10, init_state="", lr_final_fraction=0.01, stress_weight=0.0,
                  stress_mask=(1.0,) * 6, shuffle=True, multi_element_option=2, deck_error=None, bootstrap=False,
-                 ema_decay=0.0, weight_decay=0.0):
+                 ema_decay=0.0, weight_decay=0.0, linear_baseline=False):
         if activation not in ACTIVATIONS:
             raise FitsnapError(f"activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (the only ones "
                                "LAMMPS' mliap model nn implements; any other name would silently run as linear)")
@@ -231,6 +239,7 @@ class PerAtomNetwork:
         self.bootstrap = bootstrap
         self.ema_decay = ema_decay
         self.weight_decay = weight_decay
+        self.linear_baseline = linear_baseline
 
     # ------------------------------------------------------------------ helpers
     def _scale(self, fit, nd, comm):
@@ -255,27 +264,13 @@ class PerAtomNetwork:
         sig[sig <= 1e-10 * np.maximum(1.0, np.abs(mu))] = 1.0
         return mu, sig
 
-    def _energy_head(self, fit, comm):
-        """(E0, s): per-element reference energies (eV/atom; one shared value with a shared network) fitted to the
-        training energies by least squares and held fixed (MACE's E0s, pacemaker's reference energies), and the
-        RMS training force component (eV/Å), the unit of the networks' output (MACE's scaling): E_i = E0_e + s·NN_e.
-        The networks learn only what the reference energies leave, on a scale of order one."""
-        rows = [(np.bincount(c.elements, minlength=self.n_elements).astype(float), c.energy,
-                 float((c.forces ** 2).sum()), 3 * c.natoms) for c in fit]
-        rows = [r for part in comm.allgather(rows) for r in part]
-        a = np.array([r[0] for r in rows])
-        if self.multi_element_option == 1:
-            a = a.sum(1, keepdims=True)
-        e0 = np.linalg.lstsq(a, np.array([r[1] for r in rows]), rcond=None)[0]
-        shift = np.broadcast_to(e0, (self.n_elements,)).copy()
-        rms_force = np.sqrt(sum(r[2] for r in rows) / max(sum(r[3] for r in rows), 1))
-        return shift, float(rms_force) if rms_force > 1e-8 else 1.0
-
-    def _set_head(self, shift, out_scale) -> None:
-        """The energy head as a learned attribute (numpy, float) and as the batches' tensors."""
+    def _set_head(self, shift, out_scale, linear=None) -> None:
+        """The energy head (E0, s, β or None) as a learned attribute (numpy, float) and as the batches' tensors."""
         torch = _torch()
-        self.energy_head_ = (np.asarray(shift, dtype=float), float(out_scale))
-        self._head = (torch.from_numpy(self.energy_head_[0]), self.energy_head_[1])
+        linear = None if linear is None else np.asarray(linear, dtype=float)
+        self.energy_head_ = (np.asarray(shift, dtype=float), float(out_scale), linear)
+        self._head = (torch.from_numpy(self.energy_head_[0]), self.energy_head_[1],
+                      None if linear is None else torch.from_numpy(linear))
 
     def fingerprint(self, nd, fit_ids, val_ids, provenance=None) -> dict:
         """What a checkpoint must share with this fit, as {deck key: printable value}."""
@@ -288,6 +283,9 @@ class PerAtomNetwork:
                "stress_components": repr(self.stress_mask), "seed": str(self.seed), "patience": str(self.patience),
                "shuffle_flag": str(int(self.shuffle)), "energy head": "least-squares E0 + RMS-force output scale",
                "training configurations": f"{len(fit_ids)} ({digest[:12]})"}
+        if self.linear_baseline:
+            out["linear_baseline"] = "1"
+            out["energy head"] = "linear SNAP fitted to the loss + RMS residual force output scale"
         if self.ema_decay:
             out["ema_decay"] = repr(self.ema_decay)
         if self.weight_decay:
@@ -309,15 +307,15 @@ class PerAtomNetwork:
         """(mu, sig, energy head) from save_state_input, whose architecture and descriptor must be this fit's (a
         state saved before the energy head existed has E0 = 0, s = 1: its networks' output is the energy)."""
         saved = load_trusted(self.init_state, "save_state_input", self.deck_error)
-        keys = [k for k in fingerprint if k in ARCHITECTURE_KEYS or k in saved.get("descriptor_keys", ())]
+        keys = [k for k in sorted(set(fingerprint) | set(saved["fingerprint"]))
+                if k in ARCHITECTURE_KEYS or k in saved.get("descriptor_keys", ())]
         diff = fingerprint_differences(saved["fingerprint"], fingerprint, keys)
         if diff:
             raise self.deck_error(f"{self.init_state} {'; '.join(diff)}", "PYTORCH", "save_state_input")
         try:
             self.nets_.load_state_dict(saved["nets"])
-            shift, out_scale = saved.get("head", (np.zeros(self.n_elements), 1.0))
             return (np.asarray(saved["mu"], dtype=float), np.asarray(saved["sig"], dtype=float),
-                    (np.asarray(shift, dtype=float), float(out_scale)))
+                    _as_head(saved.get("head", (np.zeros(self.n_elements), 1.0))))
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise self.deck_error(f"{self.init_state} does not hold this network's weights ({first_line(exc, 120)})",
                                   "PYTORCH", "save_state_input") from None
@@ -335,7 +333,7 @@ class PerAtomNetwork:
             rng.bit_generator.state = ck["rng"]
             state.update({k: ck[k] for k in state if self.ema_decay or k not in ("steps", "ema")})
             mu, sig = np.asarray(ck["mu"], dtype=float), np.asarray(ck["sig"], dtype=float)
-            head = (np.asarray(ck["head"][0], dtype=float), float(ck["head"][1]))
+            head = _as_head(ck["head"])
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise self.deck_error(f"{self.checkpoint} is damaged ({type(exc).__name__}: {first_line(exc, 120)})",
                                   "PYTORCH", "checkpoint") from None
@@ -402,7 +400,9 @@ class PerAtomNetwork:
             mu, sig, head = self._load_init_state(self.fingerprint_)
         else:
             mu, sig = self._scale(fit, nd, comm)
-            head = self._energy_head(fit, comm)
+            shared = self.multi_element_option == 1
+            head = (linear_head(fit, nd, self.n_elements, shared, mu, sig, self._override, self._weights, comm)
+                    if self.linear_baseline else reference_energy_head(fit, self.n_elements, shared, comm))
             with torch.no_grad():
                 for net in self.nets_:
                     net[-1].bias.zero_()
@@ -572,16 +572,20 @@ class PerAtomNetwork:
     @property
     def layers_(self):
         """Per element: [(W (out, in), b (out,)), ...] as numpy arrays, the energy head folded into the last layer
-        (W·s, b·s + E0_e): what LAMMPS evaluates."""
+        (W·s, b·s + E0_e) and a linear baseline carried by extra units (models.head.fold_linear): what LAMMPS
+        evaluates."""
         torch = _torch()
         nets = list(self.nets_) * (self.n_elements if len(self.nets_) == 1 else 1)  # a shared network serves all
-        shift, out_scale = self.energy_head_
+        shift, out_scale, linear = self.energy_head_
+        mu, sig = self.scale_
         out = []
         for e, net in enumerate(nets):
             lin = [m for m in net if isinstance(m, torch.nn.Linear)]
             layers = [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in lin]
             w, b = layers[-1]
             layers[-1] = (w * out_scale, b * out_scale + shift[e])
+            if linear is not None:  # β·B = (β⊙σ)·B̂ + β·μ
+                layers = fold_linear(layers, linear[e] * sig[e], float(linear[e] @ mu[e]), self.activation)
             out.append(layers)
         return out
 
@@ -596,3 +600,11 @@ class PerAtomNetwork:
         return plain(dict(nets=self.nets_.state_dict(), mu=self.scale_[0], sig=self.scale_[1], head=self.energy_head_,
                           hidden=self.hidden, activation=self.activation, n_elements=self.n_elements,
                           history=self.history_, fingerprint=self.fingerprint_, descriptor_keys=list(descriptor_keys)))
+
+
+def _as_head(head):
+    """(E0, s, β or None) from a saved head; states saved before the linear baseline existed hold (E0, s)."""
+    shift, out_scale, *rest = head
+    linear = rest[0] if rest and rest[0] is not None else None
+    return (np.asarray(shift, dtype=float), float(out_scale),
+            None if linear is None else np.asarray(linear, dtype=float))

@@ -22,6 +22,7 @@ KEYED_UNLESS_DEFAULT = {("calculator", "stress_components"): "all", ("network", 
                         ("network", "shuffle_flag"): True, ("network", "multi_element_option"): 2,
                         ("network", "ensemble_size"): 1, ("network", "ensemble_bootstrap"): False,
                         ("network", "ema_decay"): 0.0, ("network", "weight_decay"): 0.0,
+                        ("network", "linear_baseline"): False,
                         ("solver", "nsam"): 0, ("solver", "cov_nugget"): 0.0,
                         ("solver", "nboot"): 100}
 

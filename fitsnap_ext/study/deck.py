@@ -24,12 +24,12 @@ MODEL_KEY_SECTIONS = {
     "layer_sizes": "PYTORCH", "activation": "PYTORCH", "num_epochs": "PYTORCH", "learning_rate": "PYTORCH",
     "batch_size": "PYTORCH", "energy_weight": "PYTORCH", "force_weight": "PYTORCH", "seed": "PYTORCH",
     "patience": "PYTORCH", "validation_fraction": "PYTORCH", "stress_weight": "PYTORCH", "ema_decay": "PYTORCH",
-    "weight_decay": "PYTORCH",
+    "weight_decay": "PYTORCH", "linear_baseline": "PYTORCH",
 }
 QUICK_KEYS = ("base_deck", "ladder", "properties", "md_cell", "md_steps", "nn_epochs", "out")
 STUDY_KEYS = ("base_deck", "system", "properties", "quick", "out", "ladder", "md_cell", "md_steps",
               "md_temperature", "nn_epochs", "nn_patience", "nn_stress_weight", "nn_group_weights", "nn_ema_decay",
-              "nn_weight_decay", "nn_validation_fraction", "split_seed", "dataPath", "structure", "property_settings",
+              "nn_weight_decay", "nn_validation_fraction", "nn_linear_baseline", "split_seed", "dataPath", "structure", "property_settings",
               "property_quick", "nn_ensemble", "linear_samples", "linear_uq") + tuple("quick_" + k for k in QUICK_KEYS)
 REFERENCE_KEYS = ("literature", "volume_set", "liquid_set", "solid_md_set", "quick_literature")
 # A network rung's loss weights unless the study deck gives [PYTORCH] energy_weight/force_weight (the values every
@@ -248,7 +248,7 @@ def _run_options(raw: RawDeck, quick: bool) -> dict:
 
 def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
     """The [PYTORCH] keys every network rung gets: the study's nn_epochs, nn_stress_weight, nn_patience,
-    nn_ema_decay, nn_weight_decay, nn_validation_fraction and the command line's `-k PYTORCH key value` (a linear
+    nn_ema_decay, nn_weight_decay, nn_validation_fraction, nn_linear_baseline and the command line's `-k PYTORCH key value` (a linear
     rung's deck has no [PYTORCH])."""
     s = "STUDY"
     nn_epochs = raw.get(s, "nn_epochs", int, None)
@@ -281,6 +281,8 @@ def _nn_defaults(raw: RawDeck, overrides) -> list[tuple[str, str, str]]:
         defaults.append(("PYTORCH", "ema_decay", repr(nn_ema_decay)))
     if nn_weight_decay:
         defaults.append(("PYTORCH", "weight_decay", repr(nn_weight_decay)))
+    if raw.get(s, "nn_linear_baseline", bool, False):
+        defaults.append(("PYTORCH", "linear_baseline", "1"))
     if nn_validation is not None:
         defaults.append(("PYTORCH", "validation_fraction", repr(nn_validation)))
     return defaults + [("PYTORCH", key, value) for sec, key, value in overrides if sec.upper() == "PYTORCH"]
