@@ -102,6 +102,26 @@ def paired_difference(pairs: list[tuple[dict, dict]], seed: int = 0) -> tuple[fl
             float(np.mean(df)), float(np.std(df_boot / k, ddof=1)), se(df))
 
 
+def by_group(runs: list[dict], models: list[str]) -> list[str]:
+    """Markdown lines: per data group, each model's test energy MAE and mean signed residual (prediction − truth)
+    over every split's test configurations of that group — where the energy errors are, and whether they are
+    offsets."""
+    residuals: dict = {}
+    for r in runs:
+        for config, res in zip(r["configs"], r["e_res"]):
+            residuals.setdefault((r["model"], config.split("/")[0]), []).append(res)
+    groups = sorted({g for _, g in residuals})
+    lines = ["", "Test energy error by group (meV/atom; LAMMPS metal units), all splits' test configurations: MAE "
+             "(mean signed residual, prediction − truth):", "",
+             "| group | configurations | " + " | ".join(models) + " |", "|:--|--:|" + "--:|" * len(models)]
+    for g in groups:
+        n = max(len(residuals.get((m, g), [])) for m in models)
+        cells = [f"{np.mean(np.abs(v)):.1f} ({np.mean(v):+.1f})" if (v := residuals.get((m, g))) else "–"
+                 for m in models]
+        lines.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render(runs: list[dict]) -> str:
     """Markdown: test E / F MAE per model and split, mean ± sd over splits, each model against linear 2J=8."""
     seeds = sorted({r["seed"] for r in runs}, key=lambda s: (s != 42, s))
@@ -134,6 +154,7 @@ def render(runs: list[dict]) -> str:
         wins = sum(e_mae(a) <= e_mae(b) for a, b in pairs)
         lines.append(f"| {m} | {len(pairs)} | {de:+.2f} ± {de_sd:.2f} | {de_se:.2f} | {df:+.4f} ± {df_sd:.4f} | "
                      f"{df_se:.4f} | {wins} of {len(pairs)} |")
+    lines += by_group(runs, models)
     walls = {m: np.mean([r["wall_s"] for r in runs if r["model"] == m]) for m in models}
     lines += ["", "Fit wall time (s, mean over splits): " + ", ".join(f"{m} {w:.0f}" for m, w in walls.items())]
     return "\n".join(lines) + "\n"
