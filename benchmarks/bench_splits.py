@@ -1,7 +1,8 @@
 """Do a study's networks beat linear SNAP on test errors, or was its one split lucky or unlucky?
 
     python benchmarks/bench_splits.py [--study input_files/study_lgps.in] [--seeds 42 1 2 3 4 5]
-        [--models linear_2J8 nn_64x64 ...] [--raw runs.json] [--also other.json ...] [--render-only] [--out results.md]
+        [--models linear_2J8 nn_64x64 ...] [-k SECTION KEY VALUE ...] [--raw runs.json] [--also other.json ...]
+        [--render-only] [--out results.md]
 
 Every model of the study deck is fitted exactly as the study fits it (`study.model_settings`: the study's base
 deck, its network recipe — e.g. LGPS: 3-member ensembles, 1000 epochs, weight decay, relative group weights),
@@ -43,14 +44,16 @@ def split_residuals(parity: Path) -> dict:
             "f_n": [int(force.get_group(c).size) for c in energy.index]}
 
 
-def run_one(study: Path, seed: int, name: str) -> dict:
-    """Fit one study model on one split seed → its test residuals and fit wall time."""
+def run_one(study: Path, seed: int, name: str, keys=()) -> dict:
+    """Fit one study model on one split seed → its test residuals and fit wall time (`keys`: the study deck's
+    `-k SECTION KEY VALUE` overrides, e.g. a [MODEL_name] section defined on the command line)."""
     from fitsnap_ext import api
     from fitsnap_ext.study import read_study
     from fitsnap_ext.study.deck import model_settings
 
     with tempfile.TemporaryDirectory(prefix="split_") as tmp:
-        spec = read_study(study, [("STUDY", "split_seed", str(seed)), ("STUDY", "out", str(Path(tmp) / "study"))])
+        spec = read_study(study, [*keys, ("STUDY", "split_seed", str(seed)),
+                                  ("STUDY", "out", str(Path(tmp) / "study"))])
         model = next(m for m in spec.models if m.name == name)
         t0 = time.perf_counter()
         api.fit(model_settings(spec, model), out_dir=Path(tmp) / "fit", overwrite=True)
@@ -165,6 +168,8 @@ def main() -> None:
     parser.add_argument("--study", type=Path, default=REPO / "input_files" / "study_lgps.in")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4, 5])
     parser.add_argument("--models", nargs="+", help="the study's rungs (default: its whole ladder)")
+    parser.add_argument("-k", "--keyword", nargs=3, action="append", default=[], metavar=("SECTION", "KEY", "VALUE"),
+                        help="study deck override, as the study command's (-k MODEL_x solver PYTORCH ... adds a rung)")
     parser.add_argument("--raw", type=Path, help="JSON file of every run (appended to; runs already there are kept)")
     parser.add_argument("--also", type=Path, nargs="*", default=[],
                         help="more runs' JSON files (another process's --raw) to render with these")
@@ -177,7 +182,7 @@ def main() -> None:
             for name in args.models or ladder(args.study):
                 if any(r["seed"] == seed and r["model"] == name for r in runs):
                     continue
-                run = run_one(args.study, seed, name)
+                run = run_one(args.study, seed, name, [tuple(k) for k in args.keyword])
                 print(f"split {seed} {name}: test E MAE {e_mae(run):.2f} meV/atom, F MAE {f_mae(run):.4f} eV/Å, "
                       f"fit {run['wall_s']:.0f} s", flush=True)
                 runs.append(run)

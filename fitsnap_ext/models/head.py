@@ -1,4 +1,5 @@
-"""What a network sits on — its energy head: E_i = E0_e + β_e·B_i + s·NN_e(B̂_i).
+"""What a network's training starts from and holds fixed: its input standardisation B̂ = (B − μ_e)/σ_e and its
+energy head, E_i = E0_e + β_e·B_i + s·NN_e(B̂_i).
 
 `reference_energy_head`: per-element reference energies E0_e only (β = 0; MACE's E0s, pacemaker's reference
 energies). `linear_head` (Δ-learning: linear SNAP under the network) finds the linear part that minimises the network's own loss over the training
@@ -26,6 +27,37 @@ RCOND = 1e-12          # singular values below RCOND × the largest are cut (sta
 TANH_RANGE = 3e-5
 SIGMOID_RANGE = 1e-4
 BN_BOUND = 3.0         # |B̂| bound used to scale the carried unit (standardised descriptors)
+
+
+def standardisation(fit, nd: int, n_elements: int, shared: bool, comm):
+    """(μ, σ) per element: mean and standard deviation of B over the training atoms of all ranks (one shared row,
+    repeated per element, with a shared network; a constant component gets σ = 1)."""
+    from mpi4py import MPI
+
+    sums = np.zeros((n_elements, 2 * nd + 1))
+    for c in fit:
+        for e in range(n_elements):
+            b = c.b[c.elements == e]
+            sums[e, :nd] += b.sum(0)
+            sums[e, nd:2 * nd] += (b * b).sum(0)
+            sums[e, -1] += len(b)
+    comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+    if shared:
+        sums = np.repeat(sums.sum(0, keepdims=True), n_elements, axis=0)
+    n = np.maximum(sums[:, -1:], 1.0)
+    mu = sums[:, :nd] / n
+    var = np.maximum(sums[:, nd:2 * nd] / n - mu * mu, 0.0)
+    sig = np.sqrt(var)
+    sig[sig <= 1e-10 * np.maximum(1.0, np.abs(mu))] = 1.0
+    return mu, sig
+
+
+def saved_head(head):
+    """(E0, s, β or None) from a checkpoint or saved state; those saved before the linear baseline hold (E0, s)."""
+    shift, out_scale, *rest = head
+    linear = rest[0] if rest and rest[0] is not None else None
+    return (np.asarray(shift, dtype=float), float(out_scale),
+            None if linear is None else np.asarray(linear, dtype=float))
 
 
 def _config_rows(c, mu, sig, groups: int, weights, loss) -> tuple[np.ndarray, np.ndarray]:

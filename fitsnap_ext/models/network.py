@@ -43,7 +43,7 @@ from ..errors import FitsnapError, first_line
 from ..parallel import torch_threads, world
 from ..settings import ACTIVATIONS
 from ..units import BAR_TO_GPA, EV_PER_A3_TO_BAR
-from .head import fold_linear, linear_head, reference_energy_head
+from .head import fold_linear, linear_head, reference_energy_head, saved_head, standardisation
 from .checkpoint import ARCHITECTURE_KEYS, fingerprint_differences, load_trusted, no_deck, plain
 
 
@@ -242,28 +242,6 @@ class PerAtomNetwork:
         self.linear_baseline = linear_baseline
 
     # ------------------------------------------------------------------ helpers
-    def _scale(self, fit, nd, comm):
-        """Per-element mean and standard deviation of B over the training atoms of all ranks (one shared row,
-        repeated per element, with a shared network)."""
-        from mpi4py import MPI
-
-        sums = np.zeros((self.n_elements, 2 * nd + 1))
-        for c in fit:
-            for e in range(self.n_elements):
-                b = c.b[c.elements == e]
-                sums[e, :nd] += b.sum(0)
-                sums[e, nd:2 * nd] += (b * b).sum(0)
-                sums[e, -1] += len(b)
-        comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
-        if self.multi_element_option == 1:
-            sums = np.repeat(sums.sum(0, keepdims=True), self.n_elements, axis=0)
-        n = np.maximum(sums[:, -1:], 1.0)
-        mu = sums[:, :nd] / n
-        var = np.maximum(sums[:, nd:2 * nd] / n - mu * mu, 0.0)
-        sig = np.sqrt(var)
-        sig[sig <= 1e-10 * np.maximum(1.0, np.abs(mu))] = 1.0
-        return mu, sig
-
     def _set_head(self, shift, out_scale, linear=None) -> None:
         """The energy head (E0, s, β or None) as a learned attribute (numpy, float) and as the batches' tensors."""
         torch = _torch()
@@ -315,7 +293,7 @@ class PerAtomNetwork:
         try:
             self.nets_.load_state_dict(saved["nets"])
             return (np.asarray(saved["mu"], dtype=float), np.asarray(saved["sig"], dtype=float),
-                    _as_head(saved.get("head", (np.zeros(self.n_elements), 1.0))))
+                    saved_head(saved.get("head", (np.zeros(self.n_elements), 1.0))))
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise self.deck_error(f"{self.init_state} does not hold this network's weights ({first_line(exc, 120)})",
                                   "PYTORCH", "save_state_input") from None
@@ -333,7 +311,7 @@ class PerAtomNetwork:
             rng.bit_generator.state = ck["rng"]
             state.update({k: ck[k] for k in state if self.ema_decay or k not in ("steps", "ema")})
             mu, sig = np.asarray(ck["mu"], dtype=float), np.asarray(ck["sig"], dtype=float)
-            head = _as_head(ck["head"])
+            head = saved_head(ck["head"])
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise self.deck_error(f"{self.checkpoint} is damaged ({type(exc).__name__}: {first_line(exc, 120)})",
                                   "PYTORCH", "checkpoint") from None
@@ -399,8 +377,8 @@ class PerAtomNetwork:
         if self.init_state:
             mu, sig, head = self._load_init_state(self.fingerprint_)
         else:
-            mu, sig = self._scale(fit, nd, comm)
             shared = self.multi_element_option == 1
+            mu, sig = standardisation(fit, nd, self.n_elements, shared, comm)
             head = (linear_head(fit, nd, self.n_elements, shared, mu, sig, self._override, self._weights, comm)
                     if self.linear_baseline else reference_energy_head(fit, self.n_elements, shared, comm))
             with torch.no_grad():
@@ -600,11 +578,3 @@ class PerAtomNetwork:
         return plain(dict(nets=self.nets_.state_dict(), mu=self.scale_[0], sig=self.scale_[1], head=self.energy_head_,
                           hidden=self.hidden, activation=self.activation, n_elements=self.n_elements,
                           history=self.history_, fingerprint=self.fingerprint_, descriptor_keys=list(descriptor_keys)))
-
-
-def _as_head(head):
-    """(E0, s, β or None) from a saved head; states saved before the linear baseline existed hold (E0, s)."""
-    shift, out_scale, *rest = head
-    linear = rest[0] if rest and rest[0] is not None else None
-    return (np.asarray(shift, dtype=float), float(out_scale),
-            None if linear is None else np.asarray(linear, dtype=float))
