@@ -2,10 +2,10 @@
 energy head, E_i = E0_e + β_e·B_i + s·NN_e(B̂_i).
 
 `reference_energy_head`: per-element reference energies E0_e only (β = 0; MACE's E0s, pacemaker's reference
-energies). `linear_head` (Δ-learning: linear SNAP under the network) finds the linear part that minimises the network's own loss over the training
-configurations (energies, forces and stresses with the same weights), so that training starts from the best linear
-model of those descriptors and the network learns only what it leaves; AdamW's weight decay then pulls the
-network towards linear SNAP instead of towards a constant.
+energies). `linear_head` (Δ-learning: linear SNAP under the network) finds the linear part that minimises the
+network's own loss over the training configurations (energies, forces and stresses with the same weights), so
+that training starts from the best linear model of those descriptors and the network learns only what it leaves;
+AdamW's weight decay then pulls the network towards linear SNAP instead of towards a constant.
 
 `fold_linear` writes the linear part into the network's own layers, so that LAMMPS' stock `mliap model nn` (one
 activation per layer, no skip connections) evaluates it: one extra unit per hidden layer carries z = w·B̂ to the
