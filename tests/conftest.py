@@ -14,6 +14,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
+# [BISPECTRUM] of the Si_Zuo_JPCA2020 SNAPs that ship with LAMMPS (linear: rcutfac 4.9, quadratic: 4.8)
+ZUO_BISPECTRUM = """numTypes = 1
+twojmax = 8
+rcutfac = {rcutfac}
+rfac0 = 0.99363
+rmin0 = 0
+wj = 1
+radelem = 0.5
+type = Si
+bzeroflag = 0
+quadraticflag = 0"""
+
 SW_LABELER = """
 [LABELER]
 type = lammps

@@ -9,18 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, fit_in_process, lammps_energy_forces, read_snapcoeff, xyz_refit_deck
-
-ZUO_BISPECTRUM = """numTypes = 1
-twojmax = 8
-rcutfac = 4.9
-rfac0 = 0.99363
-rmin0 = 0
-wj = 1
-radelem = 0.5
-type = Si
-bzeroflag = 0
-quadraticflag = 0"""
+from conftest import (REPO, ZUO_BISPECTRUM, fit_in_process, lammps_energy_forces, read_snapcoeff,
+                      xyz_refit_deck)
 
 
 def _forward(layers, x, activation):
@@ -75,7 +65,7 @@ def zuo_labelled(tmp_path_factory):
         groups.append(f"{name} = 1.0 0.0 100 1 1e-4")
     teacher.close()
     deck = work / "in.zuo"
-    deck.write_text(xyz_refit_deck(ZUO_BISPECTRUM, "delta", "\n".join(groups)))
+    deck.write_text(xyz_refit_deck(ZUO_BISPECTRUM.format(rcutfac=4.9), "delta", "\n".join(groups)))
     return dict(deck=deck, work=work, published=read_snapcoeff(f"{stem}.snapcoeff"))
 
 

@@ -6,22 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, read_snapcoeff, run_cli, xyz_refit_deck
+from conftest import REPO, ZUO_BISPECTRUM, read_snapcoeff, run_cli, xyz_refit_deck
 from fitsnap_ext.data.extxyz import read_extxyz, write_extxyz
 from fitsnap_ext.generate.deck import LabelerSettings
 from fitsnap_ext.generate.labelers import LammpsLabeler
 from fitsnap_ext.lammps_session import lammps_module
-
-BISPECTRUM = """numTypes = 1
-twojmax = 8
-rcutfac = {rcutfac}
-rfac0 = 0.99363
-rmin0 = 0
-wj = 1
-radelem = 0.5
-type = Si
-bzeroflag = 0
-quadraticflag = 0"""
 
 
 @pytest.mark.parametrize("stem,rcutfac,quadratic,ncoeff", [
@@ -40,7 +29,7 @@ def test_refit_recovers_si_zuo_snap(tmp_path, stem, rcutfac, quadratic, ncoeff):
         write_extxyz(tmp_path / "data" / f"{name}.xyz", frames, teacher.header())
         groups.append(f"{name} = 1.0 0.0 100 1 1e-4")
     teacher.close()
-    deck = xyz_refit_deck(BISPECTRUM.format(rcutfac=rcutfac), "zuo_refit", "\n".join(groups))
+    deck = xyz_refit_deck(ZUO_BISPECTRUM.format(rcutfac=rcutfac), "zuo_refit", "\n".join(groups))
     (tmp_path / "in.zuo").write_text(deck.replace("quadraticflag = 0", f"quadraticflag = {quadratic}"))
     run_cli([tmp_path / "in.zuo"], tmp_path)
 
