@@ -125,6 +125,26 @@ def by_group(runs: list[dict], models: list[str]) -> list[str]:
     return lines
 
 
+def against_recipe(by: dict, seeds: list, models: list[str]) -> list[str]:
+    """Markdown rows: each variant (`nn_16_delta`, `nn_16_delta_2j8`) against the recipe it varies — the model
+    whose name is the longest `<name>_` prefix of its own — paired on the splits both were fitted on."""
+    lines = []
+    for m in models:
+        base = max((b for b in models if m.startswith(b + "_")), key=len, default=None)
+        pairs = [(by[(s, m)], by[(s, base)]) for s in seeds if (s, m) in by and (s, base) in by]
+        if not pairs:
+            continue
+        de, de_sd, de_se, df, df_sd, df_se = paired_difference(pairs)
+        wins = sum(e_mae(a) <= e_mae(b) for a, b in pairs)
+        lines.append(f"| {m} | {base} | {len(pairs)} | {de:+.2f} ± {de_sd:.2f} | {de_se:.2f} | "
+                     f"{df:+.4f} ± {df_sd:.4f} | {df_se:.4f} | {wins} of {len(pairs)} |")
+    if not lines:
+        return []
+    return ["", "Each variant against the recipe it varies (variant − recipe; as above):", "",
+            "| variant | recipe | splits | Δ E MAE (meV/atom) | split-to-split se | Δ F MAE (eV/Å) | split-to-split se |"
+            " splits with lower E MAE |", "|:--|:--|--:|--:|--:|--:|--:|--:|", *lines]
+
+
 def render(runs: list[dict]) -> str:
     """Markdown: test E / F MAE per model and split, mean ± sd over splits, each model against linear 2J=8."""
     seeds = sorted({r["seed"] for r in runs}, key=lambda s: (s != 42, s))
@@ -157,6 +177,7 @@ def render(runs: list[dict]) -> str:
         wins = sum(e_mae(a) <= e_mae(b) for a, b in pairs)
         lines.append(f"| {m} | {len(pairs)} | {de:+.2f} ± {de_sd:.2f} | {de_se:.2f} | {df:+.4f} ± {df_sd:.4f} | "
                      f"{df_se:.4f} | {wins} of {len(pairs)} |")
+    lines += against_recipe(by, seeds, models)
     lines += by_group(runs, models)
     walls = {m: np.mean([r["wall_s"] for r in runs if r["model"] == m]) for m in models}
     lines += ["", "Fit wall time (s, mean over splits): " + ", ".join(f"{m} {w:.0f}" for m, w in walls.items())]
