@@ -28,13 +28,20 @@ REPO = Path(__file__).resolve().parents[1]
 BOOT = 2000
 
 
+def config_label(group: str, config: str) -> str:
+    """`group/config`, a linear fit's `file:line (configuration k)` reduced to the file's name (the fit ran in a
+    temporary folder: the path it saw names this machine)."""
+    path, sep, rest = config.partition(":")
+    return f"{group}/{Path(path).name if sep else config}{sep}{rest}"
+
+
 def split_residuals(parity: Path) -> dict:
     """Per test configuration of a parity.df: energy residual (meV/atom), Σ|force residual| and its count."""
     import pandas as pd
 
     df = pd.read_pickle(parity)
     df = df[df["Testing"].astype(bool)]
-    df = df.assign(config=df["Groups"].astype(str) + "/" + df["Configs"].astype(str),
+    df = df.assign(config=[config_label(g, c) for g, c in zip(df["Groups"].astype(str), df["Configs"].astype(str))],
                    r=df["preds"].astype(float) - df["truths"].astype(float))
     energy = df[df["Row_Type"] == "Energy"].set_index("config")["r"] * 1e3
     force = df[df["Row_Type"] == "Force"].groupby("config")["r"]
