@@ -132,6 +132,14 @@ def by_group(runs: list[dict], models: list[str]) -> list[str]:
     return lines
 
 
+def paired_cells(pairs: list[tuple[dict, dict]]) -> str:
+    """A paired table's cells after the model names: splits, Δ E MAE ± sd, se, Δ F MAE ± sd, se, splits won."""
+    de, de_sd, de_se, df, df_sd, df_se = paired_difference(pairs)
+    wins = sum(e_mae(a) <= e_mae(b) for a, b in pairs)
+    return (f"{len(pairs)} | {de:+.2f} ± {de_sd:.2f} | {de_se:.2f} | {df:+.4f} ± {df_sd:.4f} | {df_se:.4f} | "
+            f"{wins} of {len(pairs)} |")
+
+
 def against_recipe(by: dict, seeds: list, models: list[str]) -> list[str]:
     """Markdown rows: each variant (`nn_16_delta`, `nn_16_delta_2j8`) against the recipe it varies — the model
     whose name is the longest `<name>_` prefix of its own — paired on the splits both were fitted on."""
@@ -141,10 +149,7 @@ def against_recipe(by: dict, seeds: list, models: list[str]) -> list[str]:
         pairs = [(by[(s, m)], by[(s, base)]) for s in seeds if (s, m) in by and (s, base) in by]
         if not pairs:
             continue
-        de, de_sd, de_se, df, df_sd, df_se = paired_difference(pairs)
-        wins = sum(e_mae(a) <= e_mae(b) for a, b in pairs)
-        lines.append(f"| {m} | {base} | {len(pairs)} | {de:+.2f} ± {de_sd:.2f} | {de_se:.2f} | "
-                     f"{df:+.4f} ± {df_sd:.4f} | {df_se:.4f} | {wins} of {len(pairs)} |")
+        lines.append(f"| {m} | {base} | {paired_cells(pairs)}")
     if not lines:
         return []
     return ["", "Each variant against the recipe it varies (variant − recipe; as above):", "",
@@ -180,10 +185,7 @@ def render(runs: list[dict]) -> str:
         pairs = [(by[(s, m)], by[(s, "linear_2J8")]) for s in seeds if (s, m) in by and (s, "linear_2J8") in by]
         if m == "linear_2J8" or not pairs:
             continue
-        de, de_sd, de_se, df, df_sd, df_se = paired_difference(pairs)
-        wins = sum(e_mae(a) <= e_mae(b) for a, b in pairs)
-        lines.append(f"| {m} | {len(pairs)} | {de:+.2f} ± {de_sd:.2f} | {de_se:.2f} | {df:+.4f} ± {df_sd:.4f} | "
-                     f"{df_se:.4f} | {wins} of {len(pairs)} |")
+        lines.append(f"| {m} | {paired_cells(pairs)}")
     lines += against_recipe(by, seeds, models)
     lines += by_group(runs, models)
     walls = {m: np.mean([r["wall_s"] for r in runs if r["model"] == m]) for m in models}
