@@ -193,6 +193,43 @@ def render(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_tradeoff(runs: list[dict], path: Path, models: list[str] | None = None) -> None:
+    """PNG: each model's test energy and force MAE against linear 2J=8's, paired over the splits both were fitted
+    on (split-to-split standard errors as bars); the lower-left quadrant is the issue's target. A grey line joins
+    a variant to the recipe it varies (name prefix, as `against_recipe`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seeds = sorted({r["seed"] for r in runs})
+    by = {(r["seed"], r["model"]): r for r in runs}
+    models = [m for m in (models or dict.fromkeys(r["model"] for r in runs)) if m != "linear_2J8"]
+    points = {}
+    for m in models:
+        pairs = [(by[(s, m)], by[(s, "linear_2J8")]) for s in seeds if (s, m) in by and (s, "linear_2J8") in by]
+        if pairs:
+            de, _, de_se, df, _, df_se = paired_difference(pairs)
+            points[m] = (df, de, df_se, de_se, len(pairs))
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.axhline(0, color="k", lw=0.6)
+    ax.axvline(0, color="k", lw=0.6)
+    for m, (df, de, df_se, de_se, n) in points.items():
+        base = max((b for b in points if m.startswith(b + "_")), key=len, default=None)
+        if base:
+            ax.plot([points[base][0], df], [points[base][1], de], color="0.7", lw=0.8, zorder=0)
+        ax.errorbar(df, de, xerr=df_se, yerr=de_se, fmt="s" if m.startswith(("linear", "quadratic")) else "o",
+                    capsize=2, ms=4)
+        ax.annotate(f"{m}" + ("" if n == len(seeds) else f" ({n})"), (df, de), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xlabel("Δ test force MAE against linear 2J=8 (eV/Å)")
+    ax.set_ylabel("Δ test energy MAE against linear 2J=8 (meV/atom)")
+    ax.set_title(f"Paired over {len(seeds)} splits (bars: split-to-split se; squares: SNAP; lower left: better on "
+                 "both; LAMMPS metal units)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--study", type=Path, default=REPO / "input_files" / "study_lgps.in")
@@ -205,6 +242,8 @@ def main() -> None:
                         help="more runs' JSON files (another process's --raw) to render with these")
     parser.add_argument("--render-only", action="store_true", help="only render --raw (and --also)")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--plot", type=Path, help="PNG of each model's test energy and force MAE against linear 2J=8's")
+    parser.add_argument("--plot-models", nargs="+", help="the models to plot (default: all)")
     args = parser.parse_args()
     runs = json.loads(args.raw.read_text()) if args.raw and args.raw.exists() else []
     if not args.render_only:
@@ -218,10 +257,13 @@ def main() -> None:
                 runs.append(run)
                 if args.raw:
                     args.raw.write_text(json.dumps(runs))
-    text = render(runs + [r for path in args.also for r in json.loads(path.read_text())])
+    runs += [r for path in args.also for r in json.loads(path.read_text())]
+    text = render(runs)
     print(text)
     if args.out:
         args.out.write_text(text)
+    if args.plot:
+        plot_tradeoff(runs, args.plot, args.plot_models)
 
 
 if __name__ == "__main__":
