@@ -132,6 +132,17 @@ def by_group(runs: list[dict], models: list[str]) -> list[str]:
     return lines
 
 
+def paired_runs(by: dict, seeds: list, a: str, b: str) -> list[tuple[dict, dict]]:
+    """Model a's and model b's runs on each split both were fitted on."""
+    return [(by[(s, a)], by[(s, b)]) for s in seeds if (s, a) in by and (s, b) in by]
+
+
+def recipe_of(model: str, names) -> str | None:
+    """The recipe a variant varies: the longest of `names` that is a `<name>_` prefix of `model` (a naming
+    convention of this benchmark: `nn_16_delta_e670` varies `nn_16_delta`, which varies `nn_16`)."""
+    return max((b for b in names if model.startswith(b + "_")), key=len, default=None)
+
+
 def paired_cells(pairs: list[tuple[dict, dict]]) -> str:
     """A paired table's cells after the model names: splits, Δ E MAE ± sd, se, Δ F MAE ± sd, se, splits won."""
     de, de_sd, de_se, df, df_sd, df_se = paired_difference(pairs)
@@ -145,8 +156,8 @@ def against_recipe(by: dict, seeds: list, models: list[str]) -> list[str]:
     whose name is the longest `<name>_` prefix of its own — paired on the splits both were fitted on."""
     lines = []
     for m in models:
-        base = max((b for b in models if m.startswith(b + "_")), key=len, default=None)
-        pairs = [(by[(s, m)], by[(s, base)]) for s in seeds if (s, m) in by and (s, base) in by]
+        base = recipe_of(m, models)
+        pairs = paired_runs(by, seeds, m, base)
         if not pairs:
             continue
         lines.append(f"| {m} | {base} | {paired_cells(pairs)}")
@@ -182,7 +193,7 @@ def render(runs: list[dict]) -> str:
               "| model | splits | Δ E MAE (meV/atom) | split-to-split se | Δ F MAE (eV/Å) | split-to-split se |"
               " splits with lower E MAE |", "|:--|--:|--:|--:|--:|--:|--:|"]
     for m in models:
-        pairs = [(by[(s, m)], by[(s, "linear_2J8")]) for s in seeds if (s, m) in by and (s, "linear_2J8") in by]
+        pairs = paired_runs(by, seeds, m, "linear_2J8")
         if m == "linear_2J8" or not pairs:
             continue
         lines.append(f"| {m} | {paired_cells(pairs)}")
@@ -207,7 +218,7 @@ def plot_tradeoff(runs: list[dict], path: Path, models: list[str] | None = None)
     models = [m for m in (models or dict.fromkeys(r["model"] for r in runs)) if m != "linear_2J8"]
     points = {}
     for m in models:
-        pairs = [(by[(s, m)], by[(s, "linear_2J8")]) for s in seeds if (s, m) in by and (s, "linear_2J8") in by]
+        pairs = paired_runs(by, seeds, m, "linear_2J8")
         if pairs:
             de, _, de_se, df, _, df_se = paired_difference(pairs)
             points[m] = (df, de, df_se, de_se, len(pairs))
@@ -215,7 +226,7 @@ def plot_tradeoff(runs: list[dict], path: Path, models: list[str] | None = None)
     ax.axhline(0, color="k", lw=0.6)
     ax.axvline(0, color="k", lw=0.6)
     for m, (df, de, df_se, de_se, n) in points.items():
-        base = max((b for b in points if m.startswith(b + "_")), key=len, default=None)
+        base = recipe_of(m, points)
         if base:
             ax.plot([points[base][0], df], [points[base][1], de], color="0.7", lw=0.8, zorder=0)
         ax.errorbar(df, de, xerr=df_se, yerr=de_se, fmt="s" if m.startswith(("linear", "quadratic")) else "o",
@@ -229,6 +240,7 @@ def plot_tradeoff(runs: list[dict], path: Path, models: list[str] | None = None)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
