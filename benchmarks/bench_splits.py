@@ -152,12 +152,12 @@ def paired_cells(pairs: list[tuple[dict, dict]]) -> str:
 
 
 def against_recipe(by: dict, seeds: list, models: list[str]) -> list[str]:
-    """Markdown rows: each variant (`nn_16_delta`, `nn_16_delta_2j8`) against the recipe it varies — the model
-    whose name is the longest `<name>_` prefix of its own — paired on the splits both were fitted on."""
+    """Markdown rows: each variant (`nn_16_delta`, `nn_16_delta_2j8`) against the recipe it varies (`recipe_of`),
+    paired on the splits both were fitted on."""
     lines = []
     for m in models:
         base = recipe_of(m, models)
-        pairs = paired_runs(by, seeds, m, base)
+        pairs = paired_runs(by, seeds, m, base) if base else []
         if not pairs:
             continue
         lines.append(f"| {m} | {base} | {paired_cells(pairs)}")
